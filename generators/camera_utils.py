@@ -1,0 +1,102 @@
+"""Camera model of pi-GAN: cameras on a sphere around the origin, looking at it.
+
+Conventions (OpenGL-like): y is up. A camera at yaw `theta` and pitch `phi`
+sits at r * (sin(phi) cos(theta), cos(phi), sin(phi) sin(theta)); pitch is the
+angle from +y, so (theta, phi) = (pi/2, pi/2) puts the camera on +z.
+"""
+
+import math
+import random
+
+import torch
+
+CAMERA_DISTRIBUTIONS = ('gaussian', 'normal', 'uniform', 'hybrid', 'truncated_gaussian',
+                        'spherical_uniform', 'fixed', None)
+
+
+def normalize_vecs(vectors):
+    """Unit vectors along the last dimension."""
+    return vectors / torch.norm(vectors, dim=-1, keepdim=True)
+
+
+def truncated_normal_(tensor, mean=0.0, std=1.0):
+    """Fills `tensor` with N(mean, std) restricted to (-2 std, 2 std) by rejection."""
+    candidates = tensor.new_empty(tensor.shape + (4,)).normal_()
+    valid = (candidates < 2) & (candidates > -2)
+    first_valid = valid.max(-1, keepdim=True)[1]
+    tensor.data.copy_(candidates.gather(-1, first_valid).squeeze(-1))
+    return tensor.mul_(std).add_(mean)
+
+
+def sample_camera_angles(n, horizontal_stddev, vertical_stddev, horizontal_mean, vertical_mean,
+                         mode, device='cpu'):
+    """Draws (pitch, yaw), each [n, 1], from one of the pi-GAN pose distributions."""
+    def uniform(spread):
+        return (torch.rand((n, 1), device=device) - 0.5) * 2 * spread
+
+    def gaussian(std):
+        return torch.randn((n, 1), device=device) * std
+
+    if mode == 'uniform':
+        theta = uniform(horizontal_stddev) + horizontal_mean
+        phi = uniform(vertical_stddev) + vertical_mean
+    elif mode in ('normal', 'gaussian'):
+        theta = gaussian(horizontal_stddev) + horizontal_mean
+        phi = gaussian(vertical_stddev) + vertical_mean
+    elif mode == 'hybrid':
+        # Half the batches uniform over twice the spread, half gaussian.
+        if random.random() < 0.5:
+            theta = uniform(2 * horizontal_stddev) + horizontal_mean
+            phi = uniform(2 * vertical_stddev) + vertical_mean
+        else:
+            theta = gaussian(horizontal_stddev) + horizontal_mean
+            phi = gaussian(vertical_stddev) + vertical_mean
+    elif mode == 'truncated_gaussian':
+        theta = truncated_normal_(torch.zeros((n, 1), device=device)) * horizontal_stddev + horizontal_mean
+        phi = truncated_normal_(torch.zeros((n, 1), device=device)) * vertical_stddev + vertical_mean
+    elif mode == 'spherical_uniform':
+        # Uniform over the sphere's area: cos(phi) uniform, within the given band.
+        theta = uniform(horizontal_stddev) + horizontal_mean
+        v = uniform(vertical_stddev / math.pi) + vertical_mean / math.pi
+        phi = torch.arccos(1 - 2 * v.clamp(1e-5, 1 - 1e-5))
+    elif mode in (None, 'fixed'):
+        theta = torch.full((n, 1), float(horizontal_mean), device=device)
+        phi = torch.full((n, 1), float(vertical_mean), device=device)
+    else:
+        raise ValueError(f"unknown sample_dist {mode!r}; choose one of {CAMERA_DISTRIBUTIONS}")
+    phi = phi.clamp(1e-5, math.pi - 1e-5)
+    return phi, theta
+
+
+def camera_origins(pitch, yaw, radius=1.0):
+    """Positions [n, 3] on the sphere for pitch, yaw [n, 1]."""
+    return radius * torch.cat([torch.sin(pitch) * torch.cos(yaw),
+                               torch.cos(pitch),
+                               torch.sin(pitch) * torch.sin(yaw)], dim=-1)
+
+
+def sample_camera_positions(device, n=1, r=1, horizontal_stddev=1, vertical_stddev=1,
+                            horizontal_mean=math.pi * 0.5, vertical_mean=math.pi * 0.5, mode='normal'):
+    """Returns camera origins [n, 3], pitch [n, 1] and yaw [n, 1]."""
+    pitch, yaw = sample_camera_angles(n, horizontal_stddev, vertical_stddev, horizontal_mean,
+                                      vertical_mean, mode, device)
+    return camera_origins(pitch, yaw, r), pitch, yaw
+
+
+def create_cam2world_matrix(forward_vector, origin, device=None):
+    """[n, 4, 4] camera-to-world matrices; the camera looks down its -z axis along forward_vector."""
+    forward = normalize_vecs(forward_vector)
+    world_up = torch.tensor([0.0, 1.0, 0.0], device=forward.device).expand_as(forward)
+    left = normalize_vecs(torch.cross(world_up, forward, dim=-1))
+    up = normalize_vecs(torch.cross(forward, left, dim=-1))
+
+    cam2world = torch.eye(4, device=forward.device).repeat(forward.shape[0], 1, 1)
+    cam2world[:, :3, :3] = torch.stack((-left, up, -forward), dim=-1)
+    cam2world[:, :3, 3] = origin
+    return cam2world
+
+
+def look_at_origin(pitch, yaw, radius=1.0):
+    """cam2world [n, 4, 4] for cameras at (pitch, yaw) looking at the origin."""
+    origin = camera_origins(pitch, yaw, radius)
+    return create_cam2world_matrix(-origin, origin)
