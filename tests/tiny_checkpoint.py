@@ -1,0 +1,44 @@
+"""Tiny runs saved in this project's checkpoint format, for script tests."""
+
+import torch
+
+import curriculums
+from torch_utils.checkpoint import ema_checkpoint, generator_checkpoint, save_all
+from torch_utils.ema import ExponentialMovingAverage
+from torch_utils.models import build_generator
+
+TINY_OVERRIDES = {
+    0: {'batch_size': 4, 'num_steps': 6, 'img_size': 16, 'batch_split': 1, 'gen_lr': 1e-4, 'disc_lr': 4e-4},
+    'hidden_dim': 16,
+    'dataset': 'Synthetic',
+}
+
+
+def tiny_curriculum(**overrides):
+    curriculum = curriculums.get('SPATIALSIRENBASELINE')
+    curriculum = {k: v for k, v in curriculum.items() if not isinstance(k, int)}
+    curriculum.update(TINY_OVERRIDES)
+    curriculum.update(overrides)
+    return curriculum
+
+
+def make_tiny_run(folder, step=100, seed=0, ema_shift=0.01, **overrides):
+    """Writes generator.pth, ema.pth and ema2.pth for a freshly initialised tiny model.
+
+    The EMA weights differ from the raw ones by ema_shift, so tests can tell them apart.
+    Returns the path of generator.pth.
+    """
+    torch.manual_seed(seed)
+    curriculum = tiny_curriculum(**overrides)
+    generator = build_generator(curriculums.extract_metadata(curriculum, step))
+    ema = ExponentialMovingAverage(generator, 0.999)
+    ema2 = ExponentialMovingAverage(generator, 0.9999)
+    with torch.no_grad():
+        for shadow in ema.shadow.values():
+            shadow.add_(ema_shift)
+    save_all(folder, {
+        'generator.pth': generator_checkpoint(generator, step, 1, 'SPATIALSIRENBASELINE', curriculum),
+        'ema.pth': ema_checkpoint(ema, step),
+        'ema2.pth': ema_checkpoint(ema2, step),
+    })
+    return folder / 'generator.pth'
