@@ -233,6 +233,22 @@ SPATIALSIRENBASELINE = {
 CURRICULA = ('CelebA', 'CARLA', 'CATS', 'SPATIALSIRENBASELINE')
 
 
+def apply_overrides(curriculum, overrides):
+    """Sets keys for the whole run: each override replaces that key in every stage too.
+
+    An int key is a stage: its dict is merged into that stage.
+    """
+    curriculum = {k: (dict(v) if isinstance(v, dict) else v) for k, v in curriculum.items()}
+    for key, value in (overrides or {}).items():
+        if isinstance(key, int):  # a stage override merges into (or adds) that stage
+            curriculum[key] = {**curriculum.get(key, {}), **value}
+            continue
+        for step in stage_steps(curriculum):
+            curriculum[step].pop(key, None)
+        curriculum[key] = value
+    return curriculum
+
+
 def get(name):
     """The curriculum named `name` (a copy), with a clear error for unknown names."""
     if name not in CURRICULA:

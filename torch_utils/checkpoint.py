@@ -89,8 +89,7 @@ def resolve_curriculum(checkpoint_curriculum, name=None, overrides=None):
     curriculum = curriculums.get(name) if name else dict(checkpoint_curriculum or {})
     if not curriculum:
         raise CheckpointError("this checkpoint does not record its curriculum; pass --curriculum NAME")
-    curriculum.update(overrides or {})
-    return curriculum
+    return curriculums.apply_overrides(curriculum, overrides)
 
 
 def load_generator(path, ema='ema.pth', curriculum=None, overrides=None, device='cpu'):

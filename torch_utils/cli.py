@@ -9,17 +9,26 @@ import torch
 def parse_overrides(pairs):
     """['fov=18', 'sample_dist=None', 'betas=(0, 0.9)'] -> {'fov': 18, ...}.
 
-    Values are Python literals; anything else is kept as a string.
+    Values are Python literals (or nan/inf); anything else is kept as a string.
+    A numeric key names a stage and takes a dict of that stage's keys.
     """
     overrides = {}
     for pair in pairs or []:
         key, sep, value = pair.partition('=')
         if not sep or not key:
             raise argparse.ArgumentTypeError(f"curriculum override {pair!r} is not KEY=VALUE")
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value
+        if value.strip().lower() in ('nan', 'inf', '-inf'):
+            parsed = float(value)
+        else:
+            try:
+                parsed = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                parsed = value
+        if key.isdigit():  # a stage: --set 5000="{'img_size': 128}" merges into that stage
+            if not isinstance(parsed, dict):
+                raise argparse.ArgumentTypeError(f"stage override {pair!r} must be a dict")
+            key = int(key)
+        overrides[key] = parsed
     return overrides
 
 

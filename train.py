@@ -1,0 +1,62 @@
+"""Train pi-GAN on one process, one process per GPU, or several nodes (torchrun).
+
+    python train.py                                    # CPU demo on built-in synthetic data
+    CUDA_VISIBLE_DEVICES=0,1 python3 train.py --curriculum CelebA --dataset_path '/data/celeba/*.jpg'
+    torchrun --nnodes 2 --nproc_per_node 8 ... train.py --curriculum CelebA ...
+"""
+
+import argparse
+import sys
+
+from torch_utils.cli import add_override_argument, parse_overrides
+from training.training_loop import PRECISIONS
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--n_epochs', type=int, default=3000, help="number of epochs of training")
+    parser.add_argument('--sample_interval', type=int, default=200,
+                        help="steps between sample grids and checkpoint saves")
+    parser.add_argument('--output_dir', default='output/spatialsirenbaseline')
+    parser.add_argument('--load_dir', default='', help="continue the run saved in this folder")
+    parser.add_argument('--curriculum', default='SPATIALSIRENBASELINE',
+                        help="curriculum in curriculums.py (default: the CPU demo)")
+    parser.add_argument('--eval_freq', type=int, default=5000, help="steps between FID evaluations (0: never)")
+    parser.add_argument('--port', default='12355', help="rendezvous port for multi-process training")
+    parser.add_argument('--set_step', type=int, default=None, help="force the step counter (and its stage)")
+    parser.add_argument('--model_save_interval', type=int, default=5000,
+                        help="steps between timestamped snapshots in output_dir/snapshots")
+    parser.add_argument('--dataset_path', default=None, help="glob or folder of training images")
+    add_override_argument(parser)
+    parser.add_argument('--max_steps', type=int, default=None, help="stop cleanly after this many steps")
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--precision', choices=PRECISIONS, default=None,
+                        help="fp16 (autocast + GradScaler, the original's; default on GPU), bf16, or fp32 "
+                             "(default on CPU)")
+    parser.add_argument('--nproc', type=int, default=1, help="worker processes when training on CPU (gloo)")
+    parser.add_argument('--num_workers', type=int, default=2, help="data loading workers per process")
+    parser.add_argument('--sample_size', type=int, default=None,
+                        help="sample grid resolution (default 128 on GPU, 2x img_size up to 64 on CPU)")
+    parser.add_argument('--log_every', type=int, default=10, help="steps between log lines and stats.jsonl rows")
+    opt = parser.parse_args(argv)
+    opt.overrides = parse_overrides(opt.overrides)
+    return opt
+
+
+def main(argv=None):
+    opt = parse_args(argv)
+    from training.distributed import launch
+    from training.errors import describe, user_errors
+    try:
+        launch(worker, opt)
+    except user_errors() as error:
+        sys.exit(f"error: {describe(error)}")
+
+
+def worker(info, opt):
+    from training.training_loop import training_loop
+    training_loop(info, opt)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,107 @@
+"""Process launch for training: one process per GPU, torchrun, or a single CPU process.
+
+- Under torchrun (RANK/WORLD_SIZE/LOCAL_RANK in the environment) each process
+  joins the rendezvous torchrun set up.
+- Otherwise one worker is spawned per visible GPU (CUDA_VISIBLE_DEVICES), or
+  --nproc workers on the CPU (gloo), rendezvousing on localhost:--port.
+"""
+
+import os
+import socket
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+@dataclass
+class ProcessInfo:
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    @property
+    def distributed(self):
+        return self.world_size > 1
+
+
+class LaunchError(Exception):
+    pass
+
+
+def port_is_free(port, host='localhost'):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError:
+            return False
+    return True
+
+
+def launched_by_torchrun():
+    return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
+
+
+def launch(worker, opt):
+    """Runs worker(info, opt) in every process of the job."""
+    if launched_by_torchrun():
+        _run(int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', 0)), int(os.environ['WORLD_SIZE']),
+             worker, opt, init_method='env://')
+        return
+    n_gpus = torch.cuda.device_count()
+    world_size = n_gpus if n_gpus > 0 else max(1, opt.nproc)
+    if world_size == 1:
+        _run(0, 0, 1, worker, opt, init_method=None)
+        return
+    if not port_is_free(opt.port):
+        raise LaunchError(f"port {opt.port} is in use (another training run?); pass --port with a free port")
+    mp.spawn(_spawned, args=(world_size, worker, opt), nprocs=world_size, join=True)
+
+
+def _spawned(rank, world_size, worker, opt):
+    _run(rank, rank, world_size, worker, opt, init_method=f'tcp://localhost:{opt.port}')
+
+
+def _run(rank, local_rank, world_size, worker, opt, init_method):
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device = torch.device('cuda', local_rank)
+    else:
+        device = torch.device('cpu')
+    if world_size > 1:
+        backend = 'nccl' if device.type == 'cuda' else 'gloo'
+        dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world_size)
+    try:
+        worker(ProcessInfo(rank, local_rank, world_size, device), opt)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def all_finite(value, info):
+    """True on every rank iff the scalar is finite on every rank."""
+    flag = torch.tensor([float(torch.isfinite(value).all())], device=info.device)
+    if info.distributed:
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def gather_objects(obj, info):
+    """List of obj from every rank (a one-element list without distribution)."""
+    if not info.distributed:
+        return [obj]
+    gathered = [None] * info.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def barrier(info):
+    if info.distributed:
+        dist.barrier()

@@ -1,0 +1,130 @@
+"""What a training run writes and reads back: options, stats, sample grids, checkpoints."""
+
+import copy
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torchvision.utils import save_image
+
+from torch_utils.checkpoint import (CheckpointError, ema_checkpoint, generator_checkpoint, safe_load,
+                                    save_all, DISCRIMINATOR_FORMAT, EMA_FORMAT, GENERATOR_FORMAT)
+from torch_utils.ema import averaged_weights
+
+CHECKPOINT_FILES = ('generator.pth', 'ema.pth', 'ema2.pth', 'discriminator.pth',
+                    'optimizer_G.pth', 'optimizer_D.pth', 'scaler.pth', 'training_state.pth')
+
+
+def jsonable(value):
+    """Curricula have int keys, tuples and inf: make them plain JSON."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def write_options(output_dir, argv, opt, curriculum, info):
+    options = {'command_line': argv, 'options': vars(opt), 'world_size': info.world_size,
+               'device': str(info.device), 'torch': torch.__version__, 'curriculum': curriculum}
+    (Path(output_dir) / 'options.json').write_text(json.dumps(jsonable(options), indent=2) + '\n')
+
+
+def append_stats(output_dir, record):
+    with open(Path(output_dir) / 'stats.jsonl', 'a') as f:
+        f.write(json.dumps(jsonable(record)) + '\n')
+
+
+# --- sample grids ------------------------------------------------------------------
+
+def save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata, sample_size, autocast):
+    """The original's five grids: fixed, tilted (+0.5 yaw), both with EMA weights, and random at psi 0.7.
+
+    Rendering uses its own RNG stream so that writing samples never changes training.
+    """
+    base = copy.deepcopy(metadata)
+    base.update(h_stddev=0, v_stddev=0, img_size=sample_size, nerf_noise=0)
+    tilted = dict(base, h_mean=base['h_mean'] + 0.5)
+    z = fixed_z.to(generator.device)
+    random_z = torch.randn(fixed_z.shape, generator=torch.Generator().manual_seed(step)).to(generator.device)
+
+    def render(latent, options, psi=1):
+        with torch.no_grad(), autocast():
+            return generator.staged_forward(latent, psi=psi, **options)[0]
+
+    devices = [generator.device] if generator.device.type == 'cuda' else []
+    with torch.random.fork_rng(devices=devices):
+        grids = {'fixed': render(z, base), 'tilted': render(z, tilted)}
+        with averaged_weights(ema, generator):
+            grids.update(fixed_ema=render(z, base), tilted_ema=render(z, tilted),
+                         random=render(random_z, base, psi=0.7))
+    nrow = int(math.sqrt(len(fixed_z)))
+    for name, images in grids.items():
+        save_image(images.float(), Path(output_dir) / f'{step}_{name}.png', nrow=nrow, normalize=True,
+                   value_range=(-1, 1))
+
+
+# --- checkpoints -------------------------------------------------------------------
+
+def save_checkpoint(folder, state):
+    """Writes the full training state (a dict of the live objects) into folder, atomically per file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    step, epoch = state['step'], state['epoch']
+    save_all(folder, {
+        'generator.pth': generator_checkpoint(state['generator'], step, epoch, state['curriculum_name'],
+                                              state['curriculum'], state['options']),
+        'ema.pth': ema_checkpoint(state['ema'], step),
+        'ema2.pth': ema_checkpoint(state['ema2'], step),
+        'discriminator.pth': {'format': DISCRIMINATOR_FORMAT, 'version': 1, 'step': step, 'epoch': epoch,
+                              'discriminator': type(state['discriminator']).__name__,
+                              'state_dict': state['discriminator'].state_dict()},
+        'optimizer_G.pth': state['optimizer_G'].state_dict(),
+        'optimizer_D.pth': state['optimizer_D'].state_dict(),
+        'scaler.pth': state['scaler'].state_dict(),
+        'training_state.pth': {'step': step, 'epoch': epoch, 'epoch_position': state['epoch_position'],
+                               'rng_states': state['rng_states'], 'saved_at': time.time(),
+                               'rank_param_digests': state['rank_param_digests']},
+    })
+
+
+def param_digest(*modules):
+    """SHA-256 of all parameters: equal on every rank when distributed training is in sync."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for tensor in module.state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def snapshot_folder(output_dir, step):
+    return Path(output_dir) / 'snapshots' / f"{time.strftime('%Y%m%d-%H%M%S')}_step{step:07d}"
+
+
+def load_checkpoint(folder):
+    """Reads a run folder written by save_checkpoint; every file must be there and agree on the step."""
+    folder = Path(folder)
+    if not (folder / 'generator.pth').is_file():
+        raise CheckpointError(f"--load_dir {folder}: no checkpoint there (expected generator.pth and "
+                              f"{', '.join(CHECKPOINT_FILES[1:])})")
+    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointError(f"--load_dir {folder}: incomplete checkpoint, missing {', '.join(missing)}")
+    files = {name: safe_load(folder / name, name) for name in CHECKPOINT_FILES}
+    expected = {'generator.pth': GENERATOR_FORMAT, 'ema.pth': EMA_FORMAT, 'ema2.pth': EMA_FORMAT,
+                'discriminator.pth': DISCRIMINATOR_FORMAT}
+    for name, fmt in expected.items():
+        if files[name].get('format') != fmt:
+            raise CheckpointError(f"{folder / name} is not a '{fmt}' file of this project")
+    steps = {name: files[name]['step'] for name in (*expected, 'training_state.pth')}
+    if len(set(steps.values())) != 1:
+        raise CheckpointError(f"--load_dir {folder}: files are from different steps {steps}; "
+                              f"use a snapshot folder instead")
+    return files

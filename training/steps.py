@@ -1,0 +1,106 @@
+"""One discriminator step and one generator step, as in the original pi-GAN."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def z_sampler(shape, device, dist):
+    if dist == 'gaussian':
+        return torch.randn(shape, device=device)
+    if dist == 'uniform':
+        return torch.rand(shape, device=device) * 2 - 1
+    raise ValueError(f"unknown z_dist {dist!r}; use 'gaussian' or 'uniform'")
+
+
+def split(tensor, parts):
+    """Splits a batch into `parts` chunks covering every row."""
+    return torch.split(tensor, math.ceil(tensor.shape[0] / parts))
+
+
+def identity_penalty(metadata, pred_latent, z, pred_position, position):
+    """Weighted MSE between predicted and sampled z and (pitch, yaw)."""
+    penalty = 0
+    if metadata['z_lambda'] > 0:
+        penalty = penalty + F.mse_loss(pred_latent, z) * metadata['z_lambda']
+    if metadata['pos_lambda'] > 0:
+        penalty = penalty + F.mse_loss(pred_position, position) * metadata['pos_lambda']
+    return penalty
+
+
+def topk_fraction(metadata, step):
+    if 'topk_interval' in metadata and 'topk_v' in metadata:
+        return max(0.99 ** (step / metadata['topk_interval']), metadata['topk_v'])
+    return 1
+
+
+def discriminator_step(ctx, real_imgs, real_poses, alpha, metadata):
+    """Non-saturating D loss + R1 on reals + identity losses; returns the loss (a 0-d tensor)."""
+    G, D, scaler, autocast = ctx.generator_ddp, ctx.discriminator_ddp, ctx.scaler, ctx.autocast
+    with autocast():
+        with torch.no_grad():
+            z = z_sampler((real_imgs.shape[0], metadata['latent_dim']), real_imgs.device, metadata['z_dist'])
+            generated = [G(subset_z, **metadata) for subset_z in split(z, metadata['batch_split'])]
+            gen_imgs = torch.cat([images for images, _ in generated])
+            gen_positions = torch.cat([positions for _, positions in generated])
+        real_imgs.requires_grad_(True)
+        r_preds, _, r_pred_position = D(real_imgs, alpha, **metadata)
+
+    grad_penalty = 0
+    if metadata['r1_lambda'] > 0:
+        # R1 on the unscaled gradient, so fp16 loss scaling does not change the penalty.
+        (grad_real,) = torch.autograd.grad(scaler.scale(r_preds.sum()), real_imgs, create_graph=True)
+        grad_real = grad_real * (1.0 / scaler.get_scale())
+    with autocast():
+        if metadata['r1_lambda'] > 0:
+            grad_penalty = 0.5 * metadata['r1_lambda'] * grad_real.flatten(1).norm(2, dim=1).pow(2).mean()
+        g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha, **metadata)
+        penalty = identity_penalty(metadata, g_pred_latent, z, g_pred_position, gen_positions)
+        known = torch.isfinite(real_poses).all(dim=1)
+        if metadata['pos_lambda'] > 0 and known.any():
+            # Real poses are used where the dataset knows them (the original used CelebA's pose file).
+            penalty = penalty + F.mse_loss(r_pred_position[known], real_poses[known].to(r_pred_position.dtype)) \
+                * metadata['pos_lambda']
+        d_loss = F.softplus(g_preds).mean() + F.softplus(-r_preds).mean() + grad_penalty + penalty
+    return d_loss
+
+
+def apply_discriminator_update(ctx, d_loss, metadata):
+    ctx.optimizer_D.zero_grad(set_to_none=True)
+    ctx.scaler.scale(d_loss).backward()
+    ctx.scaler.unscale_(ctx.optimizer_D)
+    torch.nn.utils.clip_grad_norm_(ctx.discriminator_ddp.parameters(), metadata['grad_clip'])
+    ctx.scaler.step(ctx.optimizer_D)
+
+
+def generator_step(ctx, batch_size, alpha, metadata, step, device):
+    """Accumulates the top-k non-saturating G loss over batch_split chunks, then steps.
+
+    Returns (mean loss over chunks, top-k count of the last chunk).
+    """
+    G, D, scaler = ctx.generator_ddp, ctx.discriminator_ddp, ctx.scaler
+    z = z_sampler((batch_size, metadata['latent_dim']), device, metadata['z_dist'])
+    chunks = split(z, metadata['batch_split'])
+    losses, topk_num = [], 0
+    for index, subset_z in enumerate(chunks):
+        sync = index == len(chunks) - 1
+        with ctx.no_sync(sync):  # gradients are all-reduced once, after the last chunk
+            with ctx.autocast():
+                gen_imgs, gen_positions = G(subset_z, **metadata)
+                g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha, **metadata)
+                topk_num = math.ceil(topk_fraction(metadata, step) * g_preds.shape[0])
+                g_preds = torch.topk(g_preds, topk_num, dim=0).values
+                penalty = identity_penalty(metadata, g_pred_latent, subset_z, g_pred_position, gen_positions)
+                g_loss = F.softplus(-g_preds).mean() + penalty
+            scaler.scale(g_loss).backward()
+        losses.append(g_loss.detach())
+    return torch.stack(losses).float().mean(), topk_num
+
+
+def apply_generator_update(ctx, metadata):
+    ctx.scaler.unscale_(ctx.optimizer_G)
+    torch.nn.utils.clip_grad_norm_(ctx.generator_ddp.parameters(), metadata.get('grad_clip', 0.3))
+    ctx.scaler.step(ctx.optimizer_G)
+    ctx.scaler.update()
+    ctx.optimizer_G.zero_grad(set_to_none=True)

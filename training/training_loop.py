@@ -1,0 +1,300 @@
+"""The pi-GAN training loop (one function), run in every training process."""
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+import curriculums
+import datasets
+from torch_utils.ema import ExponentialMovingAverage, averaged_weights
+from torch_utils.models import build_discriminator, build_generator
+from training import run_files, steps
+from training.distributed import all_finite, barrier, gather_objects
+
+PRECISIONS = ('fp16', 'bf16', 'fp32')
+
+
+class TrainingDiverged(Exception):
+    pass
+
+
+class ResumableDistributedSampler(DistributedSampler):
+    """DistributedSampler that can start part-way into an epoch (for exact resumes)."""
+
+    def __init__(self, dataset, num_replicas, rank, seed):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.start_index = 0
+
+    def __iter__(self):
+        return iter(list(super().__iter__())[self.start_index:])
+
+    def __len__(self):
+        return self.num_samples - self.start_index
+
+
+def resolve_curriculum(opt, resumed):
+    """Curriculum of the run: the resumed run's, or the named one; then --dataset_path and --set."""
+    curriculum = resumed['generator.pth']['curriculum'] if resumed else curriculums.get(opt.curriculum)
+    overrides = dict(opt.overrides)
+    if opt.dataset_path:
+        overrides['dataset_path'] = opt.dataset_path
+    return curriculums.apply_overrides(curriculum, overrides)
+
+
+def make_autocast(precision, device):
+    if precision == 'fp32':
+        return contextlib.nullcontext
+    dtype = torch.float16 if precision == 'fp16' else torch.bfloat16
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def set_learning_rates(optimizer_G, optimizer_D, metadata):
+    for group in optimizer_G.param_groups:
+        group['lr'] = metadata['gen_lr'] * (5e-2 if group.get('name') == 'mapping_network' else 1)
+        group['betas'], group['weight_decay'] = metadata['betas'], metadata['weight_decay']
+    for group in optimizer_D.param_groups:
+        group['lr'] = metadata['disc_lr']
+        group['betas'], group['weight_decay'] = metadata['betas'], metadata['weight_decay']
+
+
+def make_optimizers(generator, discriminator, metadata):
+    adam = dict(lr=metadata['gen_lr'], betas=metadata['betas'], weight_decay=metadata['weight_decay'])
+    if metadata.get('unique_lr', False):
+        mapping = set(id(p) for p in generator.siren.mapping_network.parameters())
+        groups = [{'params': [p for p in generator.parameters() if id(p) not in mapping], 'name': 'generator'},
+                  {'params': [p for p in generator.parameters() if id(p) in mapping], 'name': 'mapping_network',
+                   'lr': metadata['gen_lr'] * 5e-2}]
+        optimizer_G = torch.optim.Adam(groups, **adam)
+    else:
+        optimizer_G = torch.optim.Adam(generator.parameters(), **adam)
+    optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=metadata['disc_lr'], betas=metadata['betas'],
+                                   weight_decay=metadata['weight_decay'])
+    return optimizer_G, optimizer_D
+
+
+def rng_state(device):
+    state = {'cpu': torch.get_rng_state()}
+    if device.type == 'cuda':
+        state['cuda'] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state, device):
+    torch.set_rng_state(state['cpu'])
+    if device.type == 'cuda' and 'cuda' in state:
+        torch.cuda.set_rng_state(state['cuda'], device)
+
+
+def check_curriculum(metadata, discriminator):
+    if (metadata['pos_lambda'] > 0 or metadata['z_lambda'] > 0) and discriminator.n_outputs == 1:
+        raise ValueError(f"pos_lambda/z_lambda > 0 need an encoder discriminator, but "
+                         f"{type(discriminator).__name__} has no encoder head; use --set pos_lambda=0 --set z_lambda=0")
+
+
+def training_loop(info, opt):
+    output_dir = Path(opt.output_dir)
+    resumed = run_files.load_checkpoint(opt.load_dir) if opt.load_dir else None
+    curriculum = resolve_curriculum(opt, resumed)
+    curriculum_name = resumed['generator.pth']['curriculum_name'] if resumed else opt.curriculum
+    precision = opt.precision or ('fp16' if info.device.type == 'cuda' else 'fp32')
+
+    # Same initial weights on every rank; then a distinct random stream per rank.
+    torch.manual_seed(opt.seed)
+    step = resumed['training_state.pth']['step'] if resumed else 0
+    epoch = resumed['training_state.pth']['epoch'] if resumed else 0
+    epoch_position = resumed['training_state.pth']['epoch_position'] if resumed else 0
+    if opt.set_step is not None:
+        step, epoch_position = opt.set_step, 0
+    metadata = curriculums.extract_metadata(curriculum, step)
+
+    generator = build_generator(metadata).to(info.device)
+    discriminator = build_discriminator(metadata).to(info.device)
+    check_curriculum(metadata, discriminator)
+    ema = ExponentialMovingAverage(generator, decay=0.999)
+    ema2 = ExponentialMovingAverage(generator, decay=0.9999)
+    optimizer_G, optimizer_D = make_optimizers(generator, discriminator, metadata)
+    scaler = torch.amp.GradScaler(info.device.type, enabled=precision == 'fp16')
+    if resumed:
+        generator.load_state_dict(resumed['generator.pth']['state_dict'])
+        discriminator.load_state_dict(resumed['discriminator.pth']['state_dict'])
+        ema.load_state_dict(resumed['ema.pth'])
+        ema2.load_state_dict(resumed['ema2.pth'])
+        optimizer_G.load_state_dict(resumed['optimizer_G.pth'])
+        optimizer_D.load_state_dict(resumed['optimizer_D.pth'])
+        scaler.load_state_dict(resumed['scaler.pth'])
+    generator.set_device(info.device)
+
+    if info.distributed:
+        generator_ddp = DDP(generator, device_ids=[info.local_rank] if info.device.type == 'cuda' else None,
+                            find_unused_parameters=True)
+        discriminator_ddp = DDP(discriminator, device_ids=[info.local_rank] if info.device.type == 'cuda' else None,
+                                find_unused_parameters=True, broadcast_buffers=False)
+    else:
+        generator_ddp, discriminator_ddp = generator, discriminator
+
+    def no_sync(sync):
+        if sync or not info.distributed:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        stack.enter_context(generator_ddp.no_sync())
+        stack.enter_context(discriminator_ddp.no_sync())
+        return stack
+
+    ctx = SimpleNamespace(generator_ddp=generator_ddp, discriminator_ddp=discriminator_ddp, scaler=scaler,
+                          optimizer_G=optimizer_G, optimizer_D=optimizer_D, no_sync=no_sync,
+                          autocast=make_autocast(precision, info.device))
+
+    torch.manual_seed(opt.seed + info.rank)
+    if resumed and opt.set_step is None:
+        states = resumed['training_state.pth']['rng_states']
+        if len(states) == info.world_size:
+            set_rng_state(states[info.rank], info.device)
+    fixed_z = torch.randn((25, metadata['latent_dim']), generator=torch.Generator().manual_seed(opt.seed))
+    sample_size = opt.sample_size or (128 if info.device.type == 'cuda' else min(64, metadata['img_size'] * 2))
+
+    if info.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        run_files.write_options(output_dir, sys.argv, opt, curriculum, info)
+
+    def checkpoint_state():
+        return dict(generator=generator, discriminator=discriminator, ema=ema, ema2=ema2,
+                    optimizer_G=optimizer_G, optimizer_D=optimizer_D, scaler=scaler, step=step, epoch=epoch,
+                    epoch_position=epoch_position, curriculum=curriculum, curriculum_name=curriculum_name,
+                    options=run_files.jsonable(vars(opt)), rng_states=gather_objects(rng_state(info.device), info),
+                    rank_param_digests=gather_objects(run_files.param_digest(generator, discriminator), info))
+
+    def save(folder):
+        state = checkpoint_state()  # every rank takes part in gathering the RNG states
+        if info.is_main:
+            run_files.save_checkpoint(folder, state)
+
+    max_steps = opt.max_steps if opt.max_steps is not None else float('inf')
+    total_bar = tqdm(total=opt.n_epochs, initial=epoch, desc='Total progress', dynamic_ncols=True,
+                     disable=not info.is_main)
+    stage_bar = tqdm(desc='Progress to next stage', dynamic_ncols=True, disable=not info.is_main)
+    dataloader = sampler = None
+    finished = step >= max_steps
+    loader_generator = torch.Generator().manual_seed(opt.seed + info.rank)
+
+    while epoch < opt.n_epochs and not finished:
+        metadata = curriculums.extract_metadata(curriculum, step)
+        set_learning_rates(optimizer_G, optimizer_D, metadata)
+        if dataloader is None or dataloader.batch_size != metadata['batch_size']:
+            dataset = datasets.make_dataset(metadata['dataset'], **metadata)
+            datasets.check_dataset_size(dataset, metadata['batch_size'], info.world_size)
+            sampler = ResumableDistributedSampler(dataset, info.world_size, info.rank, seed=opt.seed)
+            dataloader = DataLoader(dataset, batch_size=metadata['batch_size'], sampler=sampler, drop_last=True,
+                                    num_workers=opt.num_workers, pin_memory=info.device.type == 'cuda',
+                                    generator=loader_generator, persistent_workers=False)
+            step_next_upsample = curriculums.next_upsample_step(curriculum, step)
+            step_last_upsample = curriculums.last_upsample_step(curriculum, step)
+            stage_bar.reset(total=None if step_next_upsample == float('inf')
+                            else step_next_upsample - step_last_upsample)
+            stage_bar.update(step - step_last_upsample)
+        sampler.set_epoch(epoch)
+        sampler.start_index = epoch_position * metadata['batch_size']
+
+        stage_changed = False
+        for imgs, poses in dataloader:
+            metadata = curriculums.extract_metadata(curriculum, step)
+            if dataloader.batch_size != metadata['batch_size']:
+                stage_changed = True
+                break
+            generator_ddp.train()
+            discriminator_ddp.train()
+            if scaler.is_enabled() and scaler.get_scale() < 1:
+                scaler.update(1.0)
+
+            alpha = min(1, (step - step_last_upsample) / metadata['fade_steps'])
+            metadata['nerf_noise'] = max(0, 1.0 - step / 5000.0)
+            real_imgs = imgs.to(info.device, non_blocking=True)
+            real_poses = poses.to(info.device).float().reshape(real_imgs.shape[0], -1)
+
+            d_loss = steps.discriminator_step(ctx, real_imgs, real_poses, alpha, metadata)
+            if not all_finite(d_loss.detach(), info):
+                raise TrainingDiverged(_diverged_message('discriminator', step, output_dir))
+            steps.apply_discriminator_update(ctx, d_loss, metadata)
+            g_loss, topk_num = steps.generator_step(ctx, imgs.shape[0], alpha, metadata, step, info.device)
+            if not all_finite(g_loss, info):
+                raise TrainingDiverged(_diverged_message('generator', step, output_dir))
+            steps.apply_generator_update(ctx, metadata)
+            ema.update(generator)
+            ema2.update(generator)
+
+            step += 1
+            epoch_position += 1
+            generator.step = discriminator.step = step
+            stage_bar.update(1)
+            if info.is_main and (step % opt.log_every == 0 or step == 1):
+                record = {'step': step, 'epoch': epoch, 'd_loss': d_loss.item(), 'g_loss': g_loss.item(),
+                          'alpha': alpha, 'img_size': metadata['img_size'], 'batch_size': metadata['batch_size'],
+                          'topk': topk_num, 'scale': scaler.get_scale(), 'time': time.time()}
+                run_files.append_stats(output_dir, record)
+                tqdm.write(f"[Experiment: {output_dir}] [Epoch: {epoch}/{opt.n_epochs}] [D loss: {record['d_loss']:.4f}] "
+                           f"[G loss: {record['g_loss']:.4f}] [Step: {step}] [Alpha: {alpha:.2f}] "
+                           f"[Img Size: {metadata['img_size']}] [Batch Size: {metadata['batch_size']}] "
+                           f"[TopK: {topk_num}] [Scale: {record['scale']}]")
+            if step % opt.sample_interval == 0:
+                if info.is_main:
+                    generator_ddp.eval()
+                    run_files.save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata,
+                                                sample_size, ctx.autocast)
+                save(output_dir)
+            if step % opt.model_save_interval == 0:
+                save(run_files.snapshot_folder(output_dir, step))
+            if opt.eval_freq > 0 and step % opt.eval_freq == 0:
+                evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata)
+            if step >= max_steps:
+                finished = True
+                break
+        else:
+            epoch += 1
+            epoch_position = 0
+            generator.epoch = discriminator.epoch = epoch
+            total_bar.update(1)
+        if stage_changed:
+            epoch_position = 0  # the new stage's loader starts a fresh pass over the data
+
+    save(output_dir)
+    total_bar.close()
+    stage_bar.close()
+    if info.is_main:
+        tqdm.write(f"done: step {step}, epoch {epoch}; checkpoint and samples in {output_dir}")
+
+
+def _diverged_message(network, step, output_dir):
+    return (f"{network} loss is NaN/Inf at step {step}: training stopped. The last good checkpoint in "
+            f"{output_dir} is kept; resume it with --load_dir {output_dir} and a lower learning rate "
+            f"(--set gen_lr=... --set disc_lr=...) or a larger batch")
+
+
+def evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata):
+    """FID of the EMA generator against real images, appended to fid.txt as step:fid."""
+    try:
+        import fid_evaluation
+    except ImportError as error:
+        if info.is_main:
+            tqdm.write(f"FID evaluation not available ({error}); skipping --eval_freq")
+        return
+    generated_dir = output_dir / 'evaluation' / 'generated'
+    if info.is_main:
+        fid_evaluation.setup_evaluation(metadata['dataset'], str(generated_dir), target_size=128,
+                                        dataset_path=metadata.get('dataset_path'))
+    barrier(info)
+    with averaged_weights(ema, generator):
+        generator_ddp.eval()
+        fid_evaluation.output_images(generator_ddp, metadata, info.rank, info.world_size, str(generated_dir))
+    barrier(info)
+    if info.is_main:
+        fid = fid_evaluation.calculate_fid(metadata['dataset'], str(generated_dir), target_size=128)
+        with open(output_dir / 'fid.txt', 'a') as f:
+            f.write(f'{step}:{fid}\n')
+        tqdm.write(f"[Step: {step}] FID {fid:.2f}")
