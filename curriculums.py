@@ -45,6 +45,10 @@ Run keys:
 import math
 
 
+class ConfigError(ValueError):
+    """A curriculum or option that cannot work (unknown name, inconsistent keys)."""
+
+
 def stage_steps(curriculum):
     return sorted(k for k in curriculum if isinstance(k, int))
 
@@ -252,5 +256,5 @@ def apply_overrides(curriculum, overrides):
 def get(name):
     """The curriculum named `name` (a copy), with a clear error for unknown names."""
     if name not in CURRICULA:
-        raise KeyError(f"unknown curriculum {name!r}; choose one of {', '.join(CURRICULA)}")
+        raise ConfigError(f"unknown curriculum {name!r}; choose one of {', '.join(CURRICULA)}")
     return {k: (dict(v) if isinstance(v, dict) else v) for k, v in globals()[name].items()}

@@ -1,5 +1,6 @@
 """Builds the networks a curriculum names."""
 
+from curriculums import ConfigError
 from discriminators import discriminators
 from generators import generators
 from siren import siren
@@ -15,7 +16,7 @@ def _lookup(module, name, what):
     try:
         return getattr(module, name)
     except AttributeError:
-        raise ValueError(f"unknown {what} {name!r} in the curriculum") from None
+        raise ConfigError(f"unknown {what} {name!r} in the curriculum") from None
 
 
 def build_generator(metadata):

@@ -4,12 +4,12 @@
 def user_errors():
     from torch.multiprocessing import ProcessRaisedException
 
+    from curriculums import ConfigError
     from datasets import DatasetError
     from torch_utils.checkpoint import CheckpointError
     from training.distributed import LaunchError
     from training.training_loop import TrainingDiverged
-    return (CheckpointError, DatasetError, LaunchError, TrainingDiverged, KeyError, ValueError,
-            ProcessRaisedException)
+    return (CheckpointError, ConfigError, DatasetError, LaunchError, TrainingDiverged, ProcessRaisedException)
 
 
 def describe(error):

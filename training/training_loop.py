@@ -59,14 +59,18 @@ def make_autocast(precision, device):
 def set_learning_rates(optimizer_G, optimizer_D, metadata):
     for group in optimizer_G.param_groups:
         group['lr'] = metadata['gen_lr'] * (5e-2 if group.get('name') == 'mapping_network' else 1)
-        group['betas'], group['weight_decay'] = metadata['betas'], metadata['weight_decay']
+        group['betas'], group['weight_decay'] = betas(metadata), metadata['weight_decay']
     for group in optimizer_D.param_groups:
         group['lr'] = metadata['disc_lr']
-        group['betas'], group['weight_decay'] = metadata['betas'], metadata['weight_decay']
+        group['betas'], group['weight_decay'] = betas(metadata), metadata['weight_decay']
+
+
+def betas(metadata):
+    return tuple(float(beta) for beta in metadata['betas'])
 
 
 def make_optimizers(generator, discriminator, metadata):
-    adam = dict(lr=metadata['gen_lr'], betas=metadata['betas'], weight_decay=metadata['weight_decay'])
+    adam = dict(lr=metadata['gen_lr'], betas=betas(metadata), weight_decay=metadata['weight_decay'])
     if metadata.get('unique_lr', False):
         mapping = set(id(p) for p in generator.siren.mapping_network.parameters())
         groups = [{'params': [p for p in generator.parameters() if id(p) not in mapping], 'name': 'generator'},
@@ -75,7 +79,7 @@ def make_optimizers(generator, discriminator, metadata):
         optimizer_G = torch.optim.Adam(groups, **adam)
     else:
         optimizer_G = torch.optim.Adam(generator.parameters(), **adam)
-    optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=metadata['disc_lr'], betas=metadata['betas'],
+    optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=metadata['disc_lr'], betas=betas(metadata),
                                    weight_decay=metadata['weight_decay'])
     return optimizer_G, optimizer_D
 
@@ -95,7 +99,7 @@ def set_rng_state(state, device):
 
 def check_curriculum(metadata, discriminator):
     if (metadata['pos_lambda'] > 0 or metadata['z_lambda'] > 0) and discriminator.n_outputs == 1:
-        raise ValueError(f"pos_lambda/z_lambda > 0 need an encoder discriminator, but "
+        raise curriculums.ConfigError(f"pos_lambda/z_lambda > 0 need an encoder discriminator, but "
                          f"{type(discriminator).__name__} has no encoder head; use --set pos_lambda=0 --set z_lambda=0")
 
 
@@ -189,7 +193,7 @@ def training_loop(info, opt):
         set_learning_rates(optimizer_G, optimizer_D, metadata)
         if dataloader is None or dataloader.batch_size != metadata['batch_size']:
             dataset = datasets.make_dataset(metadata['dataset'], **metadata)
-            datasets.check_dataset_size(dataset, metadata['batch_size'], info.world_size)
+            datasets.check_enough_images(dataset, metadata['dataset'], metadata['batch_size'], info.world_size)
             sampler = ResumableDistributedSampler(dataset, info.world_size, info.rank, seed=opt.seed)
             dataloader = DataLoader(dataset, batch_size=metadata['batch_size'], sampler=sampler, drop_last=True,
                                     num_workers=opt.num_workers, pin_memory=info.device.type == 'cuda',

@@ -1,0 +1,167 @@
+"""train.py end to end on CPU with tiny models and the synthetic dataset."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import train
+from synthetic_dataset import make_synthetic_dataset
+from training.run_files import CHECKPOINT_FILES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A tiny model: 16x16 images, SIREN width 16, 6+6 samples per ray.
+TINY = ['--set', 'hidden_dim=16', '--set', 'num_steps=6', '--set', 'img_size=16', '--set', 'batch_size=4',
+        '--set', 'batch_split=1', '--set', 'fade_steps=2', '--num_workers', '0', '--eval_freq', '0',
+        '--sample_size', '16', '--log_every', '1']
+
+
+@pytest.fixture(scope='module')
+def synthetic_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('data') / 'synthetic_16'
+    make_synthetic_dataset(str(folder), 16, img_size=16, seed=0, progress=False)
+    return folder
+
+
+def run_train(out, synthetic_dir, *extra, max_steps=2):
+    train.main(['--output_dir', str(out), '--dataset_path', str(synthetic_dir), '--max_steps', str(max_steps),
+                '--sample_interval', '2', *TINY, *extra])
+
+
+def stats(out):
+    return [json.loads(line) for line in (out / 'stats.jsonl').read_text().splitlines()]
+
+
+def load_state(out, name):
+    return torch.load(out / name, weights_only=True)
+
+
+@pytest.mark.parametrize('discriminator,extra', [
+    ('CCSEncoderDiscriminator', ['--set', 'pos_lambda=15', '--set', 'z_lambda=0.5', '--set', 'batch_split=2']),
+    ('CCSDiscriminator', ['--set', 'pos_lambda=0', '--set', 'unique_lr=True']),
+    ('StridedDiscriminator', ['--set', 'pos_lambda=0', '--precision', 'bf16']),
+    ('ProgressiveDiscriminator', ['--set', 'pos_lambda=0', '--set', 'r1_lambda=10']),
+    ('ProgressiveEncoderDiscriminator', ['--set', 'pos_lambda=1', '--set', 'z_lambda=1', '--precision', 'bf16',
+                                         '--set', 'model=TALLSIREN', '--set', 'white_back=True']),
+])
+def test_training_steps(tmp_path, synthetic_dir, discriminator, extra):
+    out = tmp_path / 'run'
+    run_train(out, synthetic_dir, '--set', f'discriminator={discriminator}', *extra)
+
+    # Every checkpoint file loads without running code and holds the step.
+    for name in CHECKPOINT_FILES:
+        torch.load(out / name, weights_only=True)
+    gen = load_state(out, 'generator.pth')
+    assert gen['step'] == 2 and load_state(out, 'training_state.pth')['step'] == 2
+    assert load_state(out, 'discriminator.pth')['discriminator'] == discriminator
+
+    # Training moved the weights away from their initialisation.
+    torch.manual_seed(0)
+    from torch_utils.models import build_generator
+    initial = build_generator(dict(gen['curriculum'], **{'img_size': 16})).state_dict()
+    moved = [name for name, value in gen['state_dict'].items() if not torch.equal(value, initial[name])]
+    assert len(moved) > len(initial) // 2
+
+    rows = stats(out)
+    assert [row['step'] for row in rows] == [1, 2]
+    assert all(torch.isfinite(torch.tensor([row['d_loss'], row['g_loss']])).all() for row in rows)
+    for grid in ('fixed', 'tilted', 'fixed_ema', 'tilted_ema', 'random'):
+        with Image.open(out / f'2_{grid}.png') as image:
+            assert image.size == (5 * 16 + 6 * 2, 5 * 16 + 6 * 2)  # 5x5 grid, 2px padding
+    options = json.loads((out / 'options.json').read_text())
+    assert options['curriculum']['discriminator'] == discriminator
+    assert options['options']['max_steps'] == 2
+
+
+def test_resume_matches_uninterrupted(tmp_path, synthetic_dir):
+    straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
+    run_train(straight, synthetic_dir, max_steps=4)
+    run_train(resumed, synthetic_dir, max_steps=2)
+    run_train(resumed, synthetic_dir, '--load_dir', str(resumed), max_steps=4)
+
+    a, b = load_state(straight, 'generator.pth'), load_state(resumed, 'generator.pth')
+    assert a['step'] == b['step'] == 4
+    for name, value in a['state_dict'].items():
+        assert torch.allclose(value, b['state_dict'][name], atol=1e-5, rtol=1e-4), name
+    ema_a, ema_b = load_state(straight, 'ema.pth'), load_state(resumed, 'ema.pth')
+    assert ema_a['num_updates'] == ema_b['num_updates'] == 4
+    d_a, d_b = load_state(straight, 'discriminator.pth'), load_state(resumed, 'discriminator.pth')
+    for name, value in d_a['state_dict'].items():
+        assert torch.allclose(value, d_b['state_dict'][name], atol=1e-5, rtol=1e-4), name
+
+
+def test_stage_change_rebuilds_loader_and_fades(tmp_path, synthetic_dir):
+    out = tmp_path / 'run'
+    # Stage at step 2: larger images, smaller batch; the discriminator fades the new size in.
+    run_train(out, synthetic_dir, '--set', "2={'img_size': 32, 'batch_size': 2}", max_steps=4)
+    rows = stats(out)
+    assert [(row['img_size'], row['batch_size']) for row in rows] == [(16, 4), (16, 4), (32, 2), (32, 2)]
+    assert [row['alpha'] for row in rows[2:]] == [0.0, 0.5]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('localhost', 0))
+        return s.getsockname()[1]
+
+
+def test_two_ranks_stay_identical(tmp_path, synthetic_dir):
+    out = tmp_path / 'ddp'
+    result = subprocess.run(
+        [sys.executable, 'train.py', '--output_dir', str(out), '--dataset_path', str(synthetic_dir),
+         '--max_steps', '2', '--sample_interval', '2', '--nproc', '2', '--port', str(free_port()), *TINY,
+         '--set', 'batch_size=2', '--set', 'batch_split=2'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = load_state(out, 'training_state.pth')
+    digests = state['rank_param_digests']
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert len(state['rng_states']) == 2
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, 'train.py', *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_port_in_use_is_reported(tmp_path, synthetic_dir):
+    with socket.socket() as busy:
+        busy.bind(('localhost', 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli('--output_dir', str(tmp_path), '--dataset_path', str(synthetic_dir), '--nproc', '2',
+                         '--port', str(port), '--max_steps', '1', *TINY)
+    assert result.returncode != 0
+    assert f'port {port} is in use' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_missing_dataset_is_reported(tmp_path):
+    pattern = str(tmp_path / 'nothing' / '*.jpg')
+    result = run_cli('--curriculum', 'CelebA', '--output_dir', str(tmp_path / 'out'), '--dataset_path', pattern,
+                     '--max_steps', '1', *TINY)
+    assert result.returncode != 0
+    assert pattern in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_load_dir_without_checkpoint_is_reported(tmp_path):
+    result = run_cli('--load_dir', str(tmp_path), '--output_dir', str(tmp_path), '--max_steps', '1')
+    assert result.returncode != 0
+    assert 'no checkpoint' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_dir):
+    out = tmp_path / 'run'
+    run_train(out, synthetic_dir, max_steps=2)
+    before = {name: (out / name).read_bytes() for name in CHECKPOINT_FILES}
+    with pytest.raises(SystemExit) as stopped:
+        run_train(out, synthetic_dir, '--load_dir', str(out), '--set', 'grad_clip=nan', max_steps=6)
+    assert 'NaN/Inf' in str(stopped.value) and str(out) in str(stopped.value)
+    assert {name: (out / name).read_bytes() for name in CHECKPOINT_FILES} == before
