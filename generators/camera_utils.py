@@ -20,11 +20,17 @@ def normalize_vecs(vectors):
 
 
 def truncated_normal_(tensor, mean=0.0, std=1.0):
-    """Fills `tensor` with N(mean, std) restricted to (-2 std, 2 std) by rejection."""
-    candidates = tensor.new_empty(tensor.shape + (4,)).normal_()
-    valid = (candidates < 2) & (candidates > -2)
-    first_valid = valid.max(-1, keepdim=True)[1]
-    tensor.data.copy_(candidates.gather(-1, first_valid).squeeze(-1))
+    """Fills `tensor` with N(mean, std) restricted to (-2 std, 2 std) by rejection.
+
+    Unlike the original (4 draws, then keep an invalid one), redraws until every
+    value is inside the limits.
+    """
+    values = tensor.new_empty(tensor.shape).normal_()
+    invalid = values.abs() >= 2
+    while invalid.any():
+        values[invalid] = tensor.new_empty(int(invalid.sum())).normal_()
+        invalid = values.abs() >= 2
+    tensor.data.copy_(values)
     return tensor.mul_(std).add_(mean)
 
 

@@ -31,13 +31,7 @@ class CheckpointError(Exception):
 
 def atomic_save(obj, path):
     """torch.save to path via a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    with open(tmp, 'wb') as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    save_all(Path(path).parent, {Path(path).name: obj})
 
 
 def save_all(folder, files):
@@ -47,11 +41,11 @@ def save_all(folder, files):
     try:
         for name, obj in files.items():
             tmp = folder / f'.{name}.tmp{os.getpid()}'
+            pending.append((tmp, folder / name))
             with open(tmp, 'wb') as f:
                 torch.save(obj, f)
                 f.flush()
                 os.fsync(f.fileno())
-            pending.append((tmp, folder / name))
     except BaseException:
         for tmp, _ in pending:
             tmp.unlink(missing_ok=True)
