@@ -1,0 +1,265 @@
+"""Image datasets for pi-GAN training, with the original transforms.
+
+Every dataset yields (image [3, S, S] in [-1, 1], pose [2]); pose is (pitch, yaw) in
+radians where the dataset knows it (Synthetic) and NaN otherwise.
+
+dataset_path is a glob ('/data/celeba/*.jpg') or a folder (its images are listed,
+not recursively). When it is None, $PIGAN_<NAME>_PATH is used (e.g. PIGAN_CELEBA_PATH);
+Synthetic falls back to data/synthetic_<synthetic_size>, generated on first use.
+"""
+
+import glob
+import math
+import os
+import shutil
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data.distributed import DistributedSampler
+from torchvision import transforms
+from torchvision.transforms import InterpolationMode
+
+import synthetic_dataset
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff')
+NORMALIZE = transforms.Normalize([0.5], [0.5])  # [0, 1] -> [-1, 1]
+
+
+class DatasetError(Exception):
+    """A dataset cannot be used as configured; the message says what to change."""
+
+
+def unknown_pose():
+    return torch.full((2,), math.nan)
+
+
+def resize(size, antialias=False):
+    """Nearest-neighbour resize as in the original, or an antialiased (area-like) one."""
+    if antialias:
+        return transforms.Resize(size, interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return transforms.Resize(size, interpolation=InterpolationMode.NEAREST)
+
+
+def env_var(name):
+    return f'PIGAN_{name.upper()}_PATH'
+
+
+def resolve_path(name, dataset_path):
+    """dataset_path, or the environment variable that stands in for it."""
+    if dataset_path is None:
+        dataset_path = os.environ.get(env_var(name))
+    if not dataset_path:
+        raise DatasetError(f'no dataset path for {name}: pass --dataset_path (a glob or folder) '
+                           f'or set the environment variable {env_var(name)}')
+    return os.path.expanduser(str(dataset_path))
+
+
+def list_images(pattern, name):
+    """Sorted image files of a folder or a glob; an error naming the pattern if there are none."""
+    if os.path.isdir(pattern):
+        shown = os.path.join(pattern, '*{' + ','.join(IMAGE_EXTENSIONS) + '}')
+        files = [os.path.join(pattern, f) for f in os.listdir(pattern)
+                 if f.lower().endswith(IMAGE_EXTENSIONS)]
+    else:
+        shown = pattern
+        files = glob.glob(pattern)
+    files = sorted(f for f in files if os.path.isfile(f))
+    if not files:
+        missing = '' if glob.has_magic(pattern) or os.path.exists(pattern) else ' (no such file or folder)'
+        raise DatasetError(f'{name}: no images found at {shown!r}{missing}; check --dataset_path '
+                           f'or the environment variable {env_var(name)}')
+    return files
+
+
+def load_rgb(path):
+    """An image file as RGB; transparent pixels are composited over white."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode == 'P' and 'transparency' in image.info:
+                image = image.convert('RGBA')
+            if image.mode in ('RGBA', 'LA', 'PA'):
+                rgba = image.convert('RGBA')
+                image = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
+                image.alpha_composite(rgba)
+            return image.convert('RGB')
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise DatasetError(f'cannot read image file {path}: {error}') from None
+
+
+class ImageFiles(Dataset):
+    """Images listed from a glob or folder, each loaded as RGB and transformed."""
+
+    env_name = None  # the NAME in PIGAN_<NAME>_PATH; the class name when None
+
+    def __init__(self, dataset_path, img_size, **kwargs):
+        super().__init__()
+        name = self.env_name or type(self).__name__
+        self.files = list_images(resolve_path(name, dataset_path), name)
+        self.transform = self.build_transform(img_size, bool(kwargs.get('resize_antialias', False)), kwargs)
+
+    def build_transform(self, img_size, antialias, kwargs):
+        raise NotImplementedError
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        return self.transform(load_rgb(self.files[index])), unknown_pose()
+
+
+class CelebA(ImageFiles):
+    """CelebA faces: 320 px short side, centre 256 crop, random flip, then img_size."""
+
+    def build_transform(self, img_size, antialias, kwargs):
+        return transforms.Compose([
+            transforms.Resize(320), transforms.CenterCrop(256), transforms.ToTensor(), NORMALIZE,
+            transforms.RandomHorizontalFlip(p=0.5), resize((img_size, img_size), antialias)])
+
+
+class Cats(ImageFiles):
+    """Cat faces (already cropped): resize to img_size, random flip."""
+
+    def build_transform(self, img_size, antialias, kwargs):
+        return transforms.Compose([
+            resize((img_size, img_size), antialias), transforms.ToTensor(), NORMALIZE,
+            transforms.RandomHorizontalFlip(p=0.5)])
+
+
+class Carla(ImageFiles):
+    """CARLA cars: resize to img_size; never flipped."""
+
+    def build_transform(self, img_size, antialias, kwargs):
+        return transforms.Compose([resize((img_size, img_size), antialias), transforms.ToTensor(), NORMALIZE])
+
+
+class ImageFolder(ImageFiles):
+    """Any images: short side to img_size, centre square crop, flip if kwarg random_flip."""
+
+    def build_transform(self, img_size, antialias, kwargs):
+        steps = [resize(img_size, antialias), transforms.CenterCrop(img_size), transforms.ToTensor(), NORMALIZE]
+        if kwargs.get('random_flip', False):
+            steps.append(transforms.RandomHorizontalFlip(p=0.5))
+        return transforms.Compose(steps)
+
+
+class Synthetic(Dataset):
+    """Synthetic heads written by synthetic_dataset.py, with their true (pitch, yaw).
+
+    With no dataset_path (and no $PIGAN_SYNTHETIC_PATH) the folder is
+    data/synthetic_<synthetic_size> under the current directory, generated when
+    missing or incomplete from synthetic_count images, seed 0 and the camera keys.
+    """
+
+    def __init__(self, dataset_path, img_size, **kwargs):
+        super().__init__()
+        if dataset_path is None:
+            dataset_path = os.environ.get(env_var('Synthetic'))
+        if dataset_path:
+            folder = os.path.expanduser(str(dataset_path))
+            metadata = synthetic_dataset.load_metadata(folder) if os.path.isdir(folder) else None
+            if metadata is None:
+                raise DatasetError(
+                    f'Synthetic: {folder!r} is not a complete synthetic dataset (no '
+                    f'{synthetic_dataset.METADATA_FILE}); create it with "python synthetic_dataset.py '
+                    f'--output_dir {folder}" or leave dataset_path unset to use the default folder')
+        else:
+            folder, metadata = ensure_default_synthetic(kwargs)
+        self.folder = folder
+        self.files = [os.path.join(folder, entry['file']) for entry in metadata['images']]
+        self.poses = torch.tensor([[entry['pitch'], entry['yaw']] for entry in metadata['images']],
+                                  dtype=torch.float32).reshape(-1, 2)
+        if not self.files:
+            raise DatasetError(f'Synthetic: {folder!r} holds no images')
+        steps = [transforms.ToTensor(), NORMALIZE]
+        if img_size != metadata['img_size']:
+            steps.insert(0, resize((img_size, img_size), bool(kwargs.get('resize_antialias', False))))
+        self.transform = transforms.Compose(steps)
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        return self.transform(load_rgb(self.files[index])), self.poses[index].clone()
+
+
+def ensure_default_synthetic(kwargs):
+    """(folder, metadata) of data/synthetic_<size>, generating it when it is not complete."""
+    size = int(kwargs.get('synthetic_size', 64))
+    count = int(kwargs.get('synthetic_count', 2000))
+    camera = {key: kwargs.get(key, synthetic_dataset.DEFAULT_CAMERA[key]) for key in synthetic_dataset.CAMERA_KEYS}
+    folder = os.path.join('data', f'synthetic_{size}')
+    metadata = synthetic_dataset.load_metadata(folder)
+    if metadata is not None:
+        if metadata['num_images'] != count or metadata['camera'] != camera:
+            print(f'note: using existing {folder} ({metadata["num_images"]} images, camera {metadata["camera"]}); '
+                  f'delete it to regenerate with {count} images and camera {camera}')
+        return folder, metadata
+
+    state = 'incomplete' if os.path.exists(folder) else 'missing'
+    print(f'note: synthetic dataset {folder} is {state}; generating {count} images of {size}x{size} (seed 0)')
+    # Build beside the target and rename, so a crash or a parallel process never
+    # leaves a half-written folder under the final name.
+    partial = f'{folder}.partial-{os.getpid()}'
+    shutil.rmtree(partial, ignore_errors=True)
+    synthetic_dataset.make_synthetic_dataset(partial, count, img_size=size, seed=0, **camera)
+    if os.path.exists(folder) and synthetic_dataset.load_metadata(folder) is None:
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.rename(partial, folder)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)  # another process finished first; use its copy
+    metadata = synthetic_dataset.load_metadata(folder)
+    if metadata is None:
+        raise DatasetError(f'Synthetic: could not create {folder}; run "python synthetic_dataset.py '
+                           f'--output_dir {folder} --img_size {size}"')
+    return folder, metadata
+
+
+DATASETS = {'CelebA': CelebA, 'Cats': Cats, 'Carla': Carla, 'ImageFolder': ImageFolder, 'Synthetic': Synthetic}
+
+
+def make_dataset(name, **kwargs):
+    """The dataset called `name` (a curriculum's 'dataset'); unrelated kwargs are ignored."""
+    if name not in DATASETS:
+        raise DatasetError(f'unknown dataset {name!r}; choose one of {", ".join(DATASETS)}')
+    if 'img_size' not in kwargs:
+        raise DatasetError(f'{name}: img_size is required')
+    kwargs.setdefault('dataset_path', None)
+    return DATASETS[name](**kwargs)
+
+
+def check_enough_images(dataset, name, batch_size, world_size=1):
+    needed = batch_size * world_size
+    if len(dataset) < needed:
+        raise DatasetError(f'{name} dataset has {len(dataset)} images, fewer than batch_size {batch_size} x '
+                           f'{world_size} process(es) = {needed}, so no full batch could be drawn; '
+                           f'use more images or a smaller batch_size')
+
+
+def loader_options(kwargs):
+    workers = int(kwargs.get('num_workers', min(4, os.cpu_count() or 1)))
+    return {'num_workers': workers, 'pin_memory': torch.cuda.is_available(), 'persistent_workers': workers > 0}
+
+
+def get_dataset(name, subsample=None, batch_size=1, **kwargs):
+    """(shuffling DataLoader that drops the last partial batch, 3 channels).
+
+    subsample: use only the first `subsample` images (handy for quick runs).
+    """
+    dataset = make_dataset(name, **kwargs)
+    if subsample is not None:
+        dataset = Subset(dataset, range(min(int(subsample), len(dataset))))
+    check_enough_images(dataset, name, batch_size)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, **loader_options(kwargs))
+    return loader, 3
+
+
+def get_dataset_distributed(name, world_size, rank, batch_size, **kwargs):
+    """(DataLoader over this rank's shard, 3 channels); call loader.sampler.set_epoch each epoch."""
+    dataset = make_dataset(name, **kwargs)
+    check_enough_images(dataset, name, batch_size, world_size)
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, **loader_options(kwargs))
+    return loader, 3
