@@ -192,7 +192,11 @@ def training_loop(info, opt):
         metadata = curriculums.extract_metadata(curriculum, step)
         set_learning_rates(optimizer_G, optimizer_D, metadata)
         if dataloader is None or dataloader.batch_size != metadata['batch_size']:
+            if not info.is_main:
+                barrier(info)  # rank 0 first, so a missing synthetic dataset is generated once
             dataset = datasets.make_dataset(metadata['dataset'], **metadata)
+            if info.is_main:
+                barrier(info)
             datasets.check_enough_images(dataset, metadata['dataset'], metadata['batch_size'], info.world_size)
             sampler = ResumableDistributedSampler(dataset, info.world_size, info.rank, seed=opt.seed)
             dataloader = DataLoader(dataset, batch_size=metadata['batch_size'], sampler=sampler, drop_last=True,
