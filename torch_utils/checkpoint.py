@@ -121,7 +121,11 @@ def apply_ema(generator, ema_path):
     if not ema_path.is_file():
         raise CheckpointError(f"EMA weights not found: {ema_path}; use --no_ema for the raw weights "
                               f"or --ema PATH to name the EMA file")
-    state = safe_load(ema_path, 'EMA checkpoint')
+    try:
+        state = safe_load(ema_path, 'EMA checkpoint')
+    except pickle.UnpicklingError as error:
+        from torch_utils.official import refusal
+        raise refusal(ema_path, error) from None
     if not isinstance(state, dict) or state.get('format') != EMA_FORMAT:
         raise CheckpointError(f"{ema_path} is not an EMA checkpoint of this project")
     params = dict(generator.named_parameters())
