@@ -1,0 +1,53 @@
+"""Extracts each seed's 3D shape: a density volume (.mrc) and a coloured mesh.
+
+    python shape_extraction.py RUN/generator.pth --seed 0 --output_dir shapes/
+
+Writes seedNNNN.mrc (view it in ChimeraX at a level of about 10) and
+seedNNNN.ply (or .obj), the surface at --level coloured by the generator.
+"""
+
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from torch_utils.cli import add_generator_arguments, load_generator_from_args
+from torch_utils.meshing import density_grid, extract_mesh, save_mesh, save_mrc, vertex_colors
+from torch_utils.rendering import front_camera, latent_from_seed, run_cli
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_generator_arguments(parser)
+    parser.add_argument('--seeds', '--seed', type=int, nargs='+', default=[0], help="z seeds to extract")
+    parser.add_argument('--output_dir', default='shapes', help="folder for the outputs (created)")
+    parser.add_argument('--voxel_resolution', type=int, default=256, help="samples per side of the cube")
+    parser.add_argument('--cube_size', type=float, default=0.3, help="side of the cube around the origin, world units")
+    parser.add_argument('--psi', type=float, default=0.7, help="truncation, as for the rendering scripts")
+    parser.add_argument('--level', type=float, default=10, help="density of the mesh's surface")
+    parser.add_argument('--mesh_format', choices=['ply', 'obj', 'none'], default='ply', help="mesh file type")
+    parser.add_argument('--lock_view_dependence', action='store_true', help="colour vertices without view effects")
+    args = parser.parse_args(argv)
+
+    generator, metadata, _ = load_generator_from_args(args)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for seed in tqdm(args.seeds, desc='seeds', unit='seed'):
+        latent = latent_from_seed(generator, seed, args.psi)
+        volume = density_grid(generator, latent, args.voxel_resolution, args.cube_size, args.max_batch_size)
+        save_mrc(volume, output_dir / f'seed{seed:04d}.mrc')
+        if args.mesh_format == 'none':
+            continue
+        try:
+            vertices, faces = extract_mesh(volume, args.level, args.cube_size)
+        except ValueError as error:
+            tqdm.write(f"seed {seed}: no mesh written: {error}")
+            continue
+        colors = vertex_colors(generator, latent, vertices, front_camera(metadata), args.max_batch_size,
+                               args.lock_view_dependence)
+        save_mesh(vertices, faces, colors, output_dir / f'seed{seed:04d}.{args.mesh_format}')
+    return output_dir
+
+
+if __name__ == '__main__':
+    run_cli(main)

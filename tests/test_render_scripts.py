@@ -1,0 +1,184 @@
+"""The rendering scripts on a tiny run: outputs open in their real readers and are reproducible."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v2 as imageio
+import imageio_ffmpeg
+import mrcfile
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import interpolate_w
+import render_multiview_images
+import render_video
+import shape_extraction
+from tiny_checkpoint import make_tiny_run
+from torch_utils.checkpoint import load_generator
+from torch_utils.meshing import density_grid, vertex_colors
+from torch_utils.rendering import Camera, inference_options, latent_from_seed, render_view
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    # Tiny tensors: extra threads only contend with the other processes on the machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('tiny_run')
+    return str(make_tiny_run(folder))
+
+
+def probe_video(path):
+    """(frame count, width, height, codec, pix_fmt) as ffmpeg (imageio-ffmpeg's own binary) reads them."""
+    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-hide_banner', '-i', str(path)],
+                          capture_output=True, text=True).stderr
+    stream = re.search(r'Video: (\w+).*?, (\w+)\(?[^,]*, (\d+)x(\d+)', info)
+    assert stream, info
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    return frames, int(stream.group(3)), int(stream.group(4)), stream.group(1), stream.group(2)
+
+
+def read_frames(path):
+    with imageio.get_reader(path, format='FFMPEG') as reader:
+        return np.stack([frame for frame in reader.iter_data()])
+
+
+def test_multiview_images(run, tmp_path):
+    args = [run, '--seeds', '0', '1', '--image_size', '16', '--depth_map', '--device', 'cpu']
+    render_multiview_images.main(args + ['--output_dir', str(tmp_path / 'a')])
+    for seed in (0, 1):
+        for suffix in ('', '_depth'):
+            with Image.open(tmp_path / 'a' / f'seed{seed:04d}{suffix}.png') as image:
+                assert (image.size, image.mode) == ((5 * 16, 16), 'RGB')
+    with Image.open(tmp_path / 'a' / 'seed0000.png') as image:
+        views = np.asarray(image).reshape(16, 5, 16, 3)
+    assert not np.array_equal(views[:, 0], views[:, 4])  # five different yaws
+
+    render_multiview_images.main(args + ['--output_dir', str(tmp_path / 'b')])
+    for name in ('seed0000.png', 'seed0001_depth.png'):
+        assert (tmp_path / 'a' / name).read_bytes() == (tmp_path / 'b' / name).read_bytes()
+
+
+def test_multiview_command_line(run, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / 'render_multiview_images.py'), run, '--seeds', '3',
+                             '--image_size', '8', '--ray_step_multiplier', '0.5', '--output_dir', str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / 'seed0003.png') as image:
+        assert image.size == (40, 8)
+
+
+def test_command_line_reports_checkpoint_errors_in_one_line(run, tmp_path):
+    (tmp_path / 'generator.pth').symlink_to(run)  # no ema.pth beside it
+    result = subprocess.run([sys.executable, str(ROOT / 'render_video.py'), str(tmp_path / 'generator.pth')],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert result.returncode != 0
+    assert 'error: EMA weights not found' in result.stderr and '--no_ema' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.parametrize('trajectory', ['front', 'orbit'])
+def test_video_is_h264_yuv420p_with_even_sides(run, tmp_path, trajectory):
+    args = [run, '--seeds', '5', '--image_size', '17', '--num_frames', '4', '--trajectory', trajectory]
+    render_video.main(args + ['--depth_map', '--output_dir', str(tmp_path / 'a')])
+    for name in ('seed0005.mp4', 'seed0005_depth.mp4'):
+        assert probe_video(tmp_path / 'a' / name) == (4, 18, 18, 'h264', 'yuv420p')  # odd 17 padded to 18
+    frames = read_frames(tmp_path / 'a' / 'seed0005.mp4')
+    assert not np.array_equal(frames[0], frames[2])  # the camera moves
+
+    render_video.main(args + ['--output_dir', str(tmp_path / 'b')])
+    assert np.array_equal(frames, read_frames(tmp_path / 'b' / 'seed0005.mp4'))
+
+
+def test_w_interpolation_video(run, tmp_path):
+    interpolate_w.main([run, '--seeds', '0', '1', '2', '--frames_per_seed', '2', '--image_size', '16',
+                        '--output_dir', str(tmp_path), '--depth_map'])
+    assert probe_video(tmp_path / 'interpolation.mp4') == (6, 16, 16, 'h264', 'yuv420p')
+    assert probe_video(tmp_path / 'interpolation_depth.mp4')[0] == 6
+    interpolate_w.main([run, '--seeds', '0', '1', '--num_frames', '6', '--image_size', '16',
+                        '--output_dir', str(tmp_path / 'total')])
+    assert probe_video(tmp_path / 'total' / 'interpolation.mp4')[0] == 6
+
+
+def test_shape_extraction(run, tmp_path):
+    generator, _ = load_generator(run)
+    volume = density_grid(generator, latent_from_seed(generator, 0, 0.7), 12, 0.3, 500)
+    level = float(volume.min() + volume.max()) / 2
+    shape_extraction.main([run, '--seed', '0', '--voxel_resolution', '12', '--max_batch_size', '500',
+                           '--level', str(level), '--output_dir', str(tmp_path)])
+    shape_extraction.main([run, '--seeds', '0', '1', '--voxel_resolution', '12', '--level', str(level),
+                           '--mesh_format', 'obj', '--output_dir', str(tmp_path / 'obj')])
+
+    import trimesh
+    assert mrcfile.validate(str(tmp_path / 'seed0000.mrc'))
+    with mrcfile.open(tmp_path / 'seed0000.mrc') as mrc:
+        assert mrc.data.shape == (12, 12, 12) and mrc.data.dtype == np.float32
+        np.testing.assert_array_equal(mrc.data, volume)  # chunking changes nothing
+    for path in (tmp_path / 'seed0000.ply', tmp_path / 'obj' / 'seed0000.obj'):
+        mesh = trimesh.load(path, process=False)
+        assert len(mesh.vertices) > 0 and len(mesh.faces) > 0
+        assert mesh.visual.kind == 'vertex' and len(mesh.visual.vertex_colors) == len(mesh.vertices)
+        assert np.abs(mesh.vertices).max() <= 0.15 + 1e-6  # inside the cube
+        assert len(np.unique(mesh.visual.vertex_colors[:, :3], axis=0)) > 1
+
+
+def spy_view_directions(generator):
+    """Records the view directions every SIREN call gets."""
+    seen = []
+    siren_forward = generator.siren.forward_with_frequencies_phase_shifts
+
+    def spy(points, frequencies, phase_shifts, ray_directions, **kwargs):
+        seen.append(ray_directions.detach().reshape(-1, 3))
+        return siren_forward(points, frequencies, phase_shifts, ray_directions=ray_directions, **kwargs)
+
+    generator.siren.forward_with_frequencies_phase_shifts = spy
+    return seen
+
+
+def colour_at(generator, latent, point, direction):
+    out = generator.siren.forward_with_frequencies_phase_shifts(
+        point.reshape(1, 1, 3), latent.frequencies, latent.phase_shifts, ray_directions=direction.reshape(1, 1, 3))
+    return out[0, 0, :3]
+
+
+@pytest.mark.parametrize('locked', [True, False])
+def test_lock_view_dependence(run, locked):
+    """With the lock, two views give the SIREN the same direction, so a 3D point has one colour."""
+    generator, metadata = load_generator(run)
+    options = inference_options(metadata, 8, 1, lock_view_dependence=locked)
+    latent = latent_from_seed(generator, 0)
+    seen = spy_view_directions(generator)
+    render_view(generator, latent, Camera(1.2, 1.5, 12), options, 10000)
+    render_view(generator, latent, Camera(1.9, 1.7, 12), options, 10000)
+    first, second = seen[0][0], seen[-1][0]  # the same pixel's direction in the two views
+    point = torch.tensor([0.01, 0.02, 0.03])
+    with torch.no_grad():
+        same = torch.equal(colour_at(generator, latent, point, first), colour_at(generator, latent, point, second))
+    assert same == locked
+    if locked:
+        assert all(torch.equal(d, torch.tensor([0.0, 0.0, -1.0]).expand_as(d)) for d in seen)
+
+
+def test_vertex_colours_follow_the_lock(run):
+    generator, _ = load_generator(run)
+    latent = latent_from_seed(generator, 0)
+    vertices = np.array([[0.01, 0.02, 0.03], [-0.02, 0.0, 0.05]], dtype=np.float32)
+    colours = [vertex_colors(generator, latent, vertices, Camera(yaw, 1.5, 12), 100, locked)
+               for locked in (True, False) for yaw in (1.2, 1.9)]
+    assert np.array_equal(colours[0], colours[1])  # locked: the camera does not matter
+    assert np.array_equal(colours[0][:, 3], [255, 255])

@@ -1,0 +1,89 @@
+"""Images and videos on disk: PNGs, grids, depth maps, H.264 mp4s."""
+
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(pixels):
+    """Pixels [3, H, W] in [-1, 1] -> uint8 [H, W, 3]."""
+    image = ((pixels.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
+    return image.to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def depth_to_uint8(depth, near, far):
+    """Depth [H, W] -> uint8 [H, W, 3] grey, near white and far black, over a fixed range
+    so frames of a video share one scale."""
+    scaled = ((far - depth.detach().float().cpu()) / (far - near)).clamp(0, 1)
+    grey = (scaled * 255).round().to(torch.uint8).numpy()
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def image_grid(images, columns=None):
+    """Same-sized [H, W, C] arrays tiled row by row."""
+    columns = columns or len(images)
+    rows = -(-len(images) // columns)
+    height, width, channels = images[0].shape
+    grid = np.zeros((rows * height, columns * width, channels), dtype=images[0].dtype)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        grid[row * height:(row + 1) * height, column * width:(column + 1) * width] = image
+    return grid
+
+
+def save_image(array, path):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def load_image(path, size):
+    """An image file as pixels [1, 3, size, size] in [-1, 1]: centre-cropped square, resized."""
+    image = Image.open(path).convert('RGB')
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.LANCZOS)
+    array = torch.from_numpy(np.asarray(image, dtype=np.float32).copy())
+    return (array.permute(2, 0, 1).unsqueeze(0) / 127.5 - 1)
+
+
+def pad_to_even(frame):
+    """yuv420p stores colour at half resolution, so H.264 needs even sides: repeat the last row/column."""
+    height, width = frame.shape[:2]
+    return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode='edge')
+
+
+class VideoWriter:
+    """H.264/yuv420p mp4 through imageio's ffmpeg plugin (imageio-ffmpeg's bundled binary).
+
+        with VideoWriter(path, fps=30) as video:
+            video.append(frame)        # uint8 [H, W, 3]
+    """
+
+    def __init__(self, path, fps=30, quality=8):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # macro_block_size=1: we pad to even sides ourselves instead of letting ffmpeg rescale.
+        self.writer = imageio.get_writer(path, format='FFMPEG', mode='I', fps=fps, codec='libx264',
+                                         pixelformat='yuv420p', quality=quality, macro_block_size=1,
+                                         ffmpeg_log_level='error',
+                                         output_params=['-movflags', '+faststart'])
+
+    def append(self, frame):
+        self.writer.append_data(pad_to_even(frame))
+
+    def close(self):
+        self.writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def write_video(frames, path, fps=30):
+    with VideoWriter(path, fps) as video:
+        for frame in frames:
+            video.append(frame)

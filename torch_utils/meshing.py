@@ -1,0 +1,96 @@
+"""Shapes from a generator: density volumes (.mrc) and coloured meshes (.ply/.obj).
+
+Volumes are indexed [z, y, x] (the MRC convention: sections, rows, columns)
+over a cube of side cube_size centred on the origin, in world coordinates.
+"""
+
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from generators.camera_utils import camera_origins, normalize_vecs
+
+
+def grid_axis(resolution, cube_size):
+    """World coordinates of the grid's samples along each axis."""
+    return torch.linspace(-cube_size / 2, cube_size / 2, resolution)
+
+
+def query_siren(generator, latent, points, view_directions, max_batch_size, progress=None):
+    """SIREN outputs [N, 4] (rgb in [0, 1], raw sigma) at points [N, 3], in chunks, on the CPU."""
+    device = generator.device
+    siren = generator.siren.forward_with_frequencies_phase_shifts
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, points.shape[0], max_batch_size):
+            chunk = slice(start, start + max_batch_size)
+            outputs.append(siren(points[None, chunk].to(device), latent.frequencies, latent.phase_shifts,
+                                 ray_directions=view_directions[None, chunk].to(device))[0].cpu())
+            if progress is not None:
+                progress.update(outputs[-1].shape[0])
+    return torch.cat(outputs)
+
+
+def density_grid(generator, latent, resolution=256, cube_size=0.3, max_batch_size=2400000):
+    """Density (relu of the SIREN's sigma, as rendering clamps it) on a resolution^3 grid, float32 [z, y, x]."""
+    axis = grid_axis(resolution, cube_size)
+    z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
+    points = torch.stack([x, y, z], -1).reshape(-1, 3)
+    # Density does not depend on the view direction; any unit vector will do.
+    directions = torch.tensor([0.0, 0.0, -1.0]).expand_as(points)
+    with tqdm(total=points.shape[0], desc='density', unit='pt', unit_scale=True, leave=False) as progress:
+        sigma = query_siren(generator, latent, points, directions, max_batch_size, progress)[:, 3]
+    return F.relu(sigma).reshape(resolution, resolution, resolution).numpy().astype(np.float32)
+
+
+def save_mrc(volume, path):
+    """float32 volume [z, y, x] as an MRC2014 file (voxel size 1: one unit per grid step)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(np.ascontiguousarray(volume, dtype=np.float32))
+        mrc.voxel_size = 1.0
+
+
+def extract_mesh(volume, level, cube_size):
+    """Marching cubes on a [z, y, x] volume: vertices [V, 3] (x, y, z world coordinates), faces [F, 3].
+
+    Raises ValueError when the volume never crosses level.
+    """
+    from skimage.measure import marching_cubes
+
+    if not volume.min() < level < volume.max():
+        raise ValueError(f"the density never crosses --level {level} (it spans {volume.min():.3g} to "
+                         f"{volume.max():.3g}); pick a level inside that range")
+    spacing = cube_size / (volume.shape[0] - 1)
+    vertices, faces, _, _ = marching_cubes(volume, level, spacing=(spacing,) * 3)
+    # skimage answers in (z, y, x) with faces wound inwards for a density that is high inside;
+    # reversing the axes to (x, y, z) mirrors the mesh, which turns them outwards.
+    vertices = vertices[:, ::-1] - cube_size / 2
+    return np.ascontiguousarray(vertices, dtype=np.float32), faces
+
+
+def vertex_colors(generator, latent, vertices, camera, max_batch_size, lock_view_dependence=False):
+    """uint8 RGBA [V, 4]: the generator's colour at each vertex, seen along a ray from camera."""
+    points = torch.from_numpy(np.ascontiguousarray(vertices)).float()
+    if lock_view_dependence:
+        directions = torch.tensor([0.0, 0.0, -1.0]).expand_as(points)
+    else:
+        origin = camera_origins(torch.tensor([[camera.pitch]]), torch.tensor([[camera.yaw]]))
+        directions = normalize_vecs(points - origin)
+    rgb = query_siren(generator, latent, points, directions, max_batch_size)[:, :3]
+    rgba = torch.cat([rgb, torch.ones_like(rgb[:, :1])], -1)
+    return (rgba.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def save_mesh(vertices, faces, colors, path):
+    """A vertex-coloured mesh as .ply or .obj (by the file's suffix)."""
+    import trimesh
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colors, process=False)
+    mesh.export(path)
+    return mesh

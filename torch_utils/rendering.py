@@ -1,0 +1,168 @@
+"""Inference rendering shared by the scripts: latents from seeds, cameras, views.
+
+A latent here is a point of W space, the mapping network's output: a pair of
+frequencies and phase shifts, [1, F] each.
+"""
+
+import math
+import sys
+from contextlib import ExitStack
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from torch_utils.checkpoint import CheckpointError
+from torch_utils.media import VideoWriter, depth_to_uint8, to_uint8
+
+
+class Latent(NamedTuple):
+    frequencies: torch.Tensor
+    phase_shifts: torch.Tensor
+
+    def lerp(self, other, t):
+        return Latent(torch.lerp(self.frequencies, other.frequencies, t),
+                      torch.lerp(self.phase_shifts, other.phase_shifts, t))
+
+
+class Camera(NamedTuple):
+    yaw: float    # radians around the y axis; pi/2 looks from +z
+    pitch: float  # radians from +y; pi/2 is level
+    fov: float    # full field of view, degrees
+
+
+def z_from_seed(seed, z_dim):
+    """The latent z of a seed, as the original scripts drew it (on the CPU, so any device agrees)."""
+    torch.manual_seed(seed)
+    return torch.randn((1, z_dim))
+
+
+def latent_from_seed(generator, seed, psi=1.0):
+    """W-space latent of a seed, pulled towards the average by psi (truncation)."""
+    z = z_from_seed(seed, generator.z_dim).to(generator.device)
+    with torch.no_grad():
+        return Latent(*generator.truncated_frequencies(z, psi))
+
+
+def interpolated_latents(latents, frames_per_seed):
+    """frames_per_seed latents from each to the next (the last back to the first), eased so each seed lingers."""
+    path = []
+    for index, start in enumerate(latents):
+        end = latents[(index + 1) % len(latents)]
+        for frame in range(frames_per_seed):
+            t = (1 - math.cos(math.pi * frame / frames_per_seed)) / 2
+            path.append(start.lerp(end, t))
+    return path
+
+
+def inference_options(metadata, image_size=None, ray_step_multiplier=1, lock_view_dependence=False):
+    """Render settings for inference: the camera fixed where asked, no density noise.
+
+    last_back follows eval_last_back where the curriculum has it (the original
+    trained faces without it but rendered them with it).
+    """
+    options = dict(metadata)
+    options.update(img_size=image_size or metadata['img_size'],
+                   num_steps=max(2, round(metadata['num_steps'] * ray_step_multiplier)),
+                   sample_dist=None, h_stddev=0, v_stddev=0, nerf_noise=0,
+                   lock_view_dependence=lock_view_dependence,
+                   last_back=metadata.get('eval_last_back', metadata.get('last_back', False)))
+    return options
+
+
+def front_camera(options):
+    return Camera(options['h_mean'], options['v_mean'], options['fov'])
+
+
+def render_view(generator, latent, camera, options, max_batch_size, seed=0):
+    """One view: pixels [3, S, S] in [-1, 1] and depth [S, S], on the CPU.
+
+    Hierarchical sampling and ray jitter draw random numbers; seeding them per
+    view makes every render repeatable and keeps videos from flickering.
+    """
+    torch.manual_seed(seed)
+    view = {**options, 'h_mean': camera.yaw, 'v_mean': camera.pitch, 'fov': camera.fov}
+    pixels, depth = generator.staged_forward_with_frequencies(
+        latent.frequencies, latent.phase_shifts, max_batch_size=max_batch_size, **view)
+    return pixels[0], depth[0]
+
+
+def render_to_video(generator, frames, options, path, fps, max_batch_size, depth_path=None, seed=0):
+    """Renders (latent, camera) frames into an mp4, and their depth into another if depth_path is given."""
+    with ExitStack() as stack:
+        video = stack.enter_context(VideoWriter(path, fps))
+        depth_video = stack.enter_context(VideoWriter(depth_path, fps)) if depth_path else None
+        for latent, camera in tqdm(frames, desc=f'{path}', unit='frame', leave=False):
+            pixels, depth = render_view(generator, latent, camera, options, max_batch_size, seed)
+            video.append(to_uint8(pixels))
+            if depth_video is not None:
+                depth_video.append(depth_to_uint8(depth, options['ray_start'], options['ray_end']))
+
+
+# --- camera paths (each a closed loop of num_frames cameras) ---------------------------
+
+def front_trajectory(num_frames, options):
+    """A gentle loop around the mean view, zooming out and in, like the original's 'front' video."""
+    cameras = []
+    for t in np.arange(num_frames) / num_frames:
+        angle = 2 * math.pi * t
+        cameras.append(Camera(options['h_mean'] + 0.4 * math.sin(angle),
+                              options['v_mean'] + 0.2 * math.cos(angle),
+                              options['fov'] + 5 + 5 * math.sin(angle)))
+    return cameras
+
+
+def sweep_trajectory(num_frames, options, amplitude=0.8):
+    """Yaw swings +-amplitude radians around the mean and back, at the mean pitch."""
+    return [Camera(options['h_mean'] + amplitude * math.sin(2 * math.pi * t), options['v_mean'], options['fov'])
+            for t in np.arange(num_frames) / num_frames]
+
+
+def orbit_trajectory(num_frames, options):
+    """A full turn of yaw at the mean pitch."""
+    return [Camera(options['h_mean'] + 2 * math.pi * t, options['v_mean'], options['fov'])
+            for t in np.arange(num_frames) / num_frames]
+
+
+TRAJECTORIES = {'front': front_trajectory, 'sweep': sweep_trajectory, 'orbit': orbit_trajectory}
+
+
+def trajectory(name, num_frames, options):
+    return TRAJECTORIES[name](num_frames, options)
+
+
+def yaw_row(options, offsets=(-0.5, -0.25, 0.0, 0.25, 0.5)):
+    """Cameras at the mean pitch, turned by each yaw offset (radians) from the mean."""
+    return [Camera(options['h_mean'] + offset, options['v_mean'], options['fov']) for offset in offsets]
+
+
+# --- command-line pieces ---------------------------------------------------------------
+
+def add_render_arguments(parser, output_dir, image_size, ray_step_multiplier=1):
+    """Options of the scripts that render seeds."""
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3], help="z seeds to render")
+    parser.add_argument('--output_dir', default=output_dir, help="folder for the outputs (created)")
+    parser.add_argument('--image_size', type=int, default=image_size, help="output resolution")
+    parser.add_argument('--ray_step_multiplier', type=float, default=ray_step_multiplier,
+                        help="samples per ray = the curriculum's num_steps times this")
+    parser.add_argument('--psi', type=float, default=0.7, help="truncation: 1 for none, lower for safer samples")
+    parser.add_argument('--lock_view_dependence', action='store_true',
+                        help="colour independent of the view direction (steadier across views)")
+    parser.add_argument('--depth_map', action='store_true', help="also save depth maps")
+
+
+def add_video_arguments(parser, trajectory='front', num_frames=48):
+    """Options of the scripts that write videos along a camera path."""
+    parser.add_argument('--trajectory', choices=sorted(TRAJECTORIES), default=trajectory,
+                        help="camera path: front (gentle loop with zoom), sweep (yaw +-0.8 rad), orbit (full turn)")
+    parser.add_argument('--num_frames', type=int, default=num_frames, help="frames in the video")
+    parser.add_argument('--fps', type=int, default=24, help="frames per second")
+
+
+def run_cli(main):
+    """Runs a script's main(), turning checkpoint problems into a one-line error instead of a traceback."""
+    try:
+        main()
+    except CheckpointError as error:
+        sys.exit(f"error: {error}")
