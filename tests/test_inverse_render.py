@@ -17,14 +17,6 @@ from torch_utils.meshing import extract_mesh
 from torch_utils.rendering import Camera, Latent, front_camera, inference_options, latent_from_seed, render_view
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def smooth_run(tmp_path_factory):
     """A tiny run whose fresh weights are rescaled into a smooth, opaque scene.

@@ -19,15 +19,6 @@ GENERATOR = OFFICIAL_DIR / 'generator.pth'
 pytestmark = pytest.mark.skipif(not GENERATOR.exists(), reason=f'official fixture not found at {OFFICIAL_DIR}')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    # Tiny tensors: extra threads only contend with the other processes on the machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def expected():
     return torch.load(OFFICIAL_DIR / 'expected_renders.pt', weights_only=True)

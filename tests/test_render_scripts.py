@@ -26,15 +26,6 @@ from torch_utils.rendering import Camera, inference_options, latent_from_seed, r
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    # Tiny tensors: extra threads only contend with the other processes on the machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp('tiny_run')
