@@ -69,7 +69,8 @@ def read_original_pickle(path, what):
 def refusal(path, error):
     """The CheckpointError for a pickle that names something outside the allowed classes."""
     named = re.search(r'GLOBAL (\S+)', str(error))
-    culprit = named.group(1) if named else f'something else ({error})'
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    culprit = named.group(1) if named else f'something else ({first_line})'
     return CheckpointError(
         f"refusing to load {path}: it is neither a checkpoint of this project nor of the original pi-GAN "
         f"release: its pickle names {culprit}, which is not one of the pi-GAN/torch classes such "

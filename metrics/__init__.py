@@ -1,0 +1,19 @@
+"""Image-quality metrics: FID, KID and Inception Score on pytorch-fid's Inception network.
+
+    inception.py        the network (pool features + logits in one pass) and its weights
+    image_files.py      image folders read and written the way pytorch-fid expects
+    features.py         batched feature extraction
+    fid.py, kid.py, inception_score.py   the metrics, from features or logits
+    real_stats.py       cached statistics of a real-image folder
+    registry.py         metric names -> functions
+    generate.py         rendering a generator's evaluation images
+    folder_metrics.py   all of it for a generated folder against a real one
+"""
+
+from .folder_metrics import folder_metrics
+from .image_files import ImageFolderError
+from .inception import InceptionWeightsError, load_inception
+from .registry import calc_metric, is_valid_metric, list_metrics
+
+__all__ = ['folder_metrics', 'ImageFolderError', 'InceptionWeightsError', 'load_inception',
+           'calc_metric', 'is_valid_metric', 'list_metrics']
