@@ -38,6 +38,12 @@ def parse_args(argv=None):
     parser.add_argument('--sample_size', type=int, default=None,
                         help="sample grid resolution (default 128 on GPU, 2x img_size up to 64 on CPU)")
     parser.add_argument('--log_every', type=int, default=10, help="steps between log lines and stats.jsonl rows")
+    fid = parser.add_argument_group('FID during training (--eval_freq)')
+    fid.add_argument('--fid_images', type=int, default=2048, help="generated images per evaluation")
+    fid.add_argument('--fid_size', type=int, default=128, help="resolution of the evaluation images")
+    fid.add_argument('--fid_real_images', type=int, default=8000, help="real images written on first use")
+    fid.add_argument('--fid_real_dir', default=None, help="real-image folder (default EvalImages/<dataset>_real_images_<size>)")
+    fid.add_argument('--inception_weights', default=None, help="local copy of the FID Inception weights (offline)")
     opt = parser.parse_args(argv)
     opt.overrides = parse_overrides(opt.overrides)
     return opt

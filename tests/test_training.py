@@ -165,3 +165,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_dir):
         run_train(out, synthetic_dir, '--load_dir', str(out), '--set', 'grad_clip=nan', max_steps=6)
     assert 'NaN/Inf' in str(stopped.value) and str(out) in str(stopped.value)
     assert {name: (out / name).read_bytes() for name in CHECKPOINT_FILES} == before
+
+
+def test_eval_freq_appends_fid(tmp_path, synthetic_dir, monkeypatch):
+    from inception_standin import use_standin_weights
+    use_standin_weights(monkeypatch)
+    monkeypatch.chdir(tmp_path)  # the real images go to ./EvalImages, as in the original
+    out = tmp_path / 'run'
+    run_train(out, synthetic_dir, '--eval_freq', '2', '--fid_images', '6', '--fid_size', '16',
+              '--fid_real_images', '8', max_steps=2)
+    lines = (out / 'fid.txt').read_text().split()
+    assert len(lines) == 1 and lines[0].startswith('2:')
+    assert float(lines[0].split(':')[1]) > 0
+    assert len(list((out / 'evaluation' / 'generated').glob('*.png'))) == 6
+    assert len(list((tmp_path / 'EvalImages' / 'Synthetic_real_images_16').glob('*.png'))) == 8

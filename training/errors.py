@@ -6,10 +6,12 @@ def user_errors():
 
     from curriculums import ConfigError
     from datasets import DatasetError
+    from metrics import ImageFolderError, InceptionWeightsError
     from torch_utils.checkpoint import CheckpointError
     from training.distributed import LaunchError
     from training.training_loop import TrainingDiverged
-    return (CheckpointError, ConfigError, DatasetError, LaunchError, TrainingDiverged, ProcessRaisedException)
+    return (CheckpointError, ConfigError, DatasetError, ImageFolderError, InceptionWeightsError, LaunchError,
+            TrainingDiverged, ProcessRaisedException)
 
 
 def describe(error):

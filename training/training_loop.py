@@ -259,7 +259,7 @@ def training_loop(info, opt):
             if step % opt.model_save_interval == 0:
                 save(run_files.snapshot_folder(output_dir, step))
             if opt.eval_freq > 0 and step % opt.eval_freq == 0:
-                evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata)
+                evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
             if step >= max_steps:
                 finished = True
                 break
@@ -284,8 +284,11 @@ def _diverged_message(network, step, output_dir):
             f"(--set gen_lr=... --set disc_lr=...) or a larger batch")
 
 
-def evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata):
-    """FID of the EMA generator against real images, appended to fid.txt as step:fid."""
+def evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt):
+    """FID of the EMA generator against real images, appended to fid.txt as step:fid.
+
+    All ranks render their share of --fid_images; rank 0 computes the FID.
+    """
     try:
         import fid_evaluation
     except ImportError as error:
@@ -293,16 +296,20 @@ def evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata
             tqdm.write(f"FID evaluation not available ({error}); skipping --eval_freq")
         return
     generated_dir = output_dir / 'evaluation' / 'generated'
+    real_dir = opt.fid_real_dir
     if info.is_main:
-        fid_evaluation.setup_evaluation(metadata['dataset'], str(generated_dir), target_size=128,
-                                        dataset_path=metadata.get('dataset_path'))
+        real_dir = fid_evaluation.setup_evaluation(metadata['dataset'], str(generated_dir), target_size=opt.fid_size,
+                                                   num_imgs=opt.fid_real_images, real_dir=opt.fid_real_dir,
+                                                   dataset_path=metadata.get('dataset_path'))
     barrier(info)
     with averaged_weights(ema, generator):
-        generator_ddp.eval()
-        fid_evaluation.output_images(generator_ddp, metadata, info.rank, info.world_size, str(generated_dir))
+        fid_evaluation.output_images(generator_ddp, metadata, info.rank, info.world_size, str(generated_dir),
+                                     num_imgs=opt.fid_images, img_size=opt.fid_size)
     barrier(info)
     if info.is_main:
-        fid = fid_evaluation.calculate_fid(metadata['dataset'], str(generated_dir), target_size=128)
+        fid = fid_evaluation.calculate_fid(metadata['dataset'], str(generated_dir), target_size=opt.fid_size,
+                                           real_dir=real_dir, device=info.device,
+                                           inception_weights=opt.inception_weights)
         with open(output_dir / 'fid.txt', 'a') as f:
             f.write(f'{step}:{fid}\n')
         tqdm.write(f"[Step: {step}] FID {fid:.2f}")
