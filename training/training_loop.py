@@ -137,10 +137,10 @@ def training_loop(info, opt):
     generator.set_device(info.device)
 
     if info.distributed:
-        generator_ddp = DDP(generator, device_ids=[info.local_rank] if info.device.type == 'cuda' else None,
-                            find_unused_parameters=True)
+        # Every generator parameter is used; the discriminator skips blocks above the current size.
+        generator_ddp = DDP(generator, device_ids=[info.local_rank] if info.device.type == 'cuda' else None)
         discriminator_ddp = DDP(discriminator, device_ids=[info.local_rank] if info.device.type == 'cuda' else None,
-                                find_unused_parameters=True, broadcast_buffers=False)
+                                find_unused_parameters=True)
     else:
         generator_ddp, discriminator_ddp = generator, discriminator
 
