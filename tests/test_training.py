@@ -112,12 +112,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_ranks_stay_identical(tmp_path, synthetic_dir):
+@pytest.mark.parametrize('launcher', ['spawn', 'torchrun'])
+def test_two_ranks_stay_identical(tmp_path, synthetic_dir, launcher):
     out = tmp_path / 'ddp'
+    if launcher == 'spawn':  # the path CUDA_VISIBLE_DEVICES=0,1 takes, on two CPU processes
+        command = [sys.executable, 'train.py', '--nproc', '2', '--port', str(free_port())]
+    else:
+        command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                   '--master_port', str(free_port()), 'train.py']
     result = subprocess.run(
-        [sys.executable, 'train.py', '--output_dir', str(out), '--dataset_path', str(synthetic_dir),
-         '--max_steps', '2', '--sample_interval', '2', '--nproc', '2', '--port', str(free_port()), *TINY,
-         '--set', 'batch_size=2', '--set', 'batch_split=2'],
+        [*command, '--output_dir', str(out), '--dataset_path', str(synthetic_dir),
+         '--max_steps', '2', '--sample_interval', '2', *TINY, '--set', 'batch_size=2', '--set', 'batch_split=2'],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert result.returncode == 0, result.stderr[-3000:]
     state = load_state(out, 'training_state.pth')
