@@ -42,6 +42,8 @@ def formula_state_dict(param_names_shapes_bounds):
 def load_reference():
     path = FIXTURES / 'reference_outputs.pt'
     if not path.exists():
+        if os.environ.get('CI'):
+            pytest.fail(f'reference fixtures not found at {FIXTURES} (set PIGAN_REFERENCE_DIR)')
         pytest.skip(f'reference fixtures not found at {FIXTURES}')
     return torch.load(path, weights_only=True)
 
