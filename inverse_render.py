@@ -1,27 +1,63 @@
-"""Inverse rendering: fits a latent (and optionally the camera pose) to one image, then renders it anew.
+"""Inverse rendering: fits a latent (and optionally the poses) to one image or several views, then renders it anew.
 
     python inverse_render.py RUN/generator.pth face.png --output_dir inversion/
+    python inverse_render.py RUN/generator.pth front.png --yaw 1.571 --pitch 1.571 \\
+        --view left.png 1.071 1.571 --view right.png 2.071 1.571 --fit_weights --output_dir inversion/
 
-Writes into --output_dir: target.png (the image as fitted), reconstruction.png,
-novel_views.png (five yaws), video.mp4, and latent.pt (frequencies, phase
-shifts, their offsets from the average, pose, losses; weights_only-loadable).
+Each --view IMAGE YAW PITCH adds an image of the same scene seen from that pose
+(radians, the generator's convention); all views share one latent. --fit_weights
+also tunes the SIREN's weights (pivotal tuning), for scenes W space cannot hold.
+
+Writes into --output_dir: target.png (the first image as fitted), reconstruction.png,
+views.png (with several views: targets above their reconstructions),
+novel_views.png (five yaws), video.mp4, and latent.pt (frequencies, phase shifts,
+their offsets from the average, poses, losses; weights_only-loadable). With
+--fit_weights, also generator.pth and ema.pth: the tuned generator (the same
+weights in both), which the other scripts load like a run's; give them the
+fitted latent with `shape_extraction.py OUTPUT_DIR/generator.pth --latent OUTPUT_DIR/latent.pt`.
 """
 
 import argparse
 from pathlib import Path
 
-from torch_utils.checkpoint import atomic_save
+import torch
+
+from torch_utils.checkpoint import atomic_save, ema_checkpoint, generator_checkpoint, save_all
 from torch_utils.cli import add_generator_arguments, load_generator_from_args
+from torch_utils.ema import ExponentialMovingAverage
 from torch_utils.inversion import fit_latent, fit_to_dict
 from torch_utils.media import image_grid, load_image, save_image, to_uint8
 from torch_utils.rendering import (Camera, add_video_arguments, inference_options, render_to_video, render_view,
                                    run_cli, trajectory, yaw_row)
 
 
+def save_tuned_generator(generator, metadata, output_dir):
+    """generator.pth and ema.pth in this project's format, so the scripts load the tuned weights as a run."""
+    ema = ExponentialMovingAverage(generator, 0.999)  # its shadow: the tuned weights themselves
+    save_all(output_dir, {
+        'generator.pth': generator_checkpoint(generator, generator.step, generator.epoch, 'inverse_render', metadata,
+                                              options={'tuned_by': 'inverse_render.py --fit_weights'}),
+        'ema.pth': ema_checkpoint(ema, generator.step),
+    })
+
+
+def parse_views(parser, args):
+    """--view triples as (image, yaw, pitch) with float angles."""
+    views = []
+    for image, yaw, pitch in args.view:
+        try:
+            views.append((image, float(yaw), float(pitch)))
+        except ValueError:
+            parser.error(f"--view {image} {yaw} {pitch}: YAW and PITCH must be numbers (radians)")
+    return views
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_generator_arguments(parser)
     parser.add_argument('image', help="image to fit (centre-cropped to a square)")
+    parser.add_argument('--view', nargs=3, action='append', default=[], metavar=('IMAGE', 'YAW', 'PITCH'),
+                        help="another image of the same scene and its camera's yaw and pitch, radians (repeatable)")
     parser.add_argument('--output_dir', default='inversion', help="folder for the outputs (created)")
     parser.add_argument('--image_size', type=int, default=64, help="resolution the fit is done at")
     parser.add_argument('--render_size', type=int, default=128, help="resolution of the outputs")
@@ -30,40 +66,56 @@ def main(argv=None):
     parser.add_argument('--noise_scale', type=float, default=0.03,
                         help="std of the noise on the offsets at the start (fades to 0)")
     parser.add_argument('--optimize_pose', action=argparse.BooleanOptionalAction, default=False,
-                        help="also fit the camera's yaw and pitch")
+                        help="also fit the camera's yaw and pitch (each view's, with --view)")
     parser.add_argument('--pose_lr', type=float, default=5e-3, help="learning rate of yaw and pitch")
     parser.add_argument('--yaw', type=float, default=None, help="starting yaw, radians (default: the mean)")
     parser.add_argument('--pitch', type=float, default=None, help="starting pitch, radians (default: the mean)")
+    parser.add_argument('--fit_weights', action='store_true',
+                        help="also tune the SIREN's weights; saves the tuned generator.pth and ema.pth")
+    parser.add_argument('--weight_lr', type=float, default=1e-4, help="learning rate of the tuned weights")
+    parser.add_argument('--rays_per_step', type=int, default=None,
+                        help="pixels per step, drawn at random from all views (default: every pixel)")
     parser.add_argument('--ray_step_multiplier', type=float, default=2,
                         help="samples per ray = the curriculum's num_steps times this")
     parser.add_argument('--lock_view_dependence', action='store_true', help="colour independent of view direction")
     parser.add_argument('--seed', type=int, default=0, help="seed of the fitting noise")
     add_video_arguments(parser)
     args = parser.parse_args(argv)
+    extra_views = parse_views(parser, args)
 
     generator, metadata, _ = load_generator_from_args(args)
     options = inference_options(metadata, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
+    fov = metadata['fov']
     start = Camera(metadata['h_mean'] if args.yaw is None else args.yaw,
-                   metadata['v_mean'] if args.pitch is None else args.pitch, metadata['fov'])
-    target = load_image(args.image, args.image_size)
-    fit = fit_latent(generator, target, options, start, args.num_iterations, args.lr, args.pose_lr,
-                     args.noise_scale, args.optimize_pose, args.seed)
+                   metadata['v_mean'] if args.pitch is None else args.pitch, fov)
+    views = [(args.image, start)] + [(image, Camera(yaw, pitch, fov)) for image, yaw, pitch in extra_views]
+    targets = torch.cat([load_image(image, args.image_size) for image, _ in views])
+    fit = fit_latent(generator, targets, options, [camera for _, camera in views], args.num_iterations, args.lr,
+                     args.pose_lr, args.noise_scale, args.optimize_pose, args.seed, fit_weights=args.fit_weights,
+                     weight_lr=args.weight_lr, rays_per_step=args.rays_per_step)
     print(f"MSE {fit.initial_loss:.4f} -> {fit.final_loss:.4f}; yaw {fit.camera.yaw:.3f}, pitch {fit.camera.pitch:.3f}")
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    atomic_save(fit_to_dict(fit, image=str(args.image), image_size=args.image_size), output_dir / 'latent.pt')
-    save_image(to_uint8(target[0]), output_dir / 'target.png')
+    atomic_save(fit_to_dict(fit, image=str(args.image), images=[str(image) for image, _ in views],
+                            image_size=args.image_size), output_dir / 'latent.pt')
+    if args.fit_weights:
+        save_tuned_generator(fit.generator, metadata, output_dir)
+    save_image(to_uint8(targets[0]), output_dir / 'target.png')
     options = inference_options(metadata, args.render_size, args.ray_step_multiplier, args.lock_view_dependence)
 
     def render(camera):
-        return to_uint8(render_view(generator, fit.latent, camera, options, args.max_batch_size, args.seed)[0])
+        return to_uint8(render_view(fit.generator, fit.latent, camera, options, args.max_batch_size, args.seed)[0])
 
     save_image(render(fit.camera), output_dir / 'reconstruction.png')
+    if len(views) > 1:
+        shown = torch.nn.functional.interpolate(targets, size=args.render_size, mode='bilinear', antialias=True)
+        save_image(image_grid([to_uint8(target) for target in shown] + [render(camera) for camera in fit.cameras],
+                              columns=len(views)), output_dir / 'views.png')
     pose = {**options, 'h_mean': fit.camera.yaw, 'v_mean': fit.camera.pitch}
     save_image(image_grid([render(camera) for camera in yaw_row(pose)]), output_dir / 'novel_views.png')
     cameras = trajectory(args.trajectory, args.num_frames, pose)
-    render_to_video(generator, [(fit.latent, camera) for camera in cameras], options, output_dir / 'video.mp4',
+    render_to_video(fit.generator, [(fit.latent, camera) for camera in cameras], options, output_dir / 'video.mp4',
                     args.fps, args.max_batch_size, seed=args.seed)
     return fit
 

@@ -4,6 +4,9 @@
 
 Writes seedNNNN.mrc (view it in ChimeraX at a level of about 10) and
 seedNNNN.ply (or .obj), the surface at --level coloured by the generator.
+With --latent (a latent.pt of inverse_render.py) it extracts that latent
+instead, as latent.mrc and latent.ply; after --fit_weights, pass the
+generator.pth written beside it.
 """
 
 import argparse
@@ -11,15 +14,17 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from torch_utils.checkpoint import safe_load
 from torch_utils.cli import add_generator_arguments, load_generator_from_args
 from torch_utils.meshing import density_grid, extract_mesh, save_mesh, save_mrc, vertex_colors
-from torch_utils.rendering import front_camera, latent_from_seed, run_cli
+from torch_utils.rendering import Latent, front_camera, latent_from_seed, run_cli
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_generator_arguments(parser)
     parser.add_argument('--seeds', '--seed', type=int, nargs='+', default=[0], help="z seeds to extract")
+    parser.add_argument('--latent', default=None, help="latent.pt of inverse_render.py to extract instead of seeds")
     parser.add_argument('--output_dir', default='shapes', help="folder for the outputs (created)")
     parser.add_argument('--voxel_resolution', type=int, default=256, help="samples per side of the cube")
     parser.add_argument('--cube_size', type=float, default=0.3, help="side of the cube around the origin, world units")
@@ -32,21 +37,30 @@ def main(argv=None):
     generator, metadata, _ = load_generator_from_args(args)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    for seed in tqdm(args.seeds, desc='seeds', unit='seed'):
-        latent = latent_from_seed(generator, seed, args.psi)
+    if args.latent:
+        latents = [('latent', load_fitted_latent(args.latent, generator.device))]
+    else:
+        latents = [(f'seed{seed:04d}', latent_from_seed(generator, seed, args.psi)) for seed in args.seeds]
+    for name, latent in tqdm(latents, desc='shapes', unit='shape'):
         volume = density_grid(generator, latent, args.voxel_resolution, args.cube_size, args.max_batch_size)
-        save_mrc(volume, output_dir / f'seed{seed:04d}.mrc')
+        save_mrc(volume, output_dir / f'{name}.mrc')
         if args.mesh_format == 'none':
             continue
         try:
             vertices, faces = extract_mesh(volume, args.level, args.cube_size)
         except ValueError as error:
-            tqdm.write(f"seed {seed}: no mesh written: {error}")
+            tqdm.write(f"{name}: no mesh written: {error}")
             continue
         colors = vertex_colors(generator, latent, vertices, front_camera(metadata), args.max_batch_size,
                                args.lock_view_dependence)
-        save_mesh(vertices, faces, colors, output_dir / f'seed{seed:04d}.{args.mesh_format}')
+        save_mesh(vertices, faces, colors, output_dir / f'{name}.{args.mesh_format}')
     return output_dir
+
+
+def load_fitted_latent(path, device):
+    """The W-space latent that inverse_render.py saved in latent.pt."""
+    saved = safe_load(path, 'latent file')
+    return Latent(saved['frequencies'].to(device), saved['phase_shifts'].to(device))
 
 
 if __name__ == '__main__':
