@@ -40,6 +40,7 @@ Run keys:
     z_lambda, pos_lambda    weights of the latent and camera identity losses
     white_back, last_back   background handling in volume integration
     perturb                 stratified jitter along rays (default on)
+    fast_path               fused SIREN evaluation (default on); False uses the plain eager SIREN
 """
 
 import math

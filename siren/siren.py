@@ -4,6 +4,9 @@ Shapes used throughout:
     points / ray_directions  [batch, points, 3]
     frequencies / phase_shifts  [batch, (n_film_layers + 1) * hidden_dim]
     output  [batch, points, 4]   (rgb after sigmoid, then raw sigma)
+
+forward_with_frequencies_phase_shifts is the plain eager definition; the
+generator's fast path (fused.py) computes the same function for rays of samples.
 """
 
 import math

@@ -129,15 +129,15 @@ def test_shape_extraction(run, tmp_path):
 
 
 def spy_view_directions(generator):
-    """Records the view directions every SIREN call gets."""
+    """Records the view directions every SIREN evaluation gets (fast or eager path)."""
     seen = []
-    siren_forward = generator.siren.forward_with_frequencies_phase_shifts
+    evaluate = generator.evaluate_siren
 
-    def spy(points, frequencies, phase_shifts, ray_directions, **kwargs):
-        seen.append(ray_directions.detach().reshape(-1, 3))
-        return siren_forward(points, frequencies, phase_shifts, ray_directions=ray_directions, **kwargs)
+    def spy(points, view_directions, *args, **kwargs):
+        seen.append(view_directions.detach().reshape(-1, 3))
+        return evaluate(points, view_directions, *args, **kwargs)
 
-    generator.siren.forward_with_frequencies_phase_shifts = spy
+    generator.evaluate_siren = spy
     return seen
 
 

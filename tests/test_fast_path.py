@@ -1,0 +1,143 @@
+"""The SIREN fast path (siren/fused.py) computes what the eager path computes.
+
+Both paths get the same seed before each render, so camera, jitter, nerf noise
+and fine samples coincide (the fast path draws no random numbers).
+"""
+
+import pytest
+import torch
+
+from generators.generators import ImplicitGenerator3d
+from siren import fused, fused_cpu, sine_kernels, siren
+from siren.worker_pool import for_each_chunk
+
+SIRENS = ['TALLSIREN', 'SPATIALSIRENBASELINE', 'EmbeddingPiGAN128', 'EmbeddingPiGAN256']
+OPTIONS = dict(img_size=8, fov=12, ray_start=0.88, ray_end=1.12, num_steps=6, h_stddev=0.3, v_stddev=0.155,
+               sample_dist='gaussian', clamp_mode='relu', nerf_noise=0.5, white_back=False, last_back=False)
+OUTPUT_TOLERANCE = 1e-4
+GRADIENT_TOLERANCE = 1e-3  # relative: |g_fast - g_eager| / |g_eager|
+
+
+@pytest.fixture(scope='module', params=SIRENS)
+def generator(request):
+    torch.manual_seed(0)
+    return ImplicitGenerator3d(getattr(siren, request.param), z_dim=8, hidden_dim=16)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 2 rays, so images span many chunks and the workers share them."""
+    monkeypatch.setattr(fused_cpu, 'CHUNK_ACTIVATIONS', 2 * OPTIONS['num_steps'] * 16)
+
+
+def render_and_backward(generator, fast, options, seed=1):
+    torch.manual_seed(seed)
+    z = torch.randn(2, generator.z_dim)
+    loss_weights = torch.randn(2, 3, options['img_size'], options['img_size'])
+    generator.fast_path = fast
+    generator.zero_grad(set_to_none=True)
+    pixels, pitch_yaw = generator(z, **options)
+    (pixels * loss_weights).sum().backward()
+    gradients = {name: p.grad.clone() for name, p in generator.named_parameters() if p.grad is not None}
+    return pixels.detach(), pitch_yaw, gradients
+
+
+def assert_same_gradients(fast, eager):
+    assert fast.keys() == eager.keys()
+    for name, reference in eager.items():
+        error = (fast[name] - reference).norm() / reference.norm().clamp_min(1e-12)
+        assert error < GRADIENT_TOLERANCE, (name, error.item())
+
+
+@pytest.mark.parametrize('hierarchical_sample', [False, True])
+@pytest.mark.parametrize('lock_view_dependence', [False, True])
+def test_forward_and_gradients_match_eager(generator, small_chunks, hierarchical_sample, lock_view_dependence):
+    options = dict(OPTIONS, hierarchical_sample=hierarchical_sample, lock_view_dependence=lock_view_dependence)
+    fast_pixels, fast_pose, fast_grads = render_and_backward(generator, True, options)
+    eager_pixels, eager_pose, eager_grads = render_and_backward(generator, False, options)
+    assert torch.equal(fast_pose, eager_pose)
+    assert (fast_pixels - eager_pixels).abs().max() < OUTPUT_TOLERANCE
+    assert_same_gradients(fast_grads, eager_grads)
+
+
+def test_staged_forward_matches_eager(generator, small_chunks):
+    options = dict(OPTIONS, hierarchical_sample=True, lock_view_dependence=False, h_stddev=0, v_stddev=0)
+    z = torch.randn(2, generator.z_dim, generator=torch.Generator().manual_seed(2))
+    results = {}
+    for fast in (True, False):
+        generator.fast_path = fast
+        torch.manual_seed(3)
+        results[fast] = generator.staged_forward(z, psi=0.7, max_batch_size=50, **options)
+    for fast_result, eager_result in zip(results[True], results[False]):
+        assert (fast_result - eager_result).abs().max() < OUTPUT_TOLERANCE
+
+
+def test_curriculum_key_overrides_the_attribute(monkeypatch):
+    generator = ImplicitGenerator3d(siren.SPATIALSIRENBASELINE, z_dim=8, hidden_dim=16)
+    calls = []
+    monkeypatch.setattr('generators.generators.film_siren_forward',
+                        lambda *args: calls.append(1) or fused.film_siren_forward(*args))
+    z = torch.randn(1, 8)
+    generator(z, **OPTIONS)
+    assert calls and generator.fast_path
+    calls.clear()
+    generator(z, **OPTIONS, fast_path=False)
+    generator.fast_path = False
+    generator(z, **OPTIONS)
+    assert not calls
+
+
+def test_batched_path_matches_chunked():
+    """The path used on CUDA and under autocast, checked here on the CPU."""
+    torch.manual_seed(4)
+    net = siren.EmbeddingPiGAN256(z_dim=8, hidden_dim=16)
+    points = torch.rand(2, 5, 7, 3) * 0.2 - 0.1
+    directions = torch.nn.functional.normalize(torch.randn(2, 5, 3), dim=-1)
+    frequencies, phase_shifts = net.mapping_network(torch.randn(2, 8))
+    outputs = [fused.film_siren_forward(net, points, directions, frequencies, phase_shifts, chunked=chunked)
+               for chunked in (True, False)]
+    assert (outputs[0] - outputs[1]).abs().max() < 1e-5
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        low_precision = fused.film_siren_forward(net, points, directions, frequencies, phase_shifts)
+    assert low_precision.shape == outputs[0].shape and torch.isfinite(low_precision).all()
+
+
+def test_backward_twice_with_retain_graph():
+    torch.manual_seed(5)
+    net = siren.TALLSIREN(z_dim=8, hidden_dim=16)
+    points = torch.rand(1, 4, 3, 3) * 0.2
+    directions = torch.nn.functional.normalize(torch.randn(1, 4, 3), dim=-1)
+    frequencies, phase_shifts = net.mapping_network(torch.randn(1, 8))
+    loss = fused.film_siren_forward(net, points, directions, frequencies, phase_shifts).square().sum()
+    first = torch.autograd.grad(loss, net.network[3].layer.weight, retain_graph=True)[0]
+    second = torch.autograd.grad(loss, net.network[3].layer.weight)[0]
+    assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize('use_library', [True, False])
+def test_sine_kernels_match_torch(monkeypatch, use_library):
+    monkeypatch.setattr(sine_kernels, 'enabled', use_library)
+    if use_library and sine_kernels.library() is None:
+        pytest.skip('no C compiler')
+    torch.manual_seed(6)
+    z = torch.randn(12, 40) * 300  # pre-activations reach hundreds
+    bias = torch.randn(3, 40) * 30
+    expected_z = z + bias.repeat_interleave(4, 0)
+    out = torch.empty_like(z)
+    sine_kernels.add_bias_sin_(z, bias, out, rows_per_bias=4)
+    assert torch.allclose(z, expected_z)
+    assert (out - torch.sin(expected_z.double())).abs().max() < 1e-6
+
+    grad = torch.randn_like(z)
+    expected_grad = grad.double() * torch.cos(z.double())
+    sines = sine_kernels.sin_and_mul_cos_(z, torch.empty_like(z), grad)
+    assert (sines - torch.sin(z.double())).abs().max() < 1e-6
+    assert (grad - expected_grad).abs().max() < 1e-5
+
+
+def test_worker_errors_reach_the_caller():
+    def body(chunk, state):
+        if chunk == 3:
+            raise ValueError('chunk 3')
+    with pytest.raises(ValueError, match='chunk 3'):
+        for_each_chunk(list(range(8)), body)
