@@ -13,9 +13,9 @@ colour layer's direction term once per ray, chunked fused CPU kernels). Turn it
 off with `ImplicitGenerator3d(..., fast_path=False)`, `generator.fast_path =
 False` or the curriculum key `fast_path: False` to get the plain eager SIREN
 (forward_with_frequencies_phase_shifts), the reference for equality tests.
-Outputs agree to ~1e-6, gradients to relative ~1e-5. The fast path ignores
-max_batch_size (it never holds more than a chunk of activations besides what
-backward needs) and is not twice differentiable.
+Outputs agree to ~1e-6, gradients to relative ~1e-5. The fast path takes
+whole rays per call, at most max_batch_size points per image, and is not twice
+differentiable.
 """
 
 import torch
@@ -144,12 +144,16 @@ class ImplicitGenerator3d(nn.Module):
                        fast_path=None):
         """SIREN at points [B, R, S, 3] seen along view_directions [B, R, 3] -> [B, R, S, 4].
 
-        fast_path: siren/fused.py (None: self.fast_path); else the eager SIREN, each
-        image in chunks of max_batch_size points if given.
+        fast_path: siren/fused.py (None: self.fast_path); else the eager SIREN.
+        With max_batch_size, each image is evaluated in chunks of at most that many points.
         """
-        if self.fast_path if fast_path is None else fast_path:
-            return film_siren_forward(self.siren, points, view_directions, frequencies, phase_shifts)
         batch, rays, steps, _ = points.shape
+        if self.fast_path if fast_path is None else fast_path:
+            # Whole rays per call, at most max_batch_size points per image, so big renders fit in memory.
+            rays_per_call = rays if max_batch_size is None else max(1, max_batch_size // steps)
+            return torch.cat([film_siren_forward(self.siren, points[:, i:i + rays_per_call],
+                                                 view_directions[:, i:i + rays_per_call], frequencies, phase_shifts)
+                              for i in range(0, rays, rays_per_call)], 1)
         flat_points = points.reshape(batch, rays * steps, 3)
         flat_dirs = view_directions.unsqueeze(2).expand(-1, -1, steps, -1).reshape(batch, rays * steps, 3)
         siren = self.siren.forward_with_frequencies_phase_shifts
