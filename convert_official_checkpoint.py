@@ -9,9 +9,8 @@ record the curriculum, so other scripts need no --curriculum afterwards.
 
 import argparse
 
-from torch_utils.cli import add_override_argument, parse_overrides
+from torch_utils.cli import add_override_argument, parse_overrides, run_cli
 from torch_utils.official import convert_official_run
-from torch_utils.rendering import run_cli
 
 
 def main(argv=None):

@@ -10,9 +10,9 @@ Writes interpolation.mp4 (and interpolation_depth.mp4 with --depth_map).
 import argparse
 from pathlib import Path
 
-from torch_utils.cli import add_generator_arguments, load_generator_from_args
+from torch_utils.cli import add_generator_arguments, load_generator_from_args, run_cli
 from torch_utils.rendering import (add_render_arguments, add_video_arguments, inference_options,
-                                   interpolated_latents, latent_from_seed, render_to_video, run_cli,
+                                   interpolated_latents, latent_from_seed, render_to_video,
                                    trajectory)
 
 

@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 
 from torch_utils.checkpoint import atomic_save, ema_checkpoint, generator_checkpoint, save_all
-from torch_utils.cli import add_generator_arguments, load_generator_from_args
+from torch_utils.cli import add_generator_arguments, load_generator_from_args, run_cli
 from torch_utils.ema import ExponentialMovingAverage
 from torch_utils.inversion import fit_latent, fit_to_dict
 from torch_utils.media import image_grid, load_image, save_image, to_uint8
 from torch_utils.rendering import (Camera, add_video_arguments, inference_options, render_to_video, render_view,
-                                   run_cli, trajectory, yaw_row)
+                                   trajectory, yaw_row)
 
 
 def save_tuned_generator(generator, metadata, output_dir):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from torch_utils.cli import add_generator_arguments, load_generator_from_args
+from torch_utils.cli import add_generator_arguments, load_generator_from_args, run_cli
 from torch_utils.media import depth_to_uint8, image_grid, save_image, to_uint8
 from torch_utils.rendering import (add_render_arguments, inference_options, latent_from_seed, render_view,
-                                   run_cli, yaw_row)
+                                   yaw_row)
 
 
 def main(argv=None):

@@ -6,9 +6,8 @@
 """
 
 import argparse
-import sys
 
-from torch_utils.cli import add_override_argument, parse_overrides
+from torch_utils.cli import add_override_argument, parse_overrides, run_cli
 from training.training_loop import PRECISIONS
 
 
@@ -52,11 +51,8 @@ def parse_args(argv=None):
 def main(argv=None):
     opt = parse_args(argv)
     from training.distributed import launch
-    from training.errors import describe, user_errors
-    try:
-        launch(worker, opt)
-    except user_errors() as error:
-        sys.exit(f"error: {describe(error)}")
+    from training.errors import user_errors
+    run_cli(lambda: launch(worker, opt), user_errors())
 
 
 def worker(info, opt):

@@ -2,6 +2,7 @@
 
 import argparse
 import ast
+import sys
 
 import torch
 
@@ -64,3 +65,21 @@ def load_generator_from_args(args):
                                          curriculum=args.curriculum, overrides=parse_overrides(args.overrides),
                                          device=device)
     return generator, metadata, device
+
+
+def one_line(error):
+    """The error's message on one line (a worker's exception arrives with its traceback: keep its last line)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1].strip('"\'') if lines else type(error).__name__
+
+
+def run_cli(main, errors=None):
+    """Runs main(); `errors` (default: checkpoint and curriculum problems) exit with one line, no traceback."""
+    if errors is None:
+        from curriculums import ConfigError
+        from torch_utils.checkpoint import CheckpointError
+        errors = (CheckpointError, ConfigError)
+    try:
+        return main()
+    except errors as error:
+        sys.exit(f"error: {one_line(error)}")

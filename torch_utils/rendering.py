@@ -5,7 +5,6 @@ frequencies and phase shifts, [1, F] each.
 """
 
 import math
-import sys
 from contextlib import ExitStack
 from typing import NamedTuple
 
@@ -13,7 +12,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from torch_utils.checkpoint import CheckpointError
 from torch_utils.media import VideoWriter, depth_to_uint8, to_uint8
 
 
@@ -159,10 +157,3 @@ def add_video_arguments(parser, trajectory='front', num_frames=48):
     parser.add_argument('--num_frames', type=int, default=num_frames, help="frames in the video")
     parser.add_argument('--fps', type=int, default=24, help="frames per second")
 
-
-def run_cli(main):
-    """Runs a script's main(), turning checkpoint problems into a one-line error instead of a traceback."""
-    try:
-        main()
-    except CheckpointError as error:
-        sys.exit(f"error: {error}")

@@ -13,9 +13,3 @@ def user_errors():
     return (CheckpointError, ConfigError, DatasetError, ImageFolderError, InceptionWeightsError, LaunchError,
             TrainingDiverged, ProcessRaisedException)
 
-
-def describe(error):
-    """One line: a worker's exception arrives with its traceback, keep only its last line."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    text = lines[-1] if lines else type(error).__name__
-    return text.strip('"\'')
