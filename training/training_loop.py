@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 import curriculums
 import datasets
+from torch_utils.checkpoint import resolve_curriculum
 from torch_utils.ema import ExponentialMovingAverage, averaged_weights
 from torch_utils.models import build_discriminator, build_generator
 from training import run_files, steps
@@ -40,13 +41,14 @@ class ResumableDistributedSampler(DistributedSampler):
         return self.num_samples - self.start_index
 
 
-def resolve_curriculum(opt, resumed):
+def run_curriculum(opt, resumed):
     """Curriculum of the run: the resumed run's, or the named one; then --dataset_path and --set."""
-    curriculum = resumed['generator.pth']['curriculum'] if resumed else curriculums.get(opt.curriculum)
     overrides = dict(opt.overrides)
     if opt.dataset_path:
         overrides['dataset_path'] = opt.dataset_path
-    return curriculums.apply_overrides(curriculum, overrides)
+    if resumed:
+        return resolve_curriculum(resumed['generator.pth']['curriculum'], None, overrides)
+    return resolve_curriculum(None, opt.curriculum, overrides)
 
 
 def make_autocast(precision, device):
@@ -106,7 +108,7 @@ def check_curriculum(metadata, discriminator):
 def training_loop(info, opt):
     output_dir = Path(opt.output_dir)
     resumed = run_files.load_checkpoint(opt.load_dir) if opt.load_dir else None
-    curriculum = resolve_curriculum(opt, resumed)
+    curriculum = run_curriculum(opt, resumed)
     curriculum_name = resumed['generator.pth']['curriculum_name'] if resumed else opt.curriculum
     precision = opt.precision or ('fp16' if info.device.type == 'cuda' else 'fp32')
 
