@@ -5,14 +5,16 @@
 2. The colour layer split: Linear([d, x]) = W_x x + W_d d + b, with the direction
    term computed once per ray instead of once per sample, so the per-sample
    expanded directions are never built.
-3. On the CPU, fused_cpu.py runs forward and backward in cache-sized chunks on
-   single-threaded workers with fused sine kernels. Elsewhere (CUDA, autocast)
-   the folded layers run as batched torch ops.
+3. Only the pre-activations are kept for backward, which recomputes the sines.
+   On the CPU, fused_cpu.py runs forward and backward in cache-sized chunks on
+   single-threaded workers with fused sine kernels. Elsewhere (CUDA, autocast),
+   fused_batched.py runs the folded layers as whole-batch torch ops.
 """
 
 import torch
 import torch.nn.functional as F
 
+from .fused_batched import FoldedFiLMSiren, compute_dtype, folded_forward
 from .fused_cpu import FusedFiLMSiren
 
 
@@ -34,18 +36,6 @@ def fold_film(siren, frequencies, phase_shifts, ray_directions):
     return weights, biases, torch.addcmul(p, f, direction_term)
 
 
-def _batched(features, ray_term, heads, weights, biases, steps):
-    w_sigma, b_sigma, w_rgb, b_rgb = heads
-    y = features
-    for weight, bias in zip(weights, biases):  # the FiLM layers; weights[-1] is the colour layer's
-        y = torch.sin(torch.baddbmm(bias.unsqueeze(1), y, weight.transpose(1, 2)))
-    sigma = F.linear(y, w_sigma, b_sigma)
-    batch, n_points, hidden = y.shape
-    z = torch.bmm(y, weights[-1].transpose(1, 2)).view(batch, -1, steps, hidden) + ray_term.unsqueeze(2)
-    rgb = torch.sigmoid(F.linear(torch.sin(z), w_rgb, b_rgb)).view(batch, n_points, 3)
-    return torch.cat([rgb, sigma.to(rgb.dtype)], -1)
-
-
 def film_siren_forward(siren, points, ray_directions, frequencies, phase_shifts, chunked=None):
     """siren at points [B, R, S, 3] seen along ray_directions [B, R, 3] -> [B, R, S, 4].
 
@@ -58,11 +48,14 @@ def film_siren_forward(siren, points, ray_directions, frequencies, phase_shifts,
              siren.color_layer_linear[0].weight, siren.color_layer_linear[0].bias)
     if chunked is None:
         chunked = features.device.type == 'cpu' and not torch.is_autocast_enabled('cpu')
+    inputs = (features, ray_term, *heads)
+    layers = (*weights, *biases)
+    for_backward = torch.is_grad_enabled() and any(t.requires_grad for t in inputs + layers)
     if chunked:
-        inputs = (features.contiguous(), ray_term.contiguous(), *heads)
-        layers = (*weights, *biases)
-        for_backward = torch.is_grad_enabled() and any(t.requires_grad for t in inputs + layers)
+        inputs = tuple(t.contiguous() for t in inputs)
         out = FusedFiLMSiren.apply(*inputs, steps, for_backward, *layers)
+    elif for_backward:
+        out = FoldedFiLMSiren.apply(*inputs, steps, *layers)
     else:
-        out = _batched(features, ray_term, heads, weights, biases, steps)
+        out = folded_forward(features, ray_term, heads, weights, biases, steps, compute_dtype(features))
     return out.reshape(batch, rays, steps, 4)

@@ -4,6 +4,7 @@ Both paths get the same seed before each render, so camera, jitter, nerf noise
 and fine samples coincide (the fast path draws no random numbers).
 """
 
+import functools
 import os
 
 import pytest
@@ -26,10 +27,16 @@ def generator(request):
     return ImplicitGenerator3d(getattr(siren, request.param), z_dim=8, hidden_dim=16)
 
 
-@pytest.fixture
-def small_chunks(monkeypatch):
-    """Chunks of 2 rays, so images span many chunks and the workers share them."""
-    monkeypatch.setattr(fused_cpu, 'CHUNK_ACTIVATIONS', 2 * OPTIONS['num_steps'] * 16)
+@pytest.fixture(params=['chunked', 'batched'])
+def fast_path_kind(request, monkeypatch):
+    """The CPU path in chunks of 2 rays (so images span many chunks and the workers
+    share them), or the whole-batch path that CUDA and autocast use."""
+    if request.param == 'chunked':
+        monkeypatch.setattr(fused_cpu, 'CHUNK_ACTIVATIONS', 2 * OPTIONS['num_steps'] * 16)
+    else:
+        monkeypatch.setattr('generators.generators.film_siren_forward',
+                            functools.partial(fused.film_siren_forward, chunked=False))
+    return request.param
 
 
 def render_and_backward(generator, fast, options, seed=1):
@@ -53,7 +60,7 @@ def assert_same_gradients(fast, eager):
 
 @pytest.mark.parametrize('hierarchical_sample', [False, True])
 @pytest.mark.parametrize('lock_view_dependence', [False, True])
-def test_forward_and_gradients_match_eager(generator, small_chunks, hierarchical_sample, lock_view_dependence):
+def test_forward_and_gradients_match_eager(generator, fast_path_kind, hierarchical_sample, lock_view_dependence):
     options = dict(OPTIONS, hierarchical_sample=hierarchical_sample, lock_view_dependence=lock_view_dependence)
     fast_pixels, fast_pose, fast_grads = render_and_backward(generator, True, options)
     eager_pixels, eager_pose, eager_grads = render_and_backward(generator, False, options)
@@ -62,7 +69,7 @@ def test_forward_and_gradients_match_eager(generator, small_chunks, hierarchical
     assert_same_gradients(fast_grads, eager_grads)
 
 
-def test_staged_forward_matches_eager(generator, small_chunks):
+def test_staged_forward_matches_eager(generator, fast_path_kind):
     options = dict(OPTIONS, hierarchical_sample=True, lock_view_dependence=False, h_stddev=0, v_stddev=0)
     z = torch.randn(2, generator.z_dim, generator=torch.Generator().manual_seed(2))
     results = {}
@@ -89,19 +96,81 @@ def test_curriculum_key_overrides_the_attribute(monkeypatch):
     assert not calls
 
 
+def siren_inputs(net, seed, batch=2, rays=5, steps=7):
+    generator = torch.Generator().manual_seed(seed)
+    points = torch.rand(batch, rays, steps, 3, generator=generator) * 0.2 - 0.1
+    directions = torch.nn.functional.normalize(torch.randn(batch, rays, 3, generator=generator), dim=-1)
+    frequencies, phase_shifts = net.mapping_network(torch.randn(batch, net.z_dim, generator=generator))
+    return points, directions, frequencies, phase_shifts
+
+
+def eager_siren(net, points, directions, frequencies, phase_shifts):
+    """The eager SIREN on rays [B, R, S, 3], as the generator calls it."""
+    batch, rays, steps, _ = points.shape
+    expanded = directions.unsqueeze(2).expand(-1, -1, steps, -1).reshape(batch, -1, 3)
+    out = net.forward_with_frequencies_phase_shifts(points.reshape(batch, -1, 3), frequencies, phase_shifts,
+                                                    ray_directions=expanded)
+    return out.reshape(batch, rays, steps, 4)
+
+
 def test_batched_path_matches_chunked():
     """The path used on CUDA and under autocast, checked here on the CPU."""
     torch.manual_seed(4)
     net = siren.EmbeddingPiGAN256(z_dim=8, hidden_dim=16)
-    points = torch.rand(2, 5, 7, 3) * 0.2 - 0.1
-    directions = torch.nn.functional.normalize(torch.randn(2, 5, 3), dim=-1)
-    frequencies, phase_shifts = net.mapping_network(torch.randn(2, 8))
-    outputs = [fused.film_siren_forward(net, points, directions, frequencies, phase_shifts, chunked=chunked)
-               for chunked in (True, False)]
+    inputs = siren_inputs(net, seed=4)
+    outputs = [fused.film_siren_forward(net, *inputs, chunked=chunked) for chunked in (True, False)]
     assert (outputs[0] - outputs[1]).abs().max() < 1e-5
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        low_precision = fused.film_siren_forward(net, points, directions, frequencies, phase_shifts)
-    assert low_precision.shape == outputs[0].shape and torch.isfinite(low_precision).all()
+
+
+def output_and_gradients(net, siren_function, loss_weights, autocast):
+    net.zero_grad(set_to_none=True)
+    inputs = siren_inputs(net, seed=7, rays=16)  # the mapping network runs in the graph each time
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+        out = siren_function(net, *inputs)
+    (out.float() * loss_weights).sum().backward()
+    return out.detach().float(), torch.cat([p.grad.flatten() for p in net.parameters()])
+
+
+def test_autocast_fast_path_is_as_accurate_as_autocast_eager():
+    """Under bf16 autocast both paths drift from float32; the fast path no more than eager."""
+    torch.manual_seed(7)
+    net = siren.SPATIALSIRENBASELINE(z_dim=8, hidden_dim=32)
+    loss_weights = torch.randn(2, 16, 7, 4)
+    reference_out, reference_grad = output_and_gradients(net, eager_siren, loss_weights, False)
+    errors = {}
+    for name, function in (('eager', eager_siren), ('fast', fused.film_siren_forward)):
+        out, grad = output_and_gradients(net, function, loss_weights, True)
+        errors[name] = ((out - reference_out).abs().max().item(),
+                        ((grad - reference_grad).norm() / reference_grad.norm()).item())
+    for fast_error, eager_error in zip(errors['fast'], errors['eager']):
+        assert fast_error <= 1.5 * eager_error + 1e-3, errors
+
+
+def saved_bytes(function, *args):
+    """Bytes of the tensors autograd keeps for backward while function(*args) runs."""
+    sizes = []
+
+    def pack(tensor):
+        sizes.append(tensor.numel() * tensor.element_size())
+        return tensor
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        function(*args)
+    return sum(sizes)
+
+
+@pytest.mark.parametrize('autocast', [False, True])
+def test_batched_path_keeps_less_than_half_the_activations(autocast):
+    """What sets training memory: the tensors saved for backward (CUDA keeps the same ones)."""
+    torch.manual_seed(8)
+    net = siren.SPATIALSIRENBASELINE(z_dim=8, hidden_dim=64)
+    inputs = siren_inputs(net, seed=8, rays=64, steps=12)
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+        eager = saved_bytes(eager_siren, net, *inputs)
+        fast = saved_bytes(functools.partial(fused.film_siren_forward, chunked=False), net, *inputs)
+    activation = 2 * 64 * 12 * 64 * (2 if autocast else 4)  # one [B, N, hidden] tensor
+    assert eager > 8 * activation  # at least one per layer
+    # fast: the 9 pre-activations, plus the folded weights and inputs (small at real sizes)
+    assert fast < 12 * activation and fast < 0.5 * eager, (fast / activation, eager / activation)
 
 
 def test_backward_twice_with_retain_graph():
