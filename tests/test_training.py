@@ -72,6 +72,8 @@ def test_training_steps(tmp_path, synthetic_dir, discriminator, extra):
     rows = stats(out)
     assert [row['step'] for row in rows] == [1, 2]
     assert all(torch.isfinite(torch.tensor([row['d_loss'], row['g_loss']])).all() for row in rows)
+    # Speed and memory: seconds per step, and the peak resident set on the CPU (torch alone is > 100 MB).
+    assert all(0 < row['sec_per_step'] < 600 and 0.1 < row['peak_mem_gib'] < 64 for row in rows)
     for grid in ('fixed', 'tilted', 'fixed_ema', 'tilted_ema', 'random'):
         with Image.open(out / f'2_{grid}.png') as image:
             assert image.size == (5 * 16 + 6 * 2, 5 * 16 + 6 * 2)  # 5x5 grid, 2px padding

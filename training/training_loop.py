@@ -17,7 +17,7 @@ import datasets
 from torch_utils.checkpoint import resolve_curriculum
 from torch_utils.ema import ExponentialMovingAverage, averaged_weights
 from torch_utils.models import build_discriminator, build_generator
-from training import run_files, steps
+from training import monitor, run_files, steps
 from training.distributed import all_finite, barrier, gather_objects
 
 PRECISIONS = ('fp16', 'bf16', 'fp32')
@@ -189,6 +189,7 @@ def training_loop(info, opt):
     dataloader = sampler = None
     finished = step >= max_steps
     loader_generator = torch.Generator().manual_seed(opt.seed + info.rank)
+    timer = monitor.StepTimer(step)
 
     while epoch < opt.n_epochs and not finished:
         metadata = curriculums.extract_metadata(curriculum, step)
@@ -246,22 +247,25 @@ def training_loop(info, opt):
             if info.is_main and (step % opt.log_every == 0 or step == 1):
                 record = {'step': step, 'epoch': epoch, 'd_loss': d_loss.item(), 'g_loss': g_loss.item(),
                           'alpha': alpha, 'img_size': metadata['img_size'], 'batch_size': metadata['batch_size'],
-                          'topk': topk_num, 'scale': scaler.get_scale(), 'time': time.time()}
+                          'topk': topk_num, 'scale': scaler.get_scale(), 'time': time.time(),
+                          'sec_per_step': timer.lap(step), 'peak_mem_gib': monitor.peak_memory_gib(info.device)}
                 run_files.append_stats(output_dir, record)
                 tqdm.write(f"[Experiment: {output_dir}] [Epoch: {epoch}/{opt.n_epochs}] [D loss: {record['d_loss']:.4f}] "
                            f"[G loss: {record['g_loss']:.4f}] [Step: {step}] [Alpha: {alpha:.2f}] "
                            f"[Img Size: {metadata['img_size']}] [Batch Size: {metadata['batch_size']}] "
-                           f"[TopK: {topk_num}] [Scale: {record['scale']}]")
-            if step % opt.sample_interval == 0:
-                if info.is_main:
-                    generator_ddp.eval()
-                    run_files.save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata,
-                                                sample_size, ctx.autocast)
-                save(output_dir)
-            if step % opt.model_save_interval == 0:
-                save(run_files.snapshot_folder(output_dir, step))
-            if opt.eval_freq > 0 and step % opt.eval_freq == 0:
-                evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
+                           f"[TopK: {topk_num}] [Scale: {record['scale']}] "
+                           f"[s/step: {record['sec_per_step']:.3f}] [Peak mem: {record['peak_mem_gib']:.2f} GiB]")
+            with timer.paused():  # sampling, saving and evaluation are not training speed
+                if step % opt.sample_interval == 0:
+                    if info.is_main:
+                        generator_ddp.eval()
+                        run_files.save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata,
+                                                    sample_size, ctx.autocast)
+                    save(output_dir)
+                if step % opt.model_save_interval == 0:
+                    save(run_files.snapshot_folder(output_dir, step))
+                if opt.eval_freq > 0 and step % opt.eval_freq == 0:
+                    evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
             if step >= max_steps:
                 finished = True
                 break
