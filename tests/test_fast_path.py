@@ -122,24 +122,25 @@ def test_batched_path_matches_chunked():
     assert (outputs[0] - outputs[1]).abs().max() < 1e-5
 
 
-def output_and_gradients(net, siren_function, loss_weights, autocast):
+def output_and_gradients(net, siren_function, loss_weights, dtype):
     net.zero_grad(set_to_none=True)
     inputs = siren_inputs(net, seed=7, rays=16)  # the mapping network runs in the graph each time
-    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast('cpu', dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         out = siren_function(net, *inputs)
     (out.float() * loss_weights).sum().backward()
     return out.detach().float(), torch.cat([p.grad.flatten() for p in net.parameters()])
 
 
-def test_autocast_fast_path_is_as_accurate_as_autocast_eager():
-    """Under bf16 autocast both paths drift from float32; the fast path no more than eager."""
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_autocast_fast_path_is_as_accurate_as_autocast_eager(dtype):
+    """Under autocast both paths drift from float32; the fast path no more than eager."""
     torch.manual_seed(7)
     net = siren.SPATIALSIRENBASELINE(z_dim=8, hidden_dim=32)
     loss_weights = torch.randn(2, 16, 7, 4)
-    reference_out, reference_grad = output_and_gradients(net, eager_siren, loss_weights, False)
+    reference_out, reference_grad = output_and_gradients(net, eager_siren, loss_weights, None)
     errors = {}
     for name, function in (('eager', eager_siren), ('fast', fused.film_siren_forward)):
-        out, grad = output_and_gradients(net, function, loss_weights, True)
+        out, grad = output_and_gradients(net, function, loss_weights, dtype)
         errors[name] = ((out - reference_out).abs().max().item(),
                         ((grad - reference_grad).norm() / reference_grad.norm()).item())
     for fast_error, eager_error in zip(errors['fast'], errors['eager']):
