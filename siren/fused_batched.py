@@ -53,14 +53,15 @@ class FoldedFiLMSiren(torch.autograd.Function):
     def forward(ctx, features, ray_term, w_sigma, b_sigma, w_rgb, b_rgb, steps, *layers):
         n_film = (len(layers) - 1) // 2
         weights, biases = layers[:n_film + 1], layers[n_film + 1:]
+        ctx.input_dtypes = [t.dtype for t in (features, ray_term, w_sigma, b_sigma, w_rgb, b_rgb, *layers)]
         dtype = compute_dtype(features)
+        heads = [t.to(dtype) for t in (w_sigma, b_sigma, w_rgb, b_rgb)]
+        weights = [w.to(dtype) for w in weights]  # cast once, kept for backward
         pre_activations = []
         with torch.autocast(features.device.type, enabled=False):
-            out = folded_forward(features, ray_term, (w_sigma, b_sigma, w_rgb, b_rgb), weights, biases, steps,
-                                 dtype, keep=pre_activations)
+            out = folded_forward(features, ray_term, heads, weights, biases, steps, dtype, keep=pre_activations)
         ctx.steps, ctx.n_film = steps, n_film
-        ctx.input_dtypes = [t.dtype for t in (features, ray_term, w_sigma, b_sigma, w_rgb, b_rgb, *layers)]
-        ctx.save_for_backward(features, w_sigma, w_rgb, out, *weights, *pre_activations)
+        ctx.save_for_backward(features, heads[0], heads[2], out, *weights, *pre_activations)
         return out
 
     @staticmethod
@@ -70,8 +71,6 @@ class FoldedFiLMSiren(torch.autograd.Function):
         features, w_sigma, w_rgb, out, *rest = ctx.saved_tensors
         weights, z = rest[:n_film + 1], rest[n_film + 1:]
         dtype = z[0].dtype
-        weights = [w.to(dtype) for w in weights]
-        w_sigma, w_rgb = w_sigma.to(dtype), w_rgb.to(dtype)
         batch, n_points, hidden = z[0].shape
         grad_out = grad_out.to(dtype)
 

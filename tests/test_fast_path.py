@@ -104,15 +104,6 @@ def siren_inputs(net, seed, batch=2, rays=5, steps=7):
     return points, directions, frequencies, phase_shifts
 
 
-def eager_siren(net, points, directions, frequencies, phase_shifts):
-    """The eager SIREN on rays [B, R, S, 3], as the generator calls it."""
-    batch, rays, steps, _ = points.shape
-    expanded = directions.unsqueeze(2).expand(-1, -1, steps, -1).reshape(batch, -1, 3)
-    out = net.forward_with_frequencies_phase_shifts(points.reshape(batch, -1, 3), frequencies, phase_shifts,
-                                                    ray_directions=expanded)
-    return out.reshape(batch, rays, steps, 4)
-
-
 def test_batched_path_matches_chunked():
     """The path used on CUDA and under autocast, checked here on the CPU."""
     torch.manual_seed(4)
@@ -122,25 +113,25 @@ def test_batched_path_matches_chunked():
     assert (outputs[0] - outputs[1]).abs().max() < 1e-5
 
 
-def output_and_gradients(net, siren_function, loss_weights, dtype):
-    net.zero_grad(set_to_none=True)
-    inputs = siren_inputs(net, seed=7, rays=16)  # the mapping network runs in the graph each time
+def output_and_gradients(generator, fast_path, loss_weights, dtype):
+    generator.zero_grad(set_to_none=True)
+    inputs = siren_inputs(generator.siren, seed=7, rays=16)  # the mapping network runs in the graph each time
     with torch.autocast('cpu', dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-        out = siren_function(net, *inputs)
+        out = generator.evaluate_siren(*inputs, fast_path=fast_path)
     (out.float() * loss_weights).sum().backward()
-    return out.detach().float(), torch.cat([p.grad.flatten() for p in net.parameters()])
+    return out.detach().float(), torch.cat([p.grad.flatten() for p in generator.parameters()])
 
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 def test_autocast_fast_path_is_as_accurate_as_autocast_eager(dtype):
     """Under autocast both paths drift from float32; the fast path no more than eager."""
     torch.manual_seed(7)
-    net = siren.SPATIALSIRENBASELINE(z_dim=8, hidden_dim=32)
+    generator = ImplicitGenerator3d(siren.SPATIALSIRENBASELINE, z_dim=8, hidden_dim=32)
     loss_weights = torch.randn(2, 16, 7, 4)
-    reference_out, reference_grad = output_and_gradients(net, eager_siren, loss_weights, None)
+    reference_out, reference_grad = output_and_gradients(generator, False, loss_weights, None)
     errors = {}
-    for name, function in (('eager', eager_siren), ('fast', fused.film_siren_forward)):
-        out, grad = output_and_gradients(net, function, loss_weights, dtype)
+    for name, fast_path in (('eager', False), ('fast', True)):
+        out, grad = output_and_gradients(generator, fast_path, loss_weights, dtype)
         errors[name] = ((out - reference_out).abs().max().item(),
                         ((grad - reference_grad).norm() / reference_grad.norm()).item())
     for fast_error, eager_error in zip(errors['fast'], errors['eager']):
@@ -163,11 +154,11 @@ def saved_bytes(function, *args):
 def test_batched_path_keeps_less_than_half_the_activations(autocast):
     """What sets training memory: the tensors saved for backward (CUDA keeps the same ones)."""
     torch.manual_seed(8)
-    net = siren.SPATIALSIRENBASELINE(z_dim=8, hidden_dim=64)
-    inputs = siren_inputs(net, seed=8, rays=64, steps=12)
+    generator = ImplicitGenerator3d(siren.SPATIALSIRENBASELINE, z_dim=8, hidden_dim=64)
+    inputs = siren_inputs(generator.siren, seed=8, rays=64, steps=12)
     with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
-        eager = saved_bytes(eager_siren, net, *inputs)
-        fast = saved_bytes(functools.partial(fused.film_siren_forward, chunked=False), net, *inputs)
+        eager = saved_bytes(functools.partial(generator.evaluate_siren, fast_path=False), *inputs)
+        fast = saved_bytes(functools.partial(fused.film_siren_forward, generator.siren, chunked=False), *inputs)
     activation = 2 * 64 * 12 * 64 * (2 if autocast else 4)  # one [B, N, hidden] tensor
     assert eager > 8 * activation  # at least one per layer
     # fast: the 9 pre-activations, plus the folded weights and inputs (small at real sizes)
