@@ -10,7 +10,7 @@ record the curriculum, so other scripts need no --curriculum afterwards.
 import argparse
 
 from torch_utils.cli import add_override_argument, parse_overrides, run_cli
-from torch_utils.official import convert_official_run
+from checkpoints.official import convert_official_run
 
 
 def main(argv=None):

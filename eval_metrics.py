@@ -17,7 +17,7 @@ from pathlib import Path
 from metrics import ImageFolderError, InceptionWeightsError, folder_metrics, list_metrics, load_inception
 from metrics.generate import evaluation_metadata, prepare_output_folder, write_generated_images
 from metrics.image_files import image_size, require_images
-from torch_utils.checkpoint import CheckpointError
+from checkpoints import CheckpointError
 from torch_utils.cli import add_generator_arguments, load_generator_from_args
 
 

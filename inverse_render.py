@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
-from torch_utils.checkpoint import atomic_save, ema_checkpoint, generator_checkpoint, save_all
+from checkpoints import atomic_save, ema_checkpoint, generator_checkpoint, save_all
 from torch_utils.cli import add_generator_arguments, load_generator_from_args, run_cli
 from torch_utils.ema import ExponentialMovingAverage
-from torch_utils.inversion import fit_latent, fit_to_dict
+from inference.inversion import fit_latent, fit_to_dict
 from torch_utils.media import image_grid, load_image, save_image, to_uint8
-from torch_utils.rendering import (Camera, add_video_arguments, inference_options, render_to_video, render_view,
+from inference.rendering import (Camera, add_video_arguments, inference_options, render_to_video, render_view,
                                    trajectory, yaw_row)
 
 

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from torch_utils.cli import add_generator_arguments, load_generator_from_args, run_cli
 from torch_utils.media import depth_to_uint8, image_grid, save_image, to_uint8
-from torch_utils.rendering import (add_render_arguments, inference_options, latent_from_seed, render_view,
+from inference.rendering import (add_render_arguments, inference_options, latent_from_seed, render_view,
                                    yaw_row)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from torch_utils.cli import add_generator_arguments, load_generator_from_args, run_cli
-from torch_utils.rendering import (add_render_arguments, add_video_arguments, inference_options, latent_from_seed,
+from inference.rendering import (add_render_arguments, add_video_arguments, inference_options, latent_from_seed,
                                    render_to_video, trajectory)
 
 

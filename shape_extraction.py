@@ -14,10 +14,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from torch_utils.checkpoint import safe_load
+from checkpoints import safe_load
 from torch_utils.cli import add_generator_arguments, load_generator_from_args, run_cli
-from torch_utils.meshing import density_grid, extract_mesh, save_mesh, save_mrc, vertex_colors
-from torch_utils.rendering import Latent, front_camera, latent_from_seed
+from inference.meshing import density_grid, extract_mesh, save_mesh, save_mrc, vertex_colors
+from inference.rendering import Latent, front_camera, latent_from_seed
 
 
 def main(argv=None):

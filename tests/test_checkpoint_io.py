@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tiny_checkpoint import make_tiny_run
-from torch_utils.checkpoint import CheckpointError, atomic_save, load_generator, save_all
+from checkpoints import CheckpointError, atomic_save, load_generator, save_all
 
 
 class ExplodesWhenPickled:

@@ -158,7 +158,7 @@ def test_failed_download_is_one_clear_message(run_folder, real_dir, tmp_path, mo
 # --- fid_evaluation: training-time helpers ----------------------------------------------
 
 def test_output_images_interleaves_ranks_and_keeps_the_rng(run_folder, tmp_path):
-    from torch_utils.checkpoint import load_generator
+    from checkpoints import load_generator
     generator, metadata = load_generator(run_folder / 'generator.pth')
     generator.train()
     wrapped = types.SimpleNamespace(module=generator)  # stands in for DistributedDataParallel

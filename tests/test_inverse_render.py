@@ -15,11 +15,11 @@ import shape_extraction
 import synthetic_dataset
 from test_render_scripts import probe_video
 from tiny_checkpoint import make_tiny_run
-from torch_utils.checkpoint import atomic_save, load_generator
-from torch_utils.inversion import fit_latent, fitting_options, render_differentiable
+from checkpoints import atomic_save, load_generator
+from inference.inversion import fit_latent, fitting_options, render_differentiable
 from torch_utils.media import save_image, to_uint8
-from torch_utils.meshing import density_grid, extract_mesh
-from torch_utils.rendering import Camera, Latent, front_camera, inference_options, latent_from_seed, render_view
+from inference.meshing import density_grid, extract_mesh
+from inference.rendering import Camera, Latent, front_camera, inference_options, latent_from_seed, render_view
 
 
 @pytest.fixture(scope='module')

@@ -11,7 +11,7 @@ import torch
 
 from reference import OFFICIAL_DIR, close, max_rel
 from tiny_checkpoint import make_tiny_run
-from torch_utils.checkpoint import CheckpointError, load_generator
+from checkpoints import CheckpointError, load_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = OFFICIAL_DIR / 'generator.pth'

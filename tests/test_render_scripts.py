@@ -19,9 +19,9 @@ import render_multiview_images
 import render_video
 import shape_extraction
 from tiny_checkpoint import make_tiny_run
-from torch_utils.checkpoint import load_generator
-from torch_utils.meshing import density_grid, vertex_colors
-from torch_utils.rendering import Camera, inference_options, latent_from_seed, render_view
+from checkpoints import load_generator
+from inference.meshing import density_grid, vertex_colors
+from inference.rendering import Camera, inference_options, latent_from_seed, render_view
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -64,7 +64,7 @@ def test_training_steps(tmp_path, synthetic_dir, discriminator, extra):
 
     # Training moved the weights away from their initialisation.
     torch.manual_seed(0)
-    from torch_utils.models import build_generator
+    from checkpoints.builders import build_generator
     initial = build_generator(dict(gen['curriculum'], **{'img_size': 16})).state_dict()
     moved = [name for name, value in gen['state_dict'].items() if not torch.equal(value, initial[name])]
     assert len(moved) > len(initial) // 2

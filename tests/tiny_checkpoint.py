@@ -3,9 +3,9 @@
 import torch
 
 import curriculums
-from torch_utils.checkpoint import ema_checkpoint, generator_checkpoint, save_all
+from checkpoints import ema_checkpoint, generator_checkpoint, save_all
 from torch_utils.ema import ExponentialMovingAverage
-from torch_utils.models import build_generator
+from checkpoints.builders import build_generator
 
 TINY_OVERRIDES = {
     0: {'batch_size': 4, 'num_steps': 6, 'img_size': 16, 'batch_split': 1, 'gen_lr': 1e-4, 'disc_lr': 4e-4},

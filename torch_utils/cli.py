@@ -59,7 +59,7 @@ def pick_device(name=None):
 
 def load_generator_from_args(args):
     """(generator, metadata, device) for scripts built on add_generator_arguments."""
-    from torch_utils.checkpoint import load_generator
+    from checkpoints import load_generator
     device = pick_device(args.device)
     generator, metadata = load_generator(args.path, ema=None if args.no_ema else args.ema,
                                          curriculum=args.curriculum, overrides=parse_overrides(args.overrides),
@@ -77,7 +77,7 @@ def run_cli(main, errors=None):
     """Runs main(); `errors` (default: checkpoint and curriculum problems) exit with one line, no traceback."""
     if errors is None:
         from curriculums import ConfigError
-        from torch_utils.checkpoint import CheckpointError
+        from checkpoints import CheckpointError
         errors = (CheckpointError, ConfigError)
     try:
         return main()

@@ -7,7 +7,7 @@ def user_errors():
     from curriculums import ConfigError
     from datasets import DatasetError
     from metrics import ImageFolderError, InceptionWeightsError
-    from torch_utils.checkpoint import CheckpointError
+    from checkpoints import CheckpointError
     from training.distributed import LaunchError
     from training.training_loop import TrainingDiverged
     return (CheckpointError, ConfigError, DatasetError, ImageFolderError, InceptionWeightsError, LaunchError,

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from torch_utils.checkpoint import (CheckpointError, ema_checkpoint, generator_checkpoint, safe_load,
+from checkpoints import (CheckpointError, ema_checkpoint, generator_checkpoint, safe_load,
                                     save_all, DISCRIMINATOR_FORMAT, EMA_FORMAT, GENERATOR_FORMAT)
 from torch_utils.ema import averaged_weights
 

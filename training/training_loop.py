@@ -14,9 +14,9 @@ from tqdm import tqdm
 
 import curriculums
 import datasets
-from torch_utils.checkpoint import resolve_curriculum
+from checkpoints import resolve_curriculum
 from torch_utils.ema import ExponentialMovingAverage, averaged_weights
-from torch_utils.models import build_discriminator, build_generator
+from checkpoints.builders import build_discriminator, build_generator
 from training import monitor, run_files, steps
 from training.distributed import all_finite, barrier, gather_objects
 

@@ -1,9 +1,12 @@
-"""Builds the networks a curriculum names."""
+"""The curriculum of a run and the networks it names."""
 
+import curriculums
 from curriculums import ConfigError
 from discriminators import discriminators
 from generators import generators
 from siren import siren
+
+from .format import CheckpointError
 
 SIREN_KEYS = ('hidden_dim',)  # curriculum keys passed on to the SIREN constructor
 
@@ -27,3 +30,11 @@ def build_generator(metadata):
 
 def build_discriminator(metadata):
     return _lookup(discriminators, metadata['discriminator'], 'discriminator')()
+
+
+def resolve_curriculum(checkpoint_curriculum, name=None, overrides=None):
+    """The curriculum to use: a named one if given, else the checkpoint's, plus overrides."""
+    curriculum = curriculums.get(name) if name else dict(checkpoint_curriculum or {})
+    if not curriculum:
+        raise CheckpointError("this checkpoint does not record its curriculum; pass --curriculum NAME")
+    return curriculums.apply_overrides(curriculum, overrides)

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 import curriculums
-from torch_utils.checkpoint import CheckpointError, resolve_curriculum, safe_load
-from torch_utils.models import build_generator
+from .builders import build_generator, resolve_curriculum
+from .format import CheckpointError, safe_load
 
 SIREN_CLASSES = ('SPATIALSIRENBASELINE', 'TALLSIREN', 'EmbeddingPiGAN128', 'EmbeddingPiGAN256')
 ORIGINAL_CLASSES = (
@@ -190,7 +190,7 @@ def convert_official_run(generator_path, curriculum, output_dir, overrides=None)
 
     The EMA files are optional; returns the paths written.
     """
-    from torch_utils.checkpoint import ema_checkpoint, generator_checkpoint, save_all
+    from .format import ema_checkpoint, generator_checkpoint, save_all
     from torch_utils.ema import ExponentialMovingAverage
 
     generator_path = Path(generator_path)

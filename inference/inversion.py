@@ -25,7 +25,7 @@ from tqdm import trange
 from generators.camera_utils import look_at_origin
 from generators.ray_marcher import fancy_integration
 from generators.ray_sampler import get_initial_rays_trig
-from torch_utils.rendering import Camera, Latent
+from inference.rendering import Camera, Latent
 
 
 class Fit(NamedTuple):

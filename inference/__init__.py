@@ -1,0 +1,1 @@
+"""Inference on a trained generator: rendering views and videos, inversion, meshing."""
