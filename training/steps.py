@@ -5,13 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-
-def z_sampler(shape, device, dist):
-    if dist == 'gaussian':
-        return torch.randn(shape, device=device)
-    if dist == 'uniform':
-        return torch.rand(shape, device=device) * 2 - 1
-    raise ValueError(f"unknown z_dist {dist!r}; use 'gaussian' or 'uniform'")
+from torch_utils.latents import z_sampler
 
 
 def split(tensor, parts):
