@@ -17,7 +17,7 @@ import datasets
 from checkpoints import resolve_curriculum
 from torch_utils.ema import ExponentialMovingAverage
 from checkpoints.builders import build_discriminator, build_generator
-from training import monitor, run_files, steps
+from training import monitor, run_files, schedules, steps
 from training.evaluation import evaluate_fid
 from training.distributed import all_finite, barrier, gather_objects
 
@@ -225,8 +225,8 @@ def training_loop(info, opt):
             if scaler.is_enabled() and scaler.get_scale() < 1:
                 scaler.update(1.0)
 
-            alpha = min(1, (step - step_last_upsample) / metadata['fade_steps'])
-            metadata['nerf_noise'] = max(0, 1.0 - step / 5000.0)
+            alpha = schedules.fade_in_alpha(step, step_last_upsample, metadata['fade_steps'])
+            metadata['nerf_noise'] = schedules.nerf_noise(step)
             real_imgs = imgs.to(info.device, non_blocking=True)
             real_poses = poses.to(info.device).float().reshape(real_imgs.shape[0], -1)
 
