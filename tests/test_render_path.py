@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import curriculums
 from reference import close, formula_state_dict, load_reference, max_rel
 from generators import renderer
 from generators.camera_utils import CAMERA_KEYS, Camera, cam2world_from_cameras
@@ -168,6 +169,9 @@ def test_render_keys_are_the_renderers_keywords_and_unknown_keys_fail():
     keywords = ['img_size'] + generator_keywords[4:8] + list(render_rays)[6:]
     assert sorted(keywords) == sorted(renderer.RENDER_KEYS)
     assert not set(CAMERA_KEYS) & set(renderer.RENDER_KEYS)
+    # Every key the generator reads from a curriculum is a valid curriculum key, but those its callers set:
+    # max_batch_size (per call) and nerf_noise (training's schedule, training/schedules.py).
+    assert (set(CAMERA_KEYS) | set(renderer.RENDER_KEYS)) - {'max_batch_size', 'nerf_noise'} <= set(curriculums.KEYS)
     cam2world, fov = cam2world_from_cameras(Camera(1.5, 1.5, 12))
     with pytest.raises(TypeError, match='hierarchical_sampling'):
         generator.render(*latent_of(generator, 0), cam2world, fov, **renderer.render_options(OPTIONS),
