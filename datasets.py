@@ -155,7 +155,7 @@ class ImageFolder(DatasetFolder):
         return transforms.Compose(steps)
 
 
-class Synthetic(Dataset):
+class Synthetic(ImageFiles):
     """Synthetic heads written by synthetic_dataset.py, with their true (pitch, yaw).
 
     With no dataset_path (and no $PIGAN_SYNTHETIC_PATH) the folder is
@@ -164,7 +164,6 @@ class Synthetic(Dataset):
     """
 
     def __init__(self, dataset_path, img_size, **kwargs):
-        super().__init__()
         if dataset_path is None:
             dataset_path = os.environ.get(env_var('Synthetic'))
         if dataset_path:
@@ -177,22 +176,20 @@ class Synthetic(Dataset):
                     f'--output_dir {folder}" or leave dataset_path unset to use the default folder')
         else:
             folder, metadata = ensure_default_synthetic(kwargs)
-        self.folder = folder
-        self.files = [os.path.join(folder, entry['file']) for entry in metadata['images']]
-        self.poses = torch.tensor([[entry['pitch'], entry['yaw']] for entry in metadata['images']],
-                                  dtype=torch.float32).reshape(-1, 2)
-        if not self.files:
+        if not metadata['images']:
             raise DatasetError(f'Synthetic: {folder!r} holds no images')
         steps = [transforms.ToTensor(), NORMALIZE]
         if img_size != metadata['img_size']:
             steps.insert(0, resize((img_size, img_size), bool(kwargs.get('resize_antialias', False))))
-        self.transform = transforms.Compose(steps)
-
-    def __len__(self):
-        return len(self.files)
+        super().__init__([os.path.join(folder, entry['file']) for entry in metadata['images']],
+                         transforms.Compose(steps))
+        self.folder = folder
+        self.poses = torch.tensor([[entry['pitch'], entry['yaw']] for entry in metadata['images']],
+                                  dtype=torch.float32).reshape(-1, 2)
 
     def __getitem__(self, index):
-        return self.transform(load_rgb(self.files[index])), self.poses[index].clone()
+        image, _ = super().__getitem__(index)
+        return image, self.poses[index].clone()
 
 
 def ensure_default_synthetic(kwargs):
