@@ -7,6 +7,7 @@
 
 import argparse
 
+from curriculums import check_keys
 from torch_utils.cli import add_override_argument, parse_overrides, run_cli
 from training.training_loop import PRECISIONS
 
@@ -52,7 +53,11 @@ def main(argv=None):
     opt = parse_args(argv)
     from training.distributed import launch
     from training.errors import user_errors
-    run_cli(lambda: launch(worker, opt), user_errors())
+
+    def start():
+        check_keys(opt.overrides)  # a typo fails here, before any training process starts
+        launch(worker, opt)
+    run_cli(start, user_errors())
 
 
 def worker(info, opt):
