@@ -129,13 +129,8 @@ def training_loop(info, opt):
     optimizer_G, optimizer_D = make_optimizers(generator, discriminator, metadata)
     scaler = torch.amp.GradScaler(info.device.type, enabled=precision == 'fp16')
     if resumed:
-        generator.load_state_dict(resumed['generator.pth']['state_dict'])
-        discriminator.load_state_dict(resumed['discriminator.pth']['state_dict'])
-        ema.load_state_dict(resumed['ema.pth'])
-        ema2.load_state_dict(resumed['ema2.pth'])
-        optimizer_G.load_state_dict(resumed['optimizer_G.pth'])
-        optimizer_D.load_state_dict(resumed['optimizer_D.pth'])
-        scaler.load_state_dict(resumed['scaler.pth'])
+        run_files.restore_checkpoint(resumed, opt.load_dir, generator, discriminator, ema, ema2,
+                                     optimizer_G, optimizer_D, scaler)
     generator.set_device(info.device)
 
     if info.distributed:
