@@ -56,8 +56,10 @@ def main(argv=None):
 
 
 def worker(info, opt):
+    from training.run_control import StopRequest
     from training.training_loop import training_loop
-    training_loop(info, opt)
+    with StopRequest() as stop:
+        training_loop(info, opt, stop)
 
 
 if __name__ == '__main__':

@@ -35,6 +35,14 @@ class LaunchError(Exception):
     pass
 
 
+class WorkerError(Exception):
+    """A user error (bad input, see training/errors.py) in a spawned worker, as its one-line message."""
+
+
+# Marks a worker's user error in the traceback text mp.spawn hands to the parent.
+WORKER_ERROR_MARK = 'pigan-user-error: '
+
+
 def port_is_free(port, host='localhost'):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -62,11 +70,25 @@ def launch(worker, opt):
         return
     if not port_is_free(opt.port):
         raise LaunchError(f"port {opt.port} is in use (another training run?); pass --port with a free port")
-    mp.spawn(_spawned, args=(world_size, worker, opt), nprocs=world_size, join=True)
+    from training.run_control import StopRequest
+    try:
+        with StopRequest(announce=False):  # Ctrl-C: the workers save and end; this process waits for them
+            mp.spawn(_spawned, args=(world_size, worker, opt), nprocs=world_size, join=True)
+    except mp.ProcessRaisedException as error:
+        # A user error becomes one line again; a real bug keeps the worker's full traceback.
+        text = str(error)
+        if WORKER_ERROR_MARK not in text:
+            raise
+        raise WorkerError(text.rsplit(WORKER_ERROR_MARK, 1)[1].strip()) from None
 
 
 def _spawned(rank, world_size, worker, opt):
-    _run(rank, rank, world_size, worker, opt, init_method=f'tcp://localhost:{opt.port}')
+    from torch_utils.cli import one_line
+    from training.errors import user_errors
+    try:
+        _run(rank, rank, world_size, worker, opt, init_method=f'tcp://localhost:{opt.port}')
+    except user_errors() as error:
+        raise RuntimeError(WORKER_ERROR_MARK + one_line(error)) from None
 
 
 def _run(rank, local_rank, world_size, worker, opt, init_method):

@@ -38,11 +38,6 @@ def write_options(output_dir, argv, opt, curriculum, info):
     (Path(output_dir) / 'options.json').write_text(json.dumps(jsonable(options), indent=2) + '\n')
 
 
-def append_stats(output_dir, record):
-    with open(Path(output_dir) / 'stats.jsonl', 'a') as f:
-        f.write(json.dumps(jsonable(record)) + '\n')
-
-
 # --- sample grids ------------------------------------------------------------------
 
 def save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata, sample_size, autocast):
@@ -70,6 +65,12 @@ def save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata, sampl
     for name, images in grids.items():
         save_image(images.float(), Path(output_dir) / f'{step}_{name}.png', nrow=nrow, normalize=True,
                    value_range=(-1, 1))
+
+
+def save_final_grids(output_dir, step, *args):
+    """save_sample_grids at the run's last step, unless that step's grids were written already."""
+    if not (Path(output_dir) / f'{step}_fixed.png').exists():
+        save_sample_grids(output_dir, step, *args)
 
 
 # --- checkpoints -------------------------------------------------------------------

@@ -17,7 +17,8 @@ import datasets
 from checkpoints import resolve_curriculum
 from torch_utils.ema import ExponentialMovingAverage, averaged_weights
 from checkpoints.builders import build_discriminator, build_generator
-from training import monitor, run_files, steps
+from training import monitor, run_control, run_files, steps
+from training.stats_log import StatsLog
 from training.distributed import all_finite, barrier, gather_objects
 
 PRECISIONS = ('fp16', 'bf16', 'fp32')
@@ -105,7 +106,9 @@ def check_curriculum(metadata, discriminator):
                          f"{type(discriminator).__name__} has no encoder head; use --set pos_lambda=0 --set z_lambda=0")
 
 
-def training_loop(info, opt):
+def training_loop(info, opt, stop=None):
+    """stop: a run_control.StopRequest that Ctrl-C sets (the run then saves and ends)."""
+    stop = stop or run_control.StopRequest()
     output_dir = Path(opt.output_dir)
     resumed = run_files.load_checkpoint(opt.load_dir) if opt.load_dir else None
     curriculum = run_curriculum(opt, resumed)
@@ -164,6 +167,8 @@ def training_loop(info, opt):
     if info.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
         run_files.write_options(output_dir, sys.argv, opt, curriculum, info)
+    stats_log = StatsLog(output_dir) if info.is_main else None
+    eval_freq = opt.eval_freq if run_control.fid_available(info, opt) else 0
 
     def checkpoint_state():
         return dict(generator=generator, discriminator=discriminator, ema=ema, ema2=ema2,
@@ -183,6 +188,7 @@ def training_loop(info, opt):
     stage_bar = tqdm(desc='Progress to next stage', dynamic_ncols=True, disable=not info.is_main)
     dataloader = sampler = None
     finished = step >= max_steps
+    interrupted = False
     loader_generator = torch.Generator().manual_seed(opt.seed + info.rank)
     timer = monitor.StepTimer(step)
 
@@ -244,7 +250,7 @@ def training_loop(info, opt):
                           'alpha': alpha, 'img_size': metadata['img_size'], 'batch_size': metadata['batch_size'],
                           'topk': topk_num, 'scale': scaler.get_scale(), 'time': time.time(),
                           'sec_per_step': timer.lap(step), 'peak_mem_gib': monitor.peak_memory_gib(info.device)}
-                run_files.append_stats(output_dir, record)
+                stats_log.append(record)
                 tqdm.write(f"[Experiment: {output_dir}] [Epoch: {epoch}/{opt.n_epochs}] [D loss: {record['d_loss']:.4f}] "
                            f"[G loss: {record['g_loss']:.4f}] [Step: {step}] [Alpha: {alpha:.2f}] "
                            f"[Img Size: {metadata['img_size']}] [Batch Size: {metadata['batch_size']}] "
@@ -259,10 +265,10 @@ def training_loop(info, opt):
                     save(output_dir)
                 if step % opt.model_save_interval == 0:
                     save(run_files.snapshot_folder(output_dir, step))
-                if opt.eval_freq > 0 and step % opt.eval_freq == 0:
+                if eval_freq > 0 and step % eval_freq == 0:
                     evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
-            if step >= max_steps:
-                finished = True
+            if step >= max_steps or stop.agreed(info):
+                finished, interrupted = True, step < max_steps
                 break
         else:
             epoch += 1
@@ -272,9 +278,17 @@ def training_loop(info, opt):
         if stage_changed:
             epoch_position = 0  # the new stage's loader starts a fresh pass over the data
 
+    if info.is_main:  # the final grids go with the final checkpoint
+        generator_ddp.eval()
+        run_files.save_final_grids(output_dir, step, generator, ema, fixed_z, metadata, sample_size, ctx.autocast)
     save(output_dir)
     total_bar.close()
     stage_bar.close()
+    if info.is_main:
+        stats_log.close()
+    if interrupted:
+        raise run_control.TrainingInterrupted(f"interrupted at step {step}: checkpoint and sample grids saved in "
+                                              f"{output_dir}; continue with --load_dir {output_dir}")
     if info.is_main:
         tqdm.write(f"done: step {step}, epoch {epoch}; checkpoint and samples in {output_dir}")
 
