@@ -11,6 +11,7 @@ import math
 import torch
 
 from . import limits
+from .builders import DISCRIMINATOR_CLASSES, GENERATOR_CLASSES, SIREN_CLASSES
 from .format import CheckpointError
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -122,6 +123,11 @@ def check_curriculum(value, path):
     if value is None:
         return None
     curriculum = check_plain(check_dict(value, path, 'curriculum'), path, 'curriculum')
+    for key, known in (('model', SIREN_CLASSES), ('generator', GENERATOR_CLASSES),
+                       ('discriminator', DISCRIMINATOR_CLASSES)):
+        if key in curriculum and curriculum[key] not in known:
+            fail(path, f"its curriculum names an unknown {key} {limits.short_repr(curriculum[key])}; "
+                       f"known: {', '.join(known)}")
     try:
         limits.check_architecture(curriculum, f"{path}: curriculum")
     except Exception as error:  # ConfigError: report it as this file's problem

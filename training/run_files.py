@@ -119,8 +119,9 @@ def load_checkpoint(folder):
     missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
     if missing:
         raise CheckpointError(f"--load_dir {folder}: incomplete checkpoint, missing {', '.join(missing)}")
-    files = {name: safe_load(folder / name, name) for name in CHECKPOINT_FILES}
-    files = {name: check_run_file(name, value, folder / name) for name, value in files.items()}
+    files = {}
+    for name in sorted(CHECKPOINT_FILES, key=lambda name: (folder / name).stat().st_size):  # small ones first
+        files[name] = check_run_file(name, safe_load(folder / name, name), folder / name)
     steps = {name: files[name]['step'] for name in ('generator.pth', 'ema.pth', 'ema2.pth', 'discriminator.pth',
                                                     'training_state.pth')}
     if len(set(steps.values())) != 1:
