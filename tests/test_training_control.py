@@ -139,3 +139,14 @@ def test_two_nodes_on_one_machine_stay_identical_and_only_rank_0_writes(tmp_path
     assert state['step'] == 2 and len(state['rank_param_digests']) == 2
     assert state['rank_param_digests'][0] == state['rank_param_digests'][1]
     assert not (tmp_path / 'node1').exists()  # rank 1 writes nothing
+
+
+def test_a_user_error_in_spawned_workers_is_one_line(tmp_path):
+    (tmp_path / 'generator.pth').write_bytes(b'not a checkpoint')
+    result = subprocess.run([sys.executable, 'train.py', '--nproc', '2', '--port', str(free_port()),
+                             '--load_dir', str(tmp_path), '--output_dir', str(tmp_path / 'out'), *TINY],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith('error: ') and 'incomplete checkpoint' in lines[0], lines
+    assert str(tmp_path) in lines[0]

@@ -6,6 +6,7 @@
   --nproc workers on the CPU (gloo), rendezvousing on localhost:--port.
 """
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ def launch(worker, opt):
     if not port_is_free(opt.port):
         raise LaunchError(f"port {opt.port} is in use (another training run?); pass --port with a free port")
     from training.run_control import StopRequest
+    # When one worker fails, stopping the others is expected: no warning line about it.
+    logging.getLogger('torch.multiprocessing.spawn').setLevel(logging.ERROR)
     try:
         with StopRequest(announce=False):  # Ctrl-C: the workers save and end; this process waits for them
             mp.spawn(_spawned, args=(world_size, worker, opt), nprocs=world_size, join=True)
