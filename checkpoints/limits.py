@@ -12,11 +12,12 @@ from curriculums import ConfigError
 MAX_FILE_BYTES = 4 << 30           # one checkpoint file
 MAX_RECORDS = 10_000               # entries in its zip archive
 MAX_PICKLE_BYTES = 64 << 20        # its data.pkl
-MAX_PICKLE_OPS = 1_000_000         # opcodes in data.pkl (the original generator has ~4,400)
+MAX_PICKLE_OPS = 300_000           # opcodes in data.pkl (the original generator has ~4,400)
 MAX_PICKLE_DEPTH = 1_000           # nested MARKs, and objects on the unpickler's stack
 MAX_MEMO = 200_000                 # memo entries (BINPUT/LONG_BINPUT)
 MAX_INFLATION = 20                 # declared size / compressed size of a compressed zip record
 MAX_NESTING = 64                   # containers inside containers in a loaded checkpoint
+MAX_PLAIN_ITEMS = 100_000          # values in a checkpoint's curriculum or options (a curriculum has ~100)
 MAX_MODULE_DEPTH = 16              # sub-modules inside sub-modules in an original checkpoint
 
 # Architecture and batch values a curriculum may hold: (smallest, largest).

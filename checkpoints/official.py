@@ -10,6 +10,7 @@ file naming anything else is refused before any of it is called.
 """
 
 from pathlib import Path
+from types import MappingProxyType
 
 import torch
 
@@ -37,6 +38,7 @@ class PickledObject:
     """Stand-in for a class named in an original checkpoint: holds its state, runs nothing."""
 
     original_name = None
+    state = MappingProxyType({})  # until a pickled state arrives (a file may never send one)
 
     def __init__(self, *args, **kwargs):
         self.state = {}

@@ -22,7 +22,7 @@ def fail(path, message):
 
 
 def check_dict(value, path, what):
-    if type(value) is not dict and not isinstance(value, dict):
+    if not isinstance(value, dict):
         fail(path, f"{what} is a {type(value).__name__}, not a dict")
     return value
 
@@ -40,20 +40,28 @@ def check_number(value, path, what, low=-math.inf, high=math.inf):
     return float(value)
 
 
-def check_plain(value, path, what, depth=0):
-    """Plain data (curricula, options): None, numbers, strings, lists/tuples and dicts with str/int keys."""
+def check_plain(value, path, what, depth=0, budget=None):
+    """Plain data (curricula, options): None, numbers, strings, lists/tuples and dicts with str/int keys.
+
+    At most limits.MAX_NESTING levels and limits.MAX_PLAIN_ITEMS values in all, counting a
+    shared list each time it is met (a few references can otherwise stand for billions of values).
+    """
+    budget = [limits.MAX_PLAIN_ITEMS] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        fail(path, f"{what} holds more than {limits.MAX_PLAIN_ITEMS} values")
     if depth > limits.MAX_NESTING:
         fail(path, f"{what} nests deeper than {limits.MAX_NESTING} levels (or contains itself)")
     if value is None or type(value) in (bool, int, float, str):
         return value
     if type(value) in (list, tuple):
-        return type(value)(check_plain(item, path, what, depth + 1) for item in value)
+        return type(value)(check_plain(item, path, what, depth + 1, budget) for item in value)
     if isinstance(value, dict):
         clean = {}
         for key, item in value.items():
             if type(key) not in (str, int):
                 fail(path, f"{what} has a key of type {type(key).__name__}")
-            clean[key] = check_plain(item, path, f"{what}[{key!r}]" if depth < 3 else what, depth + 1)
+            clean[key] = check_plain(item, path, f"{what}[{key!r}]" if depth < 3 else what, depth + 1, budget)
         return clean
     fail(path, f"{what} holds a {type(value).__name__}, where only plain values belong")
 

@@ -236,6 +236,14 @@ def curriculum_cycle(checkpoint):
     checkpoint['curriculum']['betas'] = loop
 
 
+def curriculum_fan_out(checkpoint):
+    """Ten levels of 1,000 references to the same list: a few kB that stand for 10**30 values."""
+    level = [0]
+    for _ in range(10):
+        level = [level] * 1000
+    checkpoint['curriculum']['betas'] = level
+
+
 def first_key(mapping):
     return next(iter(mapping))
 
@@ -321,8 +329,8 @@ CASES = [
     ('bzip2_record', 'generator', bzip2_record, 'compression method'),
     ('many_records', 'generator', many_records, 'records, more than'),
     # Time: pathological opcode streams.
-    ('million_opcodes', 'generator', lambda p, c: write_archive(p, opcodes(
-        P.EMPTY_LIST, (P.MARK + P.NONE + P.APPENDS) * 340_000)), 'more than 1000000 opcodes'),
+    ('too_many_opcodes', 'generator', lambda p, c: write_archive(p, opcodes(
+        P.EMPTY_LIST, (P.MARK + P.NONE + P.APPENDS) * 100_001)), 'more than 300000 opcodes'),
     ('deep_marks', 'generator', lambda p, c: write_archive(p, opcodes(P.MARK * 5000)), 'nests deeper'),
     ('memo_flood', 'generator', lambda p, c: write_archive(p, opcodes(
         P.NONE, b''.join(P.LONG_BINPUT + struct.pack('<I', i) for i in range(200_001)))), 'memoizes more than'),
@@ -353,6 +361,7 @@ CASES = [
     ('unknown_model', 'generator', state_change(lambda c: c['curriculum'].update(model='__class__')),
      "unknown model '__class__'"),
     ('curriculum_cycle', 'generator', state_change(curriculum_cycle), 'contains itself'),
+    ('curriculum_fan_out', 'generator', state_change(curriculum_fan_out), 'holds more than 100000 values'),
     ('ema_shadow_strings', 'ema', lambda p, c: torch.save(c.modified('ema.pth', lambda e: e.update(
         shadow={k: 'x' for k in e['shadow']})), p), 'not a dense tensor'),
     ('ema_wrong_shape', 'ema', lambda p, c: torch.save(c.modified('ema.pth', lambda e: e['shadow'].update(
@@ -364,6 +373,9 @@ CASES = [
      "the generator's _modules is a list"),
     ('modules_cycle', 'generator', official_change(modules_cycle), 'contain themselves'),
     ('modules_deep', 'generator', official_change(modules_deep), 'nest deeper'),
+    ('generator_without_state', 'generator', lambda p, c: write_archive(p, opcodes(
+        global_('generators.generators', 'ImplicitGenerator3d'), P.EMPTY_TUPLE, P.NEWOBJ)),
+     'SIREN is not one of'),
     ('official_step_string', 'generator', official_change(lambda t: t.state.update(step='41000')),
      'step must be a whole number'),
     ('official_ema_not_tensors', 'official_ema', official_ema_change(lambda t: t.state.update(
