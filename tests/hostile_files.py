@@ -325,6 +325,11 @@ CASES = [
      'lacks'),
     ('tensor_beyond_storage', 'generator', lambda p, c: write_archive(p, tensor_pickle('0', 4, [10**5, 10**5]),
                                                                       {'0': bytes(16)}), 'damaged'),
+    # Well-formed opcode streams that torch's unpickler still refuses: its error becomes the one line.
+    ('reduce_type_error', 'generator', lambda p, c: write_archive(p, opcodes(
+        global_('collections', 'OrderedDict'), P.BININT1 + b'\x05', P.REDUCE)), 'damaged'),
+    ('rebuild_tensor_no_args', 'generator', lambda p, c: write_archive(p, opcodes(
+        global_('torch._utils', '_rebuild_tensor_v2'), P.EMPTY_TUPLE, P.REDUCE)), 'damaged'),
     ('zip_bomb', 'generator', zip_bomb, 'zip bomb'),
     ('bzip2_record', 'generator', bzip2_record, 'compression method'),
     ('many_records', 'generator', many_records, 'records, more than'),
