@@ -52,11 +52,12 @@ def main(argv=None):
     opt = parse_args(argv)
     from training.distributed import launch
     from training.errors import user_errors
-    run_cli(lambda: launch(worker, opt), user_errors())
+    errors = user_errors()
+    run_cli(lambda: launch(worker, opt, errors), errors)
 
 
 def worker(info, opt):
-    from training.run_control import StopRequest
+    from training.stopping import StopRequest
     from training.training_loop import training_loop
     with StopRequest() as stop:
         training_loop(info, opt, stop)

@@ -58,8 +58,12 @@ def launched_by_torchrun():
     return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
 
 
-def launch(worker, opt):
-    """Runs worker(info, opt) in every process of the job."""
+def launch(worker, opt, user_errors=()):
+    """Runs worker(info, opt) in every process of the job.
+
+    user_errors: exception classes that mean bad input; raised in a spawned worker, they reach
+    this process as a WorkerError with their one-line message, while any other keeps its traceback.
+    """
     if launched_by_torchrun():
         _run(int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', 0)), int(os.environ['WORLD_SIZE']),
              worker, opt, init_method='env://')
@@ -71,12 +75,12 @@ def launch(worker, opt):
         return
     if not port_is_free(opt.port):
         raise LaunchError(f"port {opt.port} is in use (another training run?); pass --port with a free port")
-    from training.run_control import StopRequest
+    from training.stopping import StopRequest
     # When one worker fails, stopping the others is expected: no warning line about it.
     logging.getLogger('torch.multiprocessing.spawn').setLevel(logging.ERROR)
     try:
         with StopRequest(announce=False):  # Ctrl-C: the workers save and end; this process waits for them
-            mp.spawn(_spawned, args=(world_size, worker, opt), nprocs=world_size, join=True)
+            mp.spawn(_spawned, args=(world_size, worker, opt, user_errors), nprocs=world_size, join=True)
     except mp.ProcessRaisedException as error:
         # A user error becomes one line again; a real bug keeps the worker's full traceback.
         text = str(error)
@@ -85,12 +89,11 @@ def launch(worker, opt):
         raise WorkerError(text.rsplit(WORKER_ERROR_MARK, 1)[1].strip()) from None
 
 
-def _spawned(rank, world_size, worker, opt):
+def _spawned(rank, world_size, worker, opt, user_errors):
     from torch_utils.cli import one_line
-    from training.errors import user_errors
     try:
         _run(rank, rank, world_size, worker, opt, init_method=f'tcp://localhost:{opt.port}')
-    except user_errors() as error:
+    except user_errors as error:
         raise RuntimeError(WORKER_ERROR_MARK + one_line(error)) from None
 
 

@@ -7,7 +7,7 @@ def user_errors():
     from metrics import ImageFolderError, InceptionWeightsError
     from checkpoints import CheckpointError
     from training.distributed import LaunchError, WorkerError
-    from training.run_control import TrainingInterrupted
+    from training.stopping import TrainingInterrupted
     from training.training_loop import TrainingDiverged
     return (CheckpointError, ConfigError, DatasetError, ImageFolderError, InceptionWeightsError, LaunchError,
             TrainingDiverged, TrainingInterrupted, WorkerError)

@@ -15,9 +15,12 @@ from tqdm import tqdm
 import curriculums
 import datasets
 from checkpoints import resolve_curriculum
-from torch_utils.ema import ExponentialMovingAverage, averaged_weights
+from torch_utils.ema import ExponentialMovingAverage
 from checkpoints.builders import build_discriminator, build_generator
-from training import monitor, run_control, run_files, steps
+from training import monitor, run_files, schedules, steps
+from training.fid_check import fid_available
+from training.stopping import StopRequest, TrainingInterrupted
+from training.evaluation import evaluate_fid
 from training.stats_log import StatsLog
 from training.distributed import all_finite, barrier, gather_objects
 
@@ -107,8 +110,8 @@ def check_curriculum(metadata, discriminator):
 
 
 def training_loop(info, opt, stop=None):
-    """stop: a run_control.StopRequest that Ctrl-C sets (the run then saves and ends)."""
-    stop = stop or run_control.StopRequest()
+    """stop: a StopRequest that Ctrl-C sets (the run then saves and ends)."""
+    stop = stop or StopRequest()
     output_dir = Path(opt.output_dir)
     resumed = run_files.load_checkpoint(opt.load_dir) if opt.load_dir else None
     curriculum = run_curriculum(opt, resumed)
@@ -168,7 +171,7 @@ def training_loop(info, opt, stop=None):
         output_dir.mkdir(parents=True, exist_ok=True)
         run_files.write_options(output_dir, sys.argv, opt, curriculum, info)
     stats_log = StatsLog(output_dir) if info.is_main else None
-    eval_freq = opt.eval_freq if run_control.fid_available(info, opt) else 0
+    eval_freq = opt.eval_freq if fid_available(info, opt) else 0
 
     def checkpoint_state():
         return dict(generator=generator, discriminator=discriminator, ema=ema, ema2=ema2,
@@ -225,8 +228,8 @@ def training_loop(info, opt, stop=None):
             if scaler.is_enabled() and scaler.get_scale() < 1:
                 scaler.update(1.0)
 
-            alpha = min(1, (step - step_last_upsample) / metadata['fade_steps'])
-            metadata['nerf_noise'] = max(0, 1.0 - step / 5000.0)
+            alpha = schedules.fade_in_alpha(step, step_last_upsample, metadata['fade_steps'])
+            metadata['nerf_noise'] = schedules.nerf_noise(step)
             real_imgs = imgs.to(info.device, non_blocking=True)
             real_poses = poses.to(info.device).float().reshape(real_imgs.shape[0], -1)
 
@@ -287,8 +290,8 @@ def training_loop(info, opt, stop=None):
     if info.is_main:
         stats_log.close()
     if interrupted:
-        raise run_control.TrainingInterrupted(f"interrupted at step {step}: checkpoint and sample grids saved in "
-                                              f"{output_dir}; continue with --load_dir {output_dir}")
+        raise TrainingInterrupted(f"interrupted at step {step}: checkpoint and sample grids saved in "
+                                  f"{output_dir}; continue with --load_dir {output_dir}")
     if info.is_main:
         tqdm.write(f"done: step {step}, epoch {epoch}; checkpoint and samples in {output_dir}")
 
@@ -297,34 +300,3 @@ def _diverged_message(network, step, output_dir):
     return (f"{network} loss is NaN/Inf at step {step}: training stopped. The last good checkpoint in "
             f"{output_dir} is kept; resume it with --load_dir {output_dir} and a lower learning rate "
             f"(--set gen_lr=... --set disc_lr=...) or a larger batch")
-
-
-def evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt):
-    """FID of the EMA generator against real images, appended to fid.txt as step:fid.
-
-    All ranks render their share of --fid_images; rank 0 computes the FID.
-    """
-    try:
-        import fid_evaluation
-    except ImportError as error:
-        if info.is_main:
-            tqdm.write(f"FID evaluation not available ({error}); skipping --eval_freq")
-        return
-    generated_dir = output_dir / 'evaluation' / 'generated'
-    real_dir = opt.fid_real_dir
-    if info.is_main:
-        real_dir = fid_evaluation.setup_evaluation(metadata['dataset'], str(generated_dir), target_size=opt.fid_size,
-                                                   num_imgs=opt.fid_real_images, real_dir=opt.fid_real_dir,
-                                                   dataset_path=metadata.get('dataset_path'))
-    barrier(info)
-    with averaged_weights(ema, generator):
-        fid_evaluation.output_images(generator_ddp, metadata, info.rank, info.world_size, str(generated_dir),
-                                     num_imgs=opt.fid_images, img_size=opt.fid_size)
-    barrier(info)
-    if info.is_main:
-        fid = fid_evaluation.calculate_fid(metadata['dataset'], str(generated_dir), target_size=opt.fid_size,
-                                           real_dir=real_dir, device=info.device,
-                                           inception_weights=opt.inception_weights)
-        with open(output_dir / 'fid.txt', 'a') as f:
-            f.write(f'{step}:{fid}\n')
-        tqdm.write(f"[Step: {step}] FID {fid:.2f}")
