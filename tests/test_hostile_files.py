@@ -2,7 +2,8 @@
 
 Every case must end with a non-zero exit and ONE line on stderr that names the
 file and says what is wrong: no traceback, no advice to load with
-weights_only=False, within a memory limit (RLIMIT_AS) and a time limit, and the
+weights_only=False, within a memory limit (RLIMIT_AS) and a CPU-time limit (RLIMIT_CPU: a
+process past it is killed, so the bound holds on a busy machine too), and the
 sentinel file an attack would create never exists.
 
 Most cases run through one entry point (the one that reads that kind of file),
@@ -34,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
 MEMORY_HEADROOM = 2 << 30    # a forked case may map at most this much beyond the test process
 SUBPROCESS_MEMORY = 8 << 30  # address space of a fresh `python script.py` (torch alone maps ~3.3 GB)
-TIMEOUT = 90                 # seconds; refusals take about one on an idle core
+CPU_SECONDS = 60             # CPU time a case may use (a refusal takes about one): the time bound
+TIMEOUT = 600                # wall-clock safety net only: the machine may be shared and slow
 TINY_TRAIN = ['--num_workers', '0', '--eval_freq', '0', '--sample_size', '16', '--log_every', '1']
 
 # The entry point that reads each role's file, and its arguments.
@@ -88,6 +90,7 @@ def run_forked(script, args):
             try:
                 limit = address_space() + MEMORY_HEADROOM
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+                resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
                 os.dup2(stderr.fileno(), 2)
                 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
                 sys.stdout, sys.stderr = open(1, 'w', closefd=False), open(2, 'w', closefd=False)
@@ -119,20 +122,22 @@ def run_forked(script, args):
     return Result(os.waitstatus_to_exitcode(status), text, time.time() - start)
 
 
-def limit_memory():
+def limit_memory_and_time():
     resource.setrlimit(resource.RLIMIT_AS, (SUBPROCESS_MEMORY, SUBPROCESS_MEMORY))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
 
 
 def run_process(script, args):
     """Runs `python script args` as a new process."""
     start = time.time()
     result = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
-                            timeout=TIMEOUT, preexec_fn=limit_memory)
+                            timeout=TIMEOUT, preexec_fn=limit_memory_and_time)
     return Result(result.returncode, result.stderr, time.time() - start)
 
 
 def assert_refused(result, path, expected, sentinel):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != -signal.SIGXCPU, f"ran past {CPU_SECONDS} s of CPU time"
     assert result.returncode != 0, result.stderr
     assert 'Traceback' not in result.stderr, result.stderr[-3000:]
     assert len(lines) == 1, result.stderr[-3000:]

@@ -76,8 +76,10 @@ def launch(worker, opt, user_errors=()):
     if not port_is_free(opt.port):
         raise LaunchError(f"port {opt.port} is in use (another training run?); pass --port with a free port")
     from training.stopping import StopRequest
-    # When one worker fails, stopping the others is expected: no warning line about it.
+    # When one worker fails, stopping the others is expected: no warning lines about it, neither from
+    # mp.spawn nor from c10d's store in the workers (TORCH_CPP_LOG_LEVEL=INFO shows them again).
     logging.getLogger('torch.multiprocessing.spawn').setLevel(logging.ERROR)
+    os.environ.setdefault('TORCH_CPP_LOG_LEVEL', 'ERROR')
     try:
         with StopRequest(announce=False):  # Ctrl-C: the workers save and end; this process waits for them
             mp.spawn(_spawned, args=(world_size, worker, opt, user_errors), nprocs=world_size, join=True)
