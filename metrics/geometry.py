@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import synthetic_dataset
+from datasets import DatasetError, make_dataset
 
 from . import multiview, pose, pose_regressor, shape
 from .heads import GeneratorHeads, TrueHeads
@@ -40,7 +41,7 @@ class SyntheticReference:
         self.folder = Path(folder)
         self.metadata = synthetic_dataset.load_metadata(self.folder)
         if self.metadata is None:
-            raise ValueError(f"{self.folder} is not a complete synthetic dataset (no "
+            raise DatasetError(f"{self.folder} is not a complete synthetic dataset (no "
                              f"{synthetic_dataset.METADATA_FILE}); create it with: "
                              f"python synthetic_dataset.py --output_dir {self.folder}")
         params = [entry['params'] for entry in self.metadata['images']]
@@ -82,8 +83,9 @@ def reference(dataset_dir):
 
 
 def as_heads(generator, metadata, psi=1.0, max_batch_size=2400000):
-    """A head source: generator itself if it is one, else a GeneratorHeads around a pi-GAN generator."""
-    if hasattr(generator, 'surface_volume'):
+    """A GeneratorHeads around a pi-GAN generator (or its DDP wrapper); anything else is taken
+    to be a head source already (metrics/heads.py)."""
+    if not isinstance(getattr(generator, 'module', generator), torch.nn.Module):
         return generator
     return GeneratorHeads(generator, metadata, psi=psi, max_batch_size=max_batch_size)
 
@@ -210,3 +212,32 @@ def geometry_metrics(generator, metadata, dataset_dir, names=GEOMETRY_METRICS, n
                                               cache=cache, **options))
     return results
 
+
+def synthetic_folder(metadata, dataset_dir=None):
+    """The synthetic dataset folder of a curriculum (dataset_dir if given), created if it is the
+    default one and missing, as training would."""
+    if dataset_dir:
+        return str(dataset_dir)
+    if metadata.get('dataset') != 'Synthetic':
+        raise DatasetError(f"the geometry metrics need the synthetic heads; this run's dataset is "
+                         f"{metadata.get('dataset')!r}: pass --dataset_dir (a synthetic_dataset.py folder)")
+    return make_dataset('Synthetic', **{**metadata, 'img_size': metadata.get('synthetic_size', 64)}).folder
+
+
+SUMMARY_VALUES = ('pose_yaw_deg', 'pose_pitch_deg', 'pose_fd', 'shape_distance', 'shape_accuracy',
+                  'shape_completeness', 'mv_consistency')
+
+
+def summary_lines(results):
+    """One line per geometry value present: value, floor and chance side by side."""
+    lines = []
+    for name in SUMMARY_VALUES:
+        if name in results:
+            line = (f"{name:<20} {results[name]:10.4f}   floor {results[f'{name}_floor']:10.4f}   "
+                    f"chance {results[f'{name}_chance']:10.4f}")
+            if name == 'mv_consistency':
+                line += f"   (coverage {results['mv_coverage']:.2f}, real {results['mv_coverage_floor']:.2f})"
+            if name == 'shape_distance':
+                line += f"   ({results['shape_missing']:.0%} of samples without a surface)"
+            lines.append(line)
+    return lines

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 import synthetic_dataset
 from checkpoints import CheckpointError, atomic_save, safe_load
+from datasets import DatasetError
 
 FORMAT = 'pigan/pose_regressor'
 VERSION = 1
@@ -159,7 +160,7 @@ def load_or_train(folder, settings=RegressorSettings(), progress=True):
     folder = Path(folder)
     metadata = synthetic_dataset.load_metadata(folder)
     if metadata is None:
-        raise ValueError(f"{folder} is not a complete synthetic dataset (no {synthetic_dataset.METADATA_FILE}); "
+        raise DatasetError(f"{folder} is not a complete synthetic dataset (no {synthetic_dataset.METADATA_FILE}); "
                          f"create it with: python synthetic_dataset.py --output_dir {folder}")
     digest = dataset_digest(folder, settings)
     path = cache_path(folder, digest)

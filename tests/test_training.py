@@ -179,7 +179,7 @@ def test_eval_freq_appends_fid(tmp_path, synthetic_dir, monkeypatch):
     use_standin_weights(monkeypatch)
     monkeypatch.chdir(tmp_path)  # the real images go to ./EvalImages, as in the original
     out = tmp_path / 'run'
-    run_train(out, synthetic_dir, '--eval_freq', '2', '--fid_images', '6', '--fid_size', '16',
+    run_train(out, synthetic_dir, '--eval_freq', '2', '--eval_metrics', 'fid', '--fid_images', '6', '--fid_size', '16',
               '--fid_real_images', '8', max_steps=2)
     lines = (out / 'fid.txt').read_text().split()
     assert len(lines) == 1 and lines[0].startswith('2:')

@@ -17,7 +17,7 @@ import datasets
 from checkpoints import resolve_curriculum
 from torch_utils.ema import ExponentialMovingAverage, averaged_weights
 from checkpoints.builders import build_discriminator, build_generator
-from training import monitor, run_files, steps
+from training import geometry_eval, monitor, run_files, steps
 from training.distributed import all_finite, barrier, gather_objects
 
 PRECISIONS = ('fp16', 'bf16', 'fp32')
@@ -265,7 +265,10 @@ def training_loop(info, opt):
                 if step % opt.model_save_interval == 0:
                     save(run_files.snapshot_folder(output_dir, step))
                 if opt.eval_freq > 0 and step % opt.eval_freq == 0:
-                    evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
+                    names = geometry_eval.metrics_to_log(opt, metadata)
+                    if 'fid' in names:
+                        evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
+                    geometry_eval.evaluate_geometry(info, output_dir, step, generator, ema, metadata, opt, names)
             if step >= max_steps:
                 finished = True
                 break

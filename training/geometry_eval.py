@@ -1,0 +1,45 @@
+"""Geometry metrics during training (--eval_freq): offline, on the synthetic heads.
+
+Rank 0 evaluates the EMA generator and appends one JSON line per evaluation to
+geometry.jsonl (step, time and every value with its _floor and _chance); the other
+ranks wait at a barrier.
+"""
+
+import json
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from torch_utils.ema import averaged_weights
+from training.distributed import barrier
+from training.run_files import jsonable
+
+GEOMETRY_METRICS = ('pose', 'pose_fd', 'shape', 'mv_consistency')
+
+
+def metrics_to_log(opt, metadata):
+    """--eval_metrics as a list; by default the geometry metrics on Synthetic and FID elsewhere."""
+    names = getattr(opt, 'eval_metrics', None)
+    if names:
+        return [name.strip() for name in names.split(',') if name.strip()]
+    return list(GEOMETRY_METRICS) if metadata.get('dataset') == 'Synthetic' else ['fid']
+
+
+def evaluate_geometry(info, output_dir, step, generator, ema, metadata, opt, names):
+    names = [name for name in names if name in GEOMETRY_METRICS]
+    if not names:
+        return
+    if info.is_main:
+        from metrics.geometry import geometry_metrics, summary_lines, synthetic_folder
+
+        dataset_dir = synthetic_folder(metadata)
+        started = time.time()
+        with averaged_weights(ema, generator):
+            results = geometry_metrics(generator, metadata, dataset_dir, names,
+                                       num_samples=getattr(opt, 'geometry_samples', 32))
+        record = {'step': step, 'time': time.time(), 'seconds': time.time() - started, **results}
+        with open(Path(output_dir) / 'geometry.jsonl', 'a') as f:
+            f.write(json.dumps(jsonable(record)) + '\n')
+        tqdm.write(f"[Step: {step}] geometry ({record['seconds']:.0f} s):\n  " + '\n  '.join(summary_lines(results)))
+    barrier(info)
