@@ -42,8 +42,8 @@ class SyntheticReference:
         self.metadata = synthetic_dataset.load_metadata(self.folder)
         if self.metadata is None:
             raise DatasetError(f"{self.folder} is not a complete synthetic dataset (no "
-                             f"{synthetic_dataset.METADATA_FILE}); create it with: "
-                             f"python synthetic_dataset.py --output_dir {self.folder}")
+                               f"{synthetic_dataset.METADATA_FILE}); create it with: "
+                               f"python synthetic_dataset.py --output_dir {self.folder}")
         params = [entry['params'] for entry in self.metadata['images']]
         train, held_out = pose_regressor.split(len(params), pose_regressor.RegressorSettings.holdout_fraction)
         self.bank_heads = [params[i] for i in train[:BANK_SIZE].tolist()]
@@ -220,7 +220,7 @@ def synthetic_folder(metadata, dataset_dir=None):
         return str(dataset_dir)
     if metadata.get('dataset') != 'Synthetic':
         raise DatasetError(f"the geometry metrics need the synthetic heads; this run's dataset is "
-                         f"{metadata.get('dataset')!r}: pass --dataset_dir (a synthetic_dataset.py folder)")
+                           f"{metadata.get('dataset')!r}: pass --dataset_dir (a synthetic_dataset.py folder)")
     return make_dataset('Synthetic', **{**metadata, 'img_size': metadata.get('synthetic_size', 64)}).folder
 
 
@@ -233,8 +233,8 @@ def summary_lines(results):
     lines = []
     for name in SUMMARY_VALUES:
         if name in results:
-            line = (f"{name:<20} {results[name]:10.4f}   floor {results[f'{name}_floor']:10.4f}   "
-                    f"chance {results[f'{name}_chance']:10.4f}")
+            line = (f"{name:<20} {results[name]:10.4g}   floor {results[f'{name}_floor']:10.4g}   "
+                    f"chance {results[f'{name}_chance']:10.4g}")
             if name == 'mv_consistency':
                 line += f"   (coverage {results['mv_coverage']:.2f}, real {results['mv_coverage_floor']:.2f})"
             if name == 'shape_distance':

@@ -161,7 +161,7 @@ def load_or_train(folder, settings=RegressorSettings(), progress=True):
     metadata = synthetic_dataset.load_metadata(folder)
     if metadata is None:
         raise DatasetError(f"{folder} is not a complete synthetic dataset (no {synthetic_dataset.METADATA_FILE}); "
-                         f"create it with: python synthetic_dataset.py --output_dir {folder}")
+                           f"create it with: python synthetic_dataset.py --output_dir {folder}")
     digest = dataset_digest(folder, settings)
     path = cache_path(folder, digest)
     if path.is_file():

@@ -210,3 +210,30 @@ def test_tiny_generator_renders_and_scores(tmp_path, dataset):
     # An untrained generator's image barely turns: it scores about chance, far above the floor.
     assert values['pose_yaw_deg'] > 2 * values['pose_yaw_deg_floor']
     json.dumps(values)  # plain floats
+
+
+def test_eval_metrics_prints_values_with_floor_and_chance(tmp_path, dataset, capsys):
+    import eval_metrics
+    from tiny_checkpoint import make_tiny_run
+
+    path = make_tiny_run(tmp_path)
+    report = eval_metrics.main([str(path), '--metrics', 'pose,pose_fd,mv_consistency', '--geometry_samples', '3',
+                                '--dataset_dir', str(dataset), '--device', 'cpu'])
+    printed = capsys.readouterr().out
+    for name in ('pose_yaw_deg', 'pose_pitch_deg', 'pose_fd', 'mv_consistency'):
+        line = next(line for line in printed.splitlines() if line.startswith(name + ' '))
+        assert f"floor {report['results'][name + '_floor']:10.4g}" in line
+        assert f"chance {report['results'][name + '_chance']:10.4g}" in line
+    saved = json.loads((tmp_path / 'evaluation' / 'metrics.json').read_text())
+    assert saved['results']['pose_yaw_deg'] == pytest.approx(report['results']['pose_yaw_deg'])
+    assert 'fid' not in saved['results']
+
+
+def test_eval_metrics_needs_real_images_only_for_inception_metrics(tmp_path, capsys):
+    import eval_metrics
+
+    with pytest.raises(SystemExit):
+        eval_metrics.parse_args([str(tmp_path / 'generator.pth'), '--metrics', 'fid,pose'])
+    assert 'fid need --real_image_dir' in capsys.readouterr().err
+    args = eval_metrics.parse_args([str(tmp_path / 'generator.pth'), '--metrics', 'pose,shape'])
+    assert args.geometry_metrics == ['pose', 'shape'] and args.image_metrics == []

@@ -174,6 +174,21 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_dir):
     assert {name: (out / name).read_bytes() for name in CHECKPOINT_FILES} == before
 
 
+def test_eval_freq_logs_geometry_offline(tmp_path, synthetic_dir, monkeypatch):
+    # No Inception weights anywhere: the synthetic heads' own metrics need none.
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'no_torch_home'))
+    out = tmp_path / 'run'
+    run_train(out, synthetic_dir, '--eval_freq', '2', '--eval_metrics', 'pose,mv_consistency',
+              '--geometry_samples', '2', max_steps=2)
+    records = [json.loads(line) for line in (out / 'geometry.jsonl').read_text().splitlines()]
+    assert len(records) == 1 and records[0]['step'] == 2
+    for name in ('pose_yaw_deg', 'pose_pitch_deg', 'mv_consistency'):
+        assert {name, f'{name}_floor', f'{name}_chance'} <= set(records[0])
+    assert 0 < records[0]['pose_yaw_deg_floor'] and 0 < records[0]['pose_yaw_deg_chance'] < 90
+    assert not (out / 'fid.txt').exists()
+    assert len(list(synthetic_dir.glob('pose_regressor-*.pt'))) == 1  # trained once, kept beside the data
+
+
 def test_eval_freq_appends_fid(tmp_path, synthetic_dir, monkeypatch):
     from inception_standin import use_standin_weights
     use_standin_weights(monkeypatch)
