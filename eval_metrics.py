@@ -52,6 +52,8 @@ def parse_args(argv=None):
     geometry.add_argument('--dataset_dir', default=None,
                           help="synthetic dataset folder with poses.json (default: the run's synthetic dataset)")
     geometry.add_argument('--geometry_samples', type=int, default=64, help="generated samples per geometry metric")
+    geometry.add_argument('--level', type=float, default=10,
+                          help="density of a sample's surface for shape, as shape_extraction.py's --level")
     args = parser.parse_args(argv)
     if args.num_images < 2:
         parser.error("--num_images must be at least 2")
@@ -103,7 +105,8 @@ def evaluate(args):
     if args.geometry_metrics:
         dataset_dir = synthetic_folder(metadata, args.dataset_dir)
         inputs = GeneratorInputs(generator, metadata, dataset_dir, args.geometry_samples, args.seed,
-                                 {'max_batch_size': args.max_batch_size})  # one cache: pose_fd reuses pose's renders
+                                 {'max_batch_size': args.max_batch_size, 'surface_level': args.level})
+        # One inputs object, so one cache: pose_fd reuses pose's renders.
         for name in args.geometry_metrics:
             report['results'].update(calc_metric(name, inputs))
         report['geometry'] = {'dataset_dir': str(Path(dataset_dir).resolve()), 'num_samples': args.geometry_samples}

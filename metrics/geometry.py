@@ -24,7 +24,7 @@ import synthetic_dataset
 from datasets import DatasetError, make_dataset
 
 from . import multiview, pose, pose_regressor, shape
-from .heads import GeneratorHeads, TrueHeads
+from .heads import DEFAULT_SURFACE_LEVEL, GeneratorHeads, TrueHeads
 from .registry import GeneratorInputs, register_metric
 
 BANK_SIZE = 256   # true heads that samples' shapes are matched against
@@ -82,12 +82,12 @@ def reference(dataset_dir):
     return _references[key]
 
 
-def as_heads(generator, metadata, psi=1.0, max_batch_size=2400000):
+def as_heads(generator, metadata, psi=1.0, max_batch_size=2400000, surface_level=DEFAULT_SURFACE_LEVEL, **unused):
     """A GeneratorHeads around a pi-GAN generator (or its DDP wrapper); anything else is taken
     to be a head source already (metrics/heads.py)."""
     if not isinstance(getattr(generator, 'module', generator), torch.nn.Module):
         return generator
-    return GeneratorHeads(generator, metadata, psi=psi, max_batch_size=max_batch_size)
+    return GeneratorHeads(generator, metadata, psi=psi, max_batch_size=max_batch_size, surface_level=surface_level)
 
 
 def _evaluation(fn):
@@ -101,9 +101,8 @@ def _evaluation(fn):
             module.eval()
         try:
             with torch.random.fork_rng(devices=devices):
-                return fn(as_heads(generator, metadata, options.get('psi', 1.0),
-                                   options.get('max_batch_size', 2400000)),
-                          metadata, reference(dataset_dir), num_samples, seed, options)
+                return fn(as_heads(generator, metadata, **options), metadata, reference(dataset_dir), num_samples,
+                          seed, options)
         finally:
             if was_training:
                 module.train()
