@@ -6,7 +6,8 @@ shape_extraction.py does). It is compared with every head of a bank of true head
     accuracy      mean distance from the sample's vertices to the true surface
                   (|head_signed_distance|, closed form)
     completeness  mean distance from points spread over the true surface (one per
-                  direction from the centre) to the sample's vertices
+                  direction from the centre) to the sample's surface (points spread
+                  over its triangles)
 
 and the bank head with the smallest two-way distance (their mean) is its match. The
 metric is the median over samples of the match's accuracy, completeness and two-way
@@ -25,11 +26,11 @@ from inference.meshing import extract_mesh
 
 from .heads import SphereHeads
 
-GRID_RESOLUTION = 48
-CUBE_SIZE = 0.24          # world units: a margin around the heads' 0.095 bounding radius
-MAX_FACES = 40000          # faces kept per sample mesh (a random subset beyond that)
-BANK_POINTS = 1000         # surface points per bank head
-CANDIDATES = 8             # bank heads, nearest by accuracy, whose completeness is computed
+GRID_RESOLUTION = 48     # 5 mm steps: the floor and chance move by under 10% from 64
+CUBE_SIZE = 0.24         # world units: a margin around the heads' 0.095 bounding radius
+MAX_FACES = 40000        # faces kept per sample mesh (a random subset beyond that)
+BANK_POINTS = 1000       # surface points per bank head
+CANDIDATES = 8           # bank heads, best by the radial screen, that are scored exactly
 
 
 def sample_mesh(heads, index, resolution=GRID_RESOLUTION, cube_size=CUBE_SIZE):
