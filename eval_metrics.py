@@ -25,7 +25,7 @@ from metrics.generate import evaluation_metadata, prepare_output_folder, write_g
 from metrics.image_files import image_size, require_images
 from checkpoints import CheckpointError
 from datasets import DatasetError
-from torch_utils.cli import add_generator_arguments, load_generator_from_args
+from inference.arguments import add_generator_arguments, load_generator_from_args
 
 
 def parse_args(argv=None):
