@@ -117,7 +117,7 @@ class HeadBank:
 def shape_distances(heads, indices, bank):
     """Per-sample (accuracy, completeness, two-way) [N, 3]; inf for samples without a surface."""
     rows = []
-    for index in indices:
+    for index in tqdm(indices, desc='shape: meshes', unit='sample', leave=False):
         mesh = sample_mesh(heads, index)
         rows.append((math.inf,) * 3 if mesh is None else bank.match(mesh))
     return np.array(rows, dtype=np.float64).reshape(-1, 3)
