@@ -8,6 +8,7 @@
 import argparse
 
 from torch_utils.cli import add_override_argument, parse_overrides, run_cli
+from training.geometry_eval import parse_eval_metrics
 from training.training_loop import PRECISIONS
 
 
@@ -51,6 +52,10 @@ def parse_args(argv=None):
     fid.add_argument('--inception_weights', default=None, help="local copy of the FID Inception weights (offline)")
     opt = parser.parse_args(argv)
     opt.overrides = parse_overrides(opt.overrides)
+    try:
+        opt.eval_metrics = parse_eval_metrics(opt.eval_metrics)
+    except ValueError as error:
+        parser.error(str(error))
     return opt
 
 

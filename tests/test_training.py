@@ -189,6 +189,13 @@ def test_eval_freq_logs_geometry_offline(tmp_path, synthetic_dir, monkeypatch):
     assert len(list(synthetic_dir.glob('pose_regressor-*.pt'))) == 1  # trained once, kept beside the data
 
 
+def test_unknown_eval_metric_is_one_line(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(['--eval_metrics', 'pose,psoe'])
+    assert "unknown metric 'psoe'" in capsys.readouterr().err
+    assert train.parse_args(['--eval_metrics', 'pose, fid']).eval_metrics == ['pose', 'fid']
+
+
 def test_eval_freq_appends_fid(tmp_path, synthetic_dir, monkeypatch):
     from inception_standin import use_standin_weights
     use_standin_weights(monkeypatch)

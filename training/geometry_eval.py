@@ -11,18 +11,30 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from metrics.geometry import GEOMETRY_METRICS, geometry_metrics, summary_lines, synthetic_folder
 from torch_utils.ema import averaged_weights
 from training.distributed import barrier
 from training.run_files import jsonable
 
-GEOMETRY_METRICS = ('pose', 'pose_fd', 'shape', 'mv_consistency')
+EVAL_METRICS = ('fid',) + GEOMETRY_METRICS
+
+
+def parse_eval_metrics(text):
+    """--eval_metrics 'pose,fid' -> ['pose', 'fid']; None stays None (the default). ValueError names an unknown one."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(',') if name.strip()]
+    unknown = [name for name in names if name not in EVAL_METRICS]
+    if unknown:
+        raise ValueError(f"--eval_metrics: unknown metric {unknown[0]!r}; choose from {', '.join(EVAL_METRICS)}")
+    return names
 
 
 def metrics_to_log(opt, metadata):
-    """--eval_metrics as a list; by default the geometry metrics on Synthetic and FID elsewhere."""
+    """--eval_metrics, or by default the geometry metrics on Synthetic and FID elsewhere."""
     names = getattr(opt, 'eval_metrics', None)
     if names:
-        return [name.strip() for name in names.split(',') if name.strip()]
+        return names
     return list(GEOMETRY_METRICS) if metadata.get('dataset') == 'Synthetic' else ['fid']
 
 
@@ -31,8 +43,6 @@ def evaluate_geometry(info, output_dir, step, generator, ema, metadata, opt, nam
     if not names:
         return
     if info.is_main:
-        from metrics.geometry import geometry_metrics, summary_lines, synthetic_folder
-
         dataset_dir = synthetic_folder(metadata)
         started = time.time()
         with averaged_weights(ema, generator):
