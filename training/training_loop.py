@@ -17,7 +17,7 @@ import datasets
 from checkpoints import resolve_curriculum
 from torch_utils.ema import ExponentialMovingAverage
 from checkpoints.builders import build_discriminator, build_generator
-from training import monitor, run_files, schedules, steps
+from training import geometry_eval, monitor, run_files, schedules, steps
 from training.fid_check import fid_available
 from training.stopping import StopRequest, TrainingInterrupted
 from training.evaluation import evaluate_fid
@@ -171,7 +171,8 @@ def training_loop(info, opt, stop=None):
         output_dir.mkdir(parents=True, exist_ok=True)
         run_files.write_options(output_dir, sys.argv, opt, curriculum, info)
     stats_log = StatsLog(output_dir) if info.is_main else None
-    eval_freq = opt.eval_freq if fid_available(info, opt) else 0
+    eval_names = geometry_eval.metrics_to_log(opt, metadata) if opt.eval_freq > 0 else []
+    fid_ok = 'fid' in eval_names and fid_available(info, opt)  # checked now, never hours into the run
 
     def checkpoint_state():
         return dict(generator=generator, discriminator=discriminator, ema=ema, ema2=ema2,
@@ -268,8 +269,11 @@ def training_loop(info, opt, stop=None):
                     save(output_dir)
                 if step % opt.model_save_interval == 0:
                     save(run_files.snapshot_folder(output_dir, step))
-                if eval_freq > 0 and step % eval_freq == 0:
-                    evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
+                if opt.eval_freq > 0 and step % opt.eval_freq == 0:
+                    if fid_ok:
+                        evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
+                    geometry_eval.evaluate_geometry(info, output_dir, step, generator, ema, metadata, opt,
+                                                    eval_names)
             if step >= max_steps or stop.agreed(info):
                 finished, interrupted = True, step < max_steps
                 break
