@@ -18,7 +18,7 @@ from checkpoints import resolve_curriculum
 from torch_utils.ema import ExponentialMovingAverage, averaged_weights
 from checkpoints.builders import build_discriminator, build_generator
 from training import monitor, run_files, steps
-from training.distributed import all_finite, barrier, gather_objects
+from training.distributed import all_finite, any_rank, barrier, gather_objects
 
 PRECISIONS = ('fp16', 'bf16', 'fp32')
 
@@ -97,6 +97,11 @@ def set_rng_state(state, device):
     torch.set_rng_state(state['cpu'])
     if device.type == 'cuda' and 'cuda' in state:
         torch.cuda.set_rng_state(state['cuda'], device)
+
+
+def data_settings(metadata):
+    """What the data loader depends on: a stage that changes either needs a new loader."""
+    return metadata['batch_size'], metadata['img_size']
 
 
 def check_curriculum(metadata, discriminator):
@@ -183,10 +188,12 @@ def training_loop(info, opt):
             run_files.save_checkpoint(folder, state)
 
     max_steps = opt.max_steps if opt.max_steps is not None else float('inf')
+    max_minutes = getattr(opt, 'max_minutes', None)
+    deadline = time.time() + max_minutes * 60 if max_minutes is not None else float('inf')
     total_bar = tqdm(total=opt.n_epochs, initial=epoch, desc='Total progress', dynamic_ncols=True,
                      disable=not info.is_main)
     stage_bar = tqdm(desc='Progress to next stage', dynamic_ncols=True, disable=not info.is_main)
-    dataloader = sampler = None
+    dataloader = sampler = loader_settings = None
     finished = step >= max_steps
     loader_generator = torch.Generator().manual_seed(opt.seed + info.rank)
     timer = monitor.StepTimer(step)
@@ -194,7 +201,7 @@ def training_loop(info, opt):
     while epoch < opt.n_epochs and not finished:
         metadata = curriculums.extract_metadata(curriculum, step)
         set_learning_rates(optimizer_G, optimizer_D, metadata)
-        if dataloader is None or dataloader.batch_size != metadata['batch_size']:
+        if dataloader is None or loader_settings != data_settings(metadata):
             if not info.is_main:
                 barrier(info)  # rank 0 first, so a missing synthetic dataset is generated once
             dataset = datasets.make_dataset(metadata['dataset'], **metadata)
@@ -205,6 +212,7 @@ def training_loop(info, opt):
             dataloader = DataLoader(dataset, batch_size=metadata['batch_size'], sampler=sampler, drop_last=True,
                                     num_workers=opt.num_workers, pin_memory=info.device.type == 'cuda',
                                     generator=loader_generator, persistent_workers=False)
+            loader_settings = data_settings(metadata)
             step_next_upsample = curriculums.next_upsample_step(curriculum, step)
             step_last_upsample = curriculums.last_upsample_step(curriculum, step)
             stage_bar.reset(total=None if step_next_upsample == float('inf')
@@ -216,7 +224,7 @@ def training_loop(info, opt):
         stage_changed = False
         for imgs, poses in dataloader:
             metadata = curriculums.extract_metadata(curriculum, step)
-            if dataloader.batch_size != metadata['batch_size']:
+            if loader_settings != data_settings(metadata):
                 stage_changed = True
                 break
             generator_ddp.train()
@@ -266,7 +274,8 @@ def training_loop(info, opt):
                     save(run_files.snapshot_folder(output_dir, step))
                 if opt.eval_freq > 0 and step % opt.eval_freq == 0:
                     evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
-            if step >= max_steps:
+            out_of_time = deadline < float('inf') and any_rank(time.time() >= deadline, info)
+            if step >= max_steps or out_of_time:
                 finished = True
                 break
         else:
