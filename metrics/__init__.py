@@ -6,6 +6,9 @@
     fid.py, kid.py, inception_score.py   the metrics, from features or logits
     real_stats.py       cached statistics of a real-image folder
     registry.py         metric names -> functions
+    geometry.py         3D-quality metrics on the synthetic heads (pose, pose_fd, shape,
+                        mv_consistency), over heads.py, pose_regressor.py, pose.py,
+                        shape.py and multiview.py
     generate.py         rendering a generator's evaluation images
     folder_metrics.py   all of it for a generated folder against a real one
 """
@@ -13,7 +16,8 @@
 from .folder_metrics import folder_metrics
 from .image_files import ImageFolderError
 from .inception import InceptionWeightsError, load_inception
-from .registry import calc_metric, is_valid_metric, list_metrics
+from .registry import GeneratorInputs, MetricInputs, calc_metric, is_valid_metric, list_metrics, metric_inputs
+from . import geometry  # noqa: E402,F401  registers the geometry metrics
 
 __all__ = ['folder_metrics', 'ImageFolderError', 'InceptionWeightsError', 'load_inception',
-           'calc_metric', 'is_valid_metric', 'list_metrics']
+           'calc_metric', 'is_valid_metric', 'list_metrics', 'metric_inputs', 'MetricInputs', 'GeneratorInputs']

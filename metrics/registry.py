@@ -1,7 +1,8 @@
 """The one table of metric names -> functions (EG3D-style).
 
-Every metric takes a MetricInputs and returns a dict of named values; a new
-metric is one decorated function here.
+Every metric returns a dict of named values. Metrics of image features (fid, kid, is)
+take a MetricInputs; metrics that render a generator themselves (the geometry metrics
+of metrics/geometry.py) take a GeneratorInputs. A new metric is one decorated function.
 """
 
 from dataclasses import dataclass, field
@@ -25,25 +26,46 @@ class MetricInputs:
     options: dict = field(default_factory=dict)  # kid_subsets, kid_subset_size, is_splits, seed
 
 
-def register_metric(name):
+@dataclass
+class GeneratorInputs:
+    generator: object    # a pi-GAN generator, or a head source (metrics/heads.py)
+    metadata: dict       # curriculum settings: camera distribution, fov, ...
+    dataset_dir: str     # synthetic dataset folder (with poses.json)
+    num_samples: int = 64
+    seed: int = 0
+    options: dict = field(default_factory=dict)  # img_size, psi, max_batch_size
+    cache: dict = field(default_factory=dict)    # renders shared between metrics of one evaluation
+
+
+def register_metric(name, inputs=MetricInputs):
+    """Decorator: fn(inputs) -> {value name: value}, where inputs is of the given type."""
     def register(fn):
-        _metrics[name] = fn
+        _metrics[name] = (fn, inputs)
         return fn
     return register
 
 
-def list_metrics():
-    return sorted(_metrics)
+def list_metrics(inputs=None):
+    """Metric names, all or those taking the given input type."""
+    return sorted(name for name, (_, kind) in _metrics.items() if inputs is None or kind is inputs)
 
 
 def is_valid_metric(name):
     return name in _metrics
 
 
+def metric_inputs(name):
+    """The input type (MetricInputs or GeneratorInputs) metric `name` takes."""
+    return _metrics[name][1]
+
+
 def calc_metric(name, inputs):
     if not is_valid_metric(name):
         raise ValueError(f"unknown metric {name!r}; choose from {', '.join(list_metrics())}")
-    return _metrics[name](inputs)
+    fn, kind = _metrics[name]
+    if not isinstance(inputs, kind):
+        raise TypeError(f"metric {name!r} takes a {kind.__name__}, not a {type(inputs).__name__}")
+    return fn(inputs)
 
 
 @register_metric('fid')

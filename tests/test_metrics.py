@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from inception_standin import standin_torch_home, use_standin_weights, write_random_pngs
-from metrics import ImageFolderError, InceptionWeightsError, calc_metric, folder_metrics, list_metrics
+from metrics import (ImageFolderError, InceptionWeightsError, MetricInputs, calc_metric, folder_metrics,
+                     list_metrics)
 from metrics.fid import fid_from_statistics
 from metrics.image_files import ImageFiles, list_images, require_images
 from metrics.inception import load_inception
@@ -172,7 +173,8 @@ def test_inception_score_ignores_classes_that_never_occur():
 # --- registry ---------------------------------------------------------------------------
 
 def test_registry_names_and_unknown_metric():
-    assert list_metrics() == ['fid', 'is', 'kid']
+    assert list_metrics(MetricInputs) == ['fid', 'is', 'kid']
+    assert set(list_metrics()) == {'fid', 'is', 'kid', 'pose', 'pose_fd', 'shape', 'mv_consistency'}
     with pytest.raises(ValueError, match='unknown metric'):
         calc_metric('ppl', None)
 

@@ -1,0 +1,212 @@
+"""3D-quality metrics on data with known geometry and poses: the synthetic heads.
+
+    pose            mean |yaw| and |pitch| error (degrees) of the pose regressor on samples
+                    rendered at cameras drawn from the curriculum's pose distribution
+    pose_fd         Fréchet distance on the pose regressor's penultimate features (not FID)
+    shape           median distance (world units) between a sample's mesh and the nearest
+                    true head of the family: accuracy, completeness and their mean
+    mv_consistency  masked photometric error (0-1 colour units) between one view and
+                    another warped onto it with the rendered depth
+
+Every value comes with <name>_floor (what the real data scores) and <name>_chance (what
+a trivial generator scores). Each metric is a function of (generator, curriculum
+metadata, synthetic dataset folder, number of samples) returning a dict of floats; the
+same functions are registered in metrics/registry.py for eval_metrics.py and training.
+The generator is a pi-GAN generator or any head source of metrics/heads.py.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import synthetic_dataset
+
+from . import multiview, pose, pose_regressor, shape
+from .heads import GeneratorHeads, TrueHeads
+from .registry import GeneratorInputs, register_metric
+
+BANK_SIZE = 256   # true heads that samples' shapes are matched against
+GEOMETRY_METRICS = ('pose', 'pose_fd', 'shape', 'mv_consistency')
+
+_references = {}
+
+
+class SyntheticReference:
+    """What a synthetic dataset folder gives the metrics: its pose regressor, a bank of true
+    heads (from the regressor's training part) and held-out heads for the floors."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.metadata = synthetic_dataset.load_metadata(self.folder)
+        if self.metadata is None:
+            raise ValueError(f"{self.folder} is not a complete synthetic dataset (no "
+                             f"{synthetic_dataset.METADATA_FILE}); create it with: "
+                             f"python synthetic_dataset.py --output_dir {self.folder}")
+        params = [entry['params'] for entry in self.metadata['images']]
+        train, held_out = pose_regressor.split(len(params), pose_regressor.RegressorSettings.holdout_fraction)
+        self.bank_heads = [params[i] for i in train[:BANK_SIZE].tolist()]
+        self.held_out_heads = TrueHeads([params[i] for i in held_out.tolist()], self.metadata['camera']['fov'])
+        self._regressor = self._bank = None
+        self._memo = {}
+
+    @property
+    def regressor(self):
+        if self._regressor is None:
+            self._regressor = pose_regressor.load_or_train(self.folder)
+        return self._regressor
+
+    @property
+    def bank(self):
+        if self._bank is None:
+            self._bank = shape.HeadBank(self.bank_heads)
+        return self._bank
+
+    def memo(self, key, compute):
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def floor_count(self, num_samples):
+        return min(num_samples, len(self.held_out_heads))
+
+
+def reference(dataset_dir):
+    """The SyntheticReference of a folder, built once per process (and again if poses.json changes)."""
+    path = Path(dataset_dir).resolve()
+    metadata_file = path / synthetic_dataset.METADATA_FILE
+    key = (str(path), metadata_file.stat().st_mtime_ns if metadata_file.is_file() else None)
+    if key not in _references:
+        _references[key] = SyntheticReference(path)
+    return _references[key]
+
+
+def as_heads(generator, metadata, psi=1.0, max_batch_size=2400000):
+    """A head source: generator itself if it is one, else a GeneratorHeads around a pi-GAN generator."""
+    if hasattr(generator, 'surface_volume'):
+        return generator
+    return GeneratorHeads(generator, metadata, psi=psi, max_batch_size=max_batch_size)
+
+
+def _evaluation(fn):
+    """Runs a metric with the RNG untouched (training's stream goes on as if nothing happened)
+    and the generator in eval mode, restored afterwards."""
+    def wrapped(generator, metadata, dataset_dir, num_samples=64, seed=0, **options):
+        module = getattr(generator, 'module', generator)
+        was_training = getattr(module, 'training', None)
+        devices = [module.device] if getattr(module, 'device', torch.device('cpu')).type == 'cuda' else []
+        if was_training is not None:
+            module.eval()
+        try:
+            with torch.random.fork_rng(devices=devices):
+                return fn(as_heads(generator, metadata, options.get('psi', 1.0),
+                                   options.get('max_batch_size', 2400000)),
+                          metadata, reference(dataset_dir), num_samples, seed, options)
+        finally:
+            if was_training:
+                module.train()
+    wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+    return wrapped
+
+
+def _posed_renders(heads, metadata, ref, num_samples, seed, options):
+    """Renders shared by pose and pose_fd (options['cache'] keeps them between the two)."""
+    cache = options.get('cache', {})
+    key = ('posed', num_samples, seed)
+    if key not in cache:
+        cache[key] = pose.render_at_random_poses(heads, metadata, num_samples,
+                                                 ref.regressor.network.input_size, seed)
+    return cache[key]
+
+
+@_evaluation
+def pose_metric(heads, metadata, ref, num_samples, seed, options):
+    """pose_yaw_deg and pose_pitch_deg, with floors (held-out real images) and chance levels
+    (the best image that does not turn with the camera)."""
+    images, true_poses = _posed_renders(heads, metadata, ref, num_samples, seed, options)
+    return pose.pose_accuracy(ref.regressor, images, true_poses)
+
+
+@_evaluation
+def pose_fd_metric(heads, metadata, ref, num_samples, seed, options):
+    """pose_fd: Fréchet distance of pose-regressor features to the training images'."""
+    images, _ = _posed_renders(heads, metadata, ref, num_samples, seed, options)
+    return pose.pose_fd(ref.regressor, images)
+
+
+@_evaluation
+def shape_metric(heads, metadata, ref, num_samples, seed, options):
+    """shape_accuracy/_completeness/_distance (world units), floor: held-out true heads; chance:
+    the sphere around the origin of the best radius."""
+    distances = shape.shape_distances(heads, range(num_samples), ref.bank)
+    results = shape.median_distances(distances)
+    count = ref.floor_count(num_samples)
+    floor = ref.memo(('shape_floor', count), lambda: shape.median_distances(
+        shape.shape_distances(ref.held_out_heads, range(count), ref.bank)))
+    radius, chance = ref.memo('shape_chance', lambda: shape.best_sphere(ref.bank))
+    for name, value in floor.items():
+        results[f'{name}_floor'] = value
+    for name, value in zip(('shape_accuracy', 'shape_completeness', 'shape_distance'), chance):
+        results[f'{name}_chance'] = value
+    results['shape_missing'] = float(np.mean(~np.isfinite(distances[:, 0])))  # samples with no surface
+    results['shape_chance_sphere_radius'] = radius
+    return results
+
+
+@_evaluation
+def mv_consistency_metric(heads, metadata, ref, num_samples, seed, options):
+    """mv_consistency (mean |colour| error, 0-1 units, over head pixels both views see) and
+    mv_coverage (the fraction of view A's head pixels compared). Floor: the true heads'
+    own value; chance: true heads whose image does not turn with the camera."""
+    img_size = options.get('img_size') or ref.metadata['img_size']
+    camera_a, camera_b = multiview.camera_pair(metadata)
+    error, coverage = multiview.photometric_error(heads, list(range(num_samples)), camera_a, camera_b, img_size)
+    count = ref.floor_count(num_samples)
+
+    def reference_values(source):
+        return multiview.photometric_error(source, list(range(count)), camera_a, camera_b, img_size)
+
+    key = (count, img_size, camera_a, camera_b)
+    floor, floor_coverage = ref.memo(('mv_floor',) + key, lambda: reference_values(ref.held_out_heads))
+    chance, _ = ref.memo(('mv_chance',) + key, lambda: reference_values(FixedView(ref.held_out_heads, camera_a)))
+    return {'mv_consistency': error, 'mv_consistency_floor': floor, 'mv_consistency_chance': chance,
+            'mv_coverage': coverage, 'mv_coverage_floor': floor_coverage}
+
+
+class FixedView:
+    """A head source whose image does not turn with the camera: every view is the one from `camera`."""
+
+    def __init__(self, heads, camera):
+        self.heads, self.camera = heads, camera
+
+    def render(self, indices, cameras, img_size):
+        return self.heads.render(indices, [self.camera] * len(indices), img_size)
+
+    def surface_volume(self, index, resolution, cube_size):
+        return self.heads.surface_volume(index, resolution, cube_size)
+
+
+METRIC_FUNCTIONS = {'pose': pose_metric, 'pose_fd': pose_fd_metric, 'shape': shape_metric,
+                    'mv_consistency': mv_consistency_metric}
+
+
+def _register(name, fn):
+    @register_metric(name, inputs=GeneratorInputs)
+    def registered(inputs):
+        return fn(inputs.generator, inputs.metadata, inputs.dataset_dir, inputs.num_samples, inputs.seed,
+                  cache=inputs.cache, **inputs.options)
+    return registered
+
+
+for _name, _fn in METRIC_FUNCTIONS.items():
+    _register(_name, _fn)
+
+
+def geometry_metrics(generator, metadata, dataset_dir, names=GEOMETRY_METRICS, num_samples=64, seed=0, **options):
+    """All the named metrics in one dict (renders shared between pose and pose_fd)."""
+    cache, results = {}, {}
+    for name in names:
+        results.update(METRIC_FUNCTIONS[name](generator, metadata, dataset_dir, num_samples, seed,
+                                              cache=cache, **options))
+    return results
+

@@ -1,0 +1,121 @@
+"""What the geometry metrics measure: a source of heads that can be rendered at any camera.
+
+A head source numbers its samples 0, 1, 2, ... and offers two things:
+
+    render(indices, cameras, img_size) -> pixels [B, 3, S, S] in [-1, 1], depth [B, S, S]
+        sample indices[i] seen from cameras[i] (inference.rendering.Camera); depth is the
+        distance along each ray, as the generator's renderer reports it.
+    surface_volume(index, resolution, cube_size) -> (volume [z, y, x] float32, level)
+        a field on a grid over a cube around the origin (inference.meshing's layout) that is
+        above `level` inside the head and below it outside.
+
+GeneratorHeads wraps a pi-GAN generator. TrueHeads renders the synthetic dataset's own
+heads with their closed-form geometry, which gives the metrics' floors. SphereHeads is
+the trivial shape behind the shape metric's chance level.
+"""
+
+import numpy as np
+import torch
+
+import synthetic_dataset
+from inference.meshing import density_grid, grid_axis
+from inference.rendering import Camera, inference_options, latent_from_seed, render_view
+
+DEFAULT_SURFACE_LEVEL = 10  # density of the surface, as shape_extraction.py's --level
+
+
+class GeneratorHeads:
+    """Samples of a pi-GAN generator: sample i is the latent of seed first_seed + i."""
+
+    def __init__(self, generator, metadata, psi=1.0, first_seed=0, max_batch_size=2400000,
+                 surface_level=DEFAULT_SURFACE_LEVEL):
+        self.generator = getattr(generator, 'module', generator)  # DDP: render without its hooks
+        self.options = inference_options(metadata)
+        self.psi = psi
+        self.first_seed = first_seed
+        self.max_batch_size = max_batch_size
+        self.surface_level = surface_level
+        self._latents = {}
+
+    def latent(self, index):
+        if index not in self._latents:
+            self._latents[index] = latent_from_seed(self.generator, self.first_seed + index, self.psi)
+        return self._latents[index]
+
+    def render(self, indices, cameras, img_size):
+        options = {**self.options, 'img_size': img_size}
+        views = [render_view(self.generator, self.latent(index), camera, options, self.max_batch_size, seed=index)
+                 for index, camera in zip(indices, cameras)]
+        return torch.stack([p for p, _ in views]), torch.stack([d for _, d in views])
+
+    def surface_volume(self, index, resolution, cube_size):
+        volume = density_grid(self.generator, self.latent(index), resolution, cube_size, self.max_batch_size)
+        return volume, self.surface_level
+
+
+class TrueHeads:
+    """Heads of the synthetic family (synthetic_dataset.sample_head_params dicts), ray traced.
+
+    Images are antialiased as the dataset's (supersample 2); depth is traced through the
+    pixel centres (the generator's rays), so it is exact wherever a pixel centre hits the head.
+    """
+
+    def __init__(self, heads, fov):
+        self.heads = list(heads)
+        self.fov = fov
+
+    def __len__(self):
+        return len(self.heads)
+
+    def render(self, indices, cameras, img_size):
+        heads = [self.heads[i] for i in indices]
+        pitch = [c.pitch for c in cameras]
+        yaw = [c.yaw for c in cameras]
+        images = synthetic_dataset.render_heads(heads, pitch, yaw, img_size, self.fov)
+        _, buffers = synthetic_dataset.render_heads(heads, pitch, yaw, img_size, self.fov, supersample=1,
+                                                    return_buffers=True)
+        return images * 2 - 1, buffers['depth']
+
+    def surface_volume(self, index, resolution, cube_size):
+        return -signed_distance_grid(lambda p: synthetic_dataset.head_signed_distance(p, self.heads[index]),
+                                     resolution, cube_size), 0.0
+
+
+class SphereHeads:
+    """Every sample is the same sphere of `radius` around the origin (shape only; it does not render)."""
+
+    def __init__(self, radius):
+        self.radius = radius
+
+    def surface_volume(self, index, resolution, cube_size):
+        return -signed_distance_grid(lambda p: p.norm(dim=-1) - self.radius, resolution, cube_size), 0.0
+
+
+def grid_points(resolution, cube_size):
+    """World points [resolution^3, 3] (x, y, z) of the grid, in the [z, y, x] order of the volumes."""
+    axis = grid_axis(resolution, cube_size)
+    z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
+    return torch.stack([x, y, z], -1).reshape(-1, 3)
+
+
+def signed_distance_grid(signed_distance, resolution, cube_size):
+    """signed_distance(points [N, 3]) -> [N], sampled on the grid as float32 [z, y, x]."""
+    values = signed_distance(grid_points(resolution, cube_size))
+    return values.reshape(resolution, resolution, resolution).numpy().astype(np.float32)
+
+
+def sample_cameras(num, metadata, seed):
+    """num Cameras drawn from the curriculum's training pose distribution, on their own RNG stream."""
+    pitch, yaw = synthetic_dataset.sample_poses(num, seed, metadata['h_mean'], metadata['v_mean'], metadata['h_stddev'],
+                              metadata['v_stddev'], metadata.get('sample_dist', 'gaussian'))
+    return [Camera(float(y), float(p), metadata['fov']) for p, y in zip(pitch, yaw)]
+
+
+def turned(cameras, yaw_offset=0.0, pitch_offset=0.0):
+    """The cameras turned by fixed offsets, radians."""
+    return [Camera(c.yaw + yaw_offset, c.pitch + pitch_offset, c.fov) for c in cameras]
+
+
+def front_camera(metadata):
+    return Camera(metadata['h_mean'], metadata['v_mean'], metadata['fov'])
+

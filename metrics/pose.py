@@ -1,0 +1,69 @@
+"""Pose accuracy and the pose-feature Fréchet distance of a head source (metrics/heads.py).
+
+Samples are rendered at cameras drawn from the curriculum's pose distribution; the
+dataset's pose regressor (metrics/pose_regressor.py) reads each image's pose back.
+"""
+
+import numpy as np
+import torch
+
+from .fid import fid_from_statistics
+from .heads import sample_cameras
+
+
+def render_at_random_poses(heads, metadata, num_samples, img_size, seed):
+    """(images [N, 3, S, S] in [-1, 1], true (yaw, pitch) [N, 2]) of samples 0..N-1 at drawn cameras."""
+    cameras = sample_cameras(num_samples, metadata, seed)
+    images, _ = heads.render(list(range(num_samples)), cameras, img_size)
+    return images, torch.tensor([[c.yaw, c.pitch] for c in cameras], dtype=torch.float32)
+
+
+def mean_abs_degrees(predicted, true):
+    """Mean |error| of (yaw, pitch) [N, 2] in degrees, per angle."""
+    error = np.degrees((predicted - true).abs().mean(0).numpy())
+    return float(error[0]), float(error[1])
+
+
+def pose_chance(true_poses):
+    """Error of the best image that does not turn with the camera: it reads as one fixed pose,
+    at best the poses' median, so the error is their mean absolute deviation from it."""
+    return mean_abs_degrees(true_poses.median(0).values.expand_as(true_poses), true_poses)
+
+
+def pose_accuracy(regressor, images, true_poses):
+    """{pose_yaw_deg, pose_pitch_deg} with their _floor (held-out real images) and _chance values."""
+    predicted, _ = regressor.predict(images)
+    yaw, pitch = mean_abs_degrees(predicted, true_poses)
+    chance_yaw, chance_pitch = pose_chance(true_poses)
+    return {'pose_yaw_deg': yaw, 'pose_yaw_deg_floor': regressor.info['floor_yaw_deg'],
+            'pose_yaw_deg_chance': chance_yaw,
+            'pose_pitch_deg': pitch, 'pose_pitch_deg_floor': regressor.info['floor_pitch_deg'],
+            'pose_pitch_deg_chance': chance_pitch}
+
+
+def frechet_to_train(regressor, features):
+    """Fréchet distance between features [N, D] and the regressor's training-image features."""
+    features = features.double().numpy()
+    mu = features.mean(0)
+    sigma = np.cov(features, rowvar=False) if len(features) > 1 else np.zeros((len(mu), len(mu)))
+    return fid_from_statistics(regressor.info['train_feature_mean'].numpy(),
+                               regressor.info['train_feature_cov'].numpy(), mu, np.atleast_2d(sigma))
+
+
+def pose_fd(regressor, images):
+    """{pose_fd, _floor, _chance}: Fréchet distance on the pose regressor's penultimate features.
+
+    Floor: as many held-out real images (at most all of them). Chance: the training images'
+    mean image for every sample (one blurry head).
+    """
+    _, features = regressor.predict(images)
+    held_out = regressor.info['held_out_features'][:len(images)]
+    _, mean_image_features = regressor.predict(regressor.info['mean_image'][None])
+    # One image repeated has no spread: the distance is |mu - f|^2 + tr(sigma).
+    chance = (float(((regressor.info['train_feature_mean'] - mean_image_features[0].double()) ** 2).sum())
+              + float(regressor.info['train_feature_cov'].trace()))
+    return {'pose_fd': frechet_to_train(regressor, features),
+            'pose_fd_floor': frechet_to_train(regressor, held_out),
+            'pose_fd_chance': chance,
+            'pose_fd_num_images': len(images), 'pose_fd_floor_num_images': len(held_out)}
+
