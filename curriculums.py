@@ -235,14 +235,15 @@ SPATIALSIRENBASELINE = {
     'eval_last_back': True,
 }
 
-# Fast CPU recipe: learns 3D synthetic heads within an hour on 2 CPU cores. pi-GAN's method
-# (SIREN+FiLM generator, volume rendering, progressive encoder discriminator, pose loss on
-# the known real poses), made cheap: a narrow discriminator, 16x16 first, then 32x32,
+# Fast CPU recipe: learns 3D synthetic heads on 2 CPU cores. pi-GAN's method (SIREN+FiLM
+# generator, volume rendering, progressive encoder discriminator, pose loss on the known
+# real poses), made cheap: a narrow discriminator, 16x16 images first, then 32x32, and
 # hierarchical sampling only once the coarse shape is there. bench/convergence.py measures it.
 SYNTHETIC_CPU = {
-    0: {'batch_size': 16, 'num_steps': 12, 'img_size': 16, 'batch_split': 1, 'gen_lr': 1e-4, 'disc_lr': 4e-4,
+    0: {'batch_size': 8, 'num_steps': 12, 'img_size': 16, 'batch_split': 1, 'gen_lr': 2e-4, 'disc_lr': 4e-4,
         'hierarchical_sample': False},
-    1500: {'img_size': 32, 'batch_size': 8},
+    2000: {'img_size': 32},
+    4000: {'hierarchical_sample': True, 'gen_lr': 1e-4, 'disc_lr': 3e-4},
 
     'dataset': 'Synthetic',
     'dataset_path': None,
@@ -251,7 +252,7 @@ SYNTHETIC_CPU = {
     'fov': 12,
     'ray_start': 0.88,
     'ray_end': 1.12,
-    'fade_steps': 500,
+    'fade_steps': 200,
     'h_stddev': 0.3,
     'v_stddev': 0.155,
     'h_mean': math.pi * 0.5,
