@@ -182,14 +182,26 @@ def shaded_mesh(vertices, faces, yaw, size=128, light=(0.4, 0.5, 1.0)):
     return np.asarray(image)
 
 
-def mesh_picture(generator, seed, resolution=64, cube_size=0.3):
-    latent = latent_from_seed(generator, seed, 0.7)
-    volume = density_grid(generator, latent, resolution, cube_size)
+def mesh_picture(volume, level, cube_size):
+    """The surface of a [z, y, x] volume at level, shaded from the front and from the side."""
     try:
-        vertices, faces = extract_mesh(volume, MESH_LEVEL, cube_size)
+        vertices, faces = extract_mesh(volume, level, cube_size)
     except ValueError:  # no surface yet: a blank picture says so
         return np.full((128, 256, 3), 255, np.uint8)
     return image_grid([shaded_mesh(vertices, faces, 0.0), shaded_mesh(vertices, faces, math.pi / 2)])
+
+
+def generated_mesh_picture(generator, seed, resolution=64, cube_size=0.3):
+    volume = density_grid(generator, latent_from_seed(generator, seed, 0.7), resolution, cube_size)
+    return mesh_picture(volume, MESH_LEVEL, cube_size)
+
+
+def real_mesh_picture(dataset_dir, resolution=64, cube_size=0.3):
+    """The first training head's true surface (its closed-form signed distance), drawn as the samples'."""
+    from metrics.heads import TrueHeads
+    head = json.loads((dataset_dir / 'poses.json').read_text())['images'][0]['params']
+    volume, level = TrueHeads([head], fov=12).surface_volume(0, resolution, cube_size)
+    return mesh_picture(volume, level, cube_size)
 
 
 def real_heads_picture(dataset_dir, count=16):
@@ -203,7 +215,7 @@ def draw_pictures(generator, metadata, folder, tag):
     options = picture_options(metadata)
     save_image(sample_grid(generator, options, range(16)), folder / f'{tag}_grid.png')
     save_image(yaw_sweep(generator, options, range(4)), folder / f'{tag}_yaw.png')
-    save_image(mesh_picture(generator, seed=0), folder / f'{tag}_mesh.png')
+    save_image(generated_mesh_picture(generator, seed=0), folder / f'{tag}_mesh.png')
 
 
 # --- the curve --------------------------------------------------------------------------
@@ -231,6 +243,7 @@ def measure_snapshot(folder, num_samples, metric_names):
     pictures = folder.parent.parent / 'pictures'
     if not (pictures / 'real_heads.png').exists():
         save_image(real_heads_picture(dataset_dir), pictures / 'real_heads.png')
+        save_image(real_mesh_picture(dataset_dir), pictures / 'real_mesh.png')
     torch.manual_seed(0)
     point.update(measure(generator, metadata, dataset_dir, available_metrics(metric_names), num_samples))
     with torch.no_grad():
