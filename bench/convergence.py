@@ -192,8 +192,11 @@ def mesh_picture(volume, level, cube_size):
 
 
 def generated_mesh_picture(generator, seed, resolution=64, cube_size=0.3):
+    """(picture, density statistics): a fog that never reaches MESH_LEVEL draws blank, and the
+    statistics tell a fog (high median density) from empty space."""
     volume = density_grid(generator, latent_from_seed(generator, seed, 0.7), resolution, cube_size)
-    return mesh_picture(volume, MESH_LEVEL, cube_size)
+    stats = {'mesh_density_max': float(volume.max()), 'mesh_density_median': float(np.median(volume))}
+    return mesh_picture(volume, MESH_LEVEL, cube_size), stats
 
 
 def real_mesh_picture(dataset_dir, resolution=64, cube_size=0.3):
@@ -212,10 +215,13 @@ def real_heads_picture(dataset_dir, count=16):
 
 
 def draw_pictures(generator, metadata, folder, tag):
+    """Writes the grid, yaw sweep and mesh pictures; returns the mesh's density statistics."""
     options = picture_options(metadata)
     save_image(sample_grid(generator, options, range(16)), folder / f'{tag}_grid.png')
     save_image(yaw_sweep(generator, options, range(4)), folder / f'{tag}_yaw.png')
-    save_image(generated_mesh_picture(generator, seed=0), folder / f'{tag}_mesh.png')
+    mesh, stats = generated_mesh_picture(generator, seed=0)
+    save_image(mesh, folder / f'{tag}_mesh.png')
+    return {key: round(value, 3) for key, value in stats.items()}
 
 
 # --- the curve --------------------------------------------------------------------------
@@ -247,7 +253,7 @@ def measure_snapshot(folder, num_samples, metric_names):
     torch.manual_seed(0)
     point.update(measure(generator, metadata, dataset_dir, available_metrics(metric_names), num_samples))
     with torch.no_grad():
-        draw_pictures(generator, metadata, pictures, folder.name)
+        point.update(draw_pictures(generator, metadata, pictures, folder.name))
     point['measure_minutes'] = round((time.time() - start) / 60, 2)
     (folder / 'point.json').write_text(json.dumps(point))
     print(json.dumps(point), flush=True)
