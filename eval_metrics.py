@@ -1,11 +1,15 @@
-"""FID, KID and Inception Score of a trained generator against a folder of real images.
+"""FID, KID and Inception Score of a trained generator against a folder of real images,
+and offline 3D-quality metrics on the synthetic heads.
 
     python eval_metrics.py path/to/generator.pth --real_image_dir real/ --num_images 8000
+    python eval_metrics.py path/to/generator.pth --metrics pose,pose_fd,shape,mv_consistency
 
 The generator renders at the settings it was trained at (EMA weights by default),
 with psi 1, no density noise and the curriculum's *_eval camera settings. The
 images are kept as PNGs, so `python -m pytorch_fid REAL <output_dir>/images`
-reproduces the FID printed here.
+reproduces the FID printed here. The geometry metrics (metrics/geometry.py) need no
+Inception weights: they use the synthetic dataset's poses and shapes, and print each
+value beside its floor (the real data's) and chance level (a trivial generator's).
 """
 
 import argparse
@@ -14,17 +18,21 @@ import math
 import sys
 from pathlib import Path
 
-from metrics import ImageFolderError, InceptionWeightsError, folder_metrics, list_metrics, load_inception
+from metrics import (GeneratorInputs, ImageFolderError, InceptionWeightsError, calc_metric, folder_metrics,
+                     list_metrics, load_inception, metric_inputs)
+from metrics.geometry import summary_lines, synthetic_folder
 from metrics.generate import evaluation_metadata, prepare_output_folder, write_generated_images
 from metrics.image_files import image_size, require_images
 from checkpoints import CheckpointError
+from datasets import DatasetError
 from inference.arguments import add_generator_arguments, load_generator_from_args
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     add_generator_arguments(parser)
-    parser.add_argument('--real_image_dir', required=True, help="folder of real images (e.g. from fid_evaluation.py)")
+    parser.add_argument('--real_image_dir', default=None,
+                        help="folder of real images (e.g. from fid_evaluation.py); needed by fid, kid and is")
     parser.add_argument('--num_images', type=int, default=8000, help="generated images to evaluate")
     parser.add_argument('--img_size', type=int, default=None, help="render size (default: the real images' size)")
     parser.add_argument('--output_dir', default=None,
@@ -40,6 +48,12 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0, help="seed of latents, cameras and KID subsets")
     parser.add_argument('--inception_weights', default=None,
                         help="local copy of pt_inception-2015-12-05-6726825d.pth (no download)")
+    geometry = parser.add_argument_group('geometry metrics (pose, pose_fd, shape, mv_consistency)')
+    geometry.add_argument('--dataset_dir', default=None,
+                          help="synthetic dataset folder with poses.json (default: the run's synthetic dataset)")
+    geometry.add_argument('--geometry_samples', type=int, default=64, help="generated samples per geometry metric")
+    geometry.add_argument('--level', type=float, default=10,
+                          help="density of a sample's surface for shape, as shape_extraction.py's --level")
     args = parser.parse_args(argv)
     if args.num_images < 2:
         parser.error("--num_images must be at least 2")
@@ -47,6 +61,12 @@ def parse_args(argv=None):
     unknown = [name for name in args.metrics if name not in list_metrics()]
     if unknown:
         parser.error(f"unknown metric {unknown[0]!r}; choose from {', '.join(list_metrics())}")
+    args.image_metrics = [name for name in args.metrics if metric_inputs(name) is not GeneratorInputs]
+    args.geometry_metrics = [name for name in args.metrics if metric_inputs(name) is GeneratorInputs]
+    if args.image_metrics and not args.real_image_dir:
+        parser.error(f"{', '.join(args.image_metrics)} need --real_image_dir")
+    if args.geometry_samples < 2:
+        parser.error("--geometry_samples must be at least 2")
     return args
 
 
@@ -73,11 +93,34 @@ def summary_line(results, num_images, step):
 
 
 def evaluate(args):
-    real_files = require_images(args.real_image_dir, 'real-image folder')  # fail before any slow work
-    img_size = render_size(args.img_size, real_files[0])
+    if args.image_metrics:
+        require_images(args.real_image_dir, 'real-image folder')  # fail before any slow work
     generator, metadata, device = load_generator_from_args(args)
-    inception = load_inception(device, args.inception_weights)
     output_dir = Path(args.output_dir) if args.output_dir else Path(args.path).resolve().parent / 'evaluation'
+    report = {'checkpoint': str(Path(args.path).resolve()), 'step': int(generator.step), 'results': {},
+              'settings': {'ema': None if args.no_ema else args.ema, 'curriculum': args.curriculum,
+                           'overrides': args.overrides, 'seed': args.seed}}
+    if args.image_metrics:
+        image_metrics(args, generator, metadata, device, output_dir, report)
+    if args.geometry_metrics:
+        dataset_dir = synthetic_folder(metadata, args.dataset_dir)
+        inputs = GeneratorInputs(generator, metadata, dataset_dir, args.geometry_samples, args.seed,
+                                 {'max_batch_size': args.max_batch_size, 'surface_level': args.level})
+        # One inputs object, so one cache: pose_fd reuses pose's renders.
+        for name in args.geometry_metrics:
+            report['results'].update(calc_metric(name, inputs))
+        report['geometry'] = {'dataset_dir': str(Path(dataset_dir).resolve()), 'num_samples': args.geometry_samples}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / 'metrics.json').write_text(json.dumps(report, indent=2, default=str) + '\n')
+    print(f"wrote {output_dir / 'metrics.json'}", file=sys.stderr)
+    return report
+
+
+def image_metrics(args, generator, metadata, device, output_dir, report):
+    """FID, KID and IS: renders --num_images into output_dir/images and fills report."""
+    real_files = require_images(args.real_image_dir, 'real-image folder')
+    img_size = render_size(args.img_size, real_files[0])
+    inception = load_inception(device, args.inception_weights)
     images_dir = output_dir / 'images'
 
     if images_dir.resolve() == Path(args.real_image_dir).resolve():
@@ -88,43 +131,39 @@ def evaluate(args):
                            seed=args.seed, max_batch_size=args.max_batch_size)
     metric_options = {'kid_subsets': args.kid_subsets, 'kid_subset_size': args.kid_subset_size,
                       'is_splits': args.is_splits, 'seed': args.seed}
-    results, real = folder_metrics(args.real_image_dir, images_dir, output_dir, inception, args.metrics,
+    results, real = folder_metrics(args.real_image_dir, images_dir, output_dir, inception, args.image_metrics,
                                    metric_options, batch_size=args.inception_batch_size,
                                    num_workers=args.num_workers)
 
-    report = {
-        'checkpoint': str(Path(args.path).resolve()),
-        'step': int(generator.step),
+    report.update({
         'num_images': args.num_images,
         'num_real_images': real.num_images,
         'real_image_dir': str(Path(args.real_image_dir).resolve()),
         'generated_image_dir': str(images_dir.resolve()),
         'real_statistics_cache': str(real.cache_file),
-        'results': results,
-        'settings': {
-            'img_size': img_size, 'psi': 1, 'nerf_noise': 0,
-            'ema': None if args.no_ema else args.ema,
-            'curriculum': args.curriculum, 'overrides': args.overrides,
-            'eval_keys_used': eval_keys, 'seed': args.seed,
-            'metric_options': metric_options,
-            'inception_weights': str(inception.weights_file),
-            'inception_weights_sha256': inception.weights_digest,
-            'render_options': options,
-        },
-    }
-    (output_dir / 'metrics.json').write_text(json.dumps(report, indent=2, default=str) + '\n')
-    print(f"wrote {output_dir / 'metrics.json'}", file=sys.stderr)
-    return report
+    })
+    report['results'].update(results)
+    report['settings'].update({
+        'img_size': img_size, 'psi': 1, 'nerf_noise': 0,
+        'eval_keys_used': eval_keys,
+        'metric_options': metric_options,
+        'inception_weights': str(inception.weights_file),
+        'inception_weights_sha256': inception.weights_digest,
+        'render_options': options,
+    })
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
         report = evaluate(args)
-    except (CheckpointError, ImageFolderError, InceptionWeightsError) as error:
+    except (CheckpointError, ImageFolderError, InceptionWeightsError, DatasetError) as error:
         sys.exit(f"eval_metrics.py: error: {error}")
     bad = [name for name, value in report['results'].items() if not math.isfinite(value)]
-    print(summary_line(report['results'], report['num_images'], report['step']))
+    if args.image_metrics:
+        print(summary_line(report['results'], report['num_images'], report['step']))
+    for line in summary_lines(report['results']):
+        print(line)
     if bad:
         print(f"WARNING: non-finite values for {', '.join(bad)}", file=sys.stderr)
     return report

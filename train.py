@@ -8,6 +8,7 @@
 import argparse
 
 from torch_utils.cli import add_override_argument, parse_overrides, run_cli
+from training.geometry_eval import parse_eval_metrics
 from training.training_loop import PRECISIONS
 
 
@@ -20,7 +21,13 @@ def parse_args(argv=None):
     parser.add_argument('--load_dir', default='', help="continue the run saved in this folder")
     parser.add_argument('--curriculum', default='SPATIALSIRENBASELINE',
                         help="curriculum in curriculums.py (default: the CPU demo)")
-    parser.add_argument('--eval_freq', type=int, default=5000, help="steps between FID evaluations (0: never)")
+    parser.add_argument('--eval_freq', type=int, default=5000,
+                        help="steps between evaluations of --eval_metrics (0: never)")
+    parser.add_argument('--eval_metrics', default=None,
+                        help="comma-separated metrics logged every --eval_freq steps: fid (fid.txt), and on the "
+                             "synthetic heads pose, pose_fd, shape, mv_consistency (geometry.jsonl, offline); "
+                             "default: the four geometry metrics on Synthetic, fid otherwise")
+    parser.add_argument('--geometry_samples', type=int, default=32, help="generated samples per geometry metric")
     parser.add_argument('--port', default='12355', help="rendezvous port for multi-process training")
     parser.add_argument('--set_step', type=int, default=None, help="force the step counter (and its stage)")
     parser.add_argument('--model_save_interval', type=int, default=5000,
@@ -47,6 +54,10 @@ def parse_args(argv=None):
     fid.add_argument('--inception_weights', default=None, help="local copy of the FID Inception weights (offline)")
     opt = parser.parse_args(argv)
     opt.overrides = parse_overrides(opt.overrides)
+    try:
+        opt.eval_metrics = parse_eval_metrics(opt.eval_metrics)
+    except ValueError as error:
+        parser.error(str(error))
     return opt
 
 

@@ -35,15 +35,16 @@ def query_siren(generator, latent, points, view_directions, max_batch_size, prog
     return torch.cat(outputs)
 
 
-def density_grid(generator, latent, resolution=256, cube_size=0.3, max_batch_size=2400000):
+def density_grid(generator, latent, resolution=256, cube_size=0.3, max_batch_size=2400000, progress=True):
     """Density (relu of the SIREN's sigma, as rendering clamps it) on a resolution^3 grid, float32 [z, y, x]."""
     axis = grid_axis(resolution, cube_size)
     z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
     points = torch.stack([x, y, z], -1).reshape(-1, 3)
     # Density does not depend on the view direction; any unit vector will do.
     directions = torch.tensor([0.0, 0.0, -1.0]).expand_as(points)
-    with tqdm(total=points.shape[0], desc='density', unit='pt', unit_scale=True, leave=False) as progress:
-        sigma = query_siren(generator, latent, points, directions, max_batch_size, progress)[:, 3]
+    with tqdm(total=points.shape[0], desc='density', unit='pt', unit_scale=True, leave=False,
+              disable=not progress) as bar:
+        sigma = query_siren(generator, latent, points, directions, max_batch_size, bar)[:, 3]
     return F.relu(sigma).reshape(resolution, resolution, resolution).numpy().astype(np.float32)
 
 

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 import synthetic_dataset
+from datasets import DatasetError, make_dataset
 
 from . import multiview, pose, pose_regressor, shape
-from .heads import GeneratorHeads, TrueHeads
+from .heads import DEFAULT_SURFACE_LEVEL, GeneratorHeads, TrueHeads
 from .registry import GeneratorInputs, register_metric
 
 BANK_SIZE = 256   # true heads that samples' shapes are matched against
@@ -40,9 +41,9 @@ class SyntheticReference:
         self.folder = Path(folder)
         self.metadata = synthetic_dataset.load_metadata(self.folder)
         if self.metadata is None:
-            raise ValueError(f"{self.folder} is not a complete synthetic dataset (no "
-                             f"{synthetic_dataset.METADATA_FILE}); create it with: "
-                             f"python synthetic_dataset.py --output_dir {self.folder}")
+            raise DatasetError(f"{self.folder} is not a complete synthetic dataset (no "
+                               f"{synthetic_dataset.METADATA_FILE}); create it with: "
+                               f"python synthetic_dataset.py --output_dir {self.folder}")
         params = [entry['params'] for entry in self.metadata['images']]
         train, held_out = pose_regressor.split(len(params), pose_regressor.RegressorSettings.holdout_fraction)
         self.bank_heads = [params[i] for i in train[:BANK_SIZE].tolist()]
@@ -81,11 +82,12 @@ def reference(dataset_dir):
     return _references[key]
 
 
-def as_heads(generator, metadata, psi=1.0, max_batch_size=2400000):
-    """A head source: generator itself if it is one, else a GeneratorHeads around a pi-GAN generator."""
-    if hasattr(generator, 'surface_volume'):
+def as_heads(generator, metadata, psi=1.0, max_batch_size=2400000, surface_level=DEFAULT_SURFACE_LEVEL, **unused):
+    """A GeneratorHeads around a pi-GAN generator (or its DDP wrapper); anything else is taken
+    to be a head source already (metrics/heads.py)."""
+    if not isinstance(getattr(generator, 'module', generator), torch.nn.Module):
         return generator
-    return GeneratorHeads(generator, metadata, psi=psi, max_batch_size=max_batch_size)
+    return GeneratorHeads(generator, metadata, psi=psi, max_batch_size=max_batch_size, surface_level=surface_level)
 
 
 def _evaluation(fn):
@@ -99,9 +101,8 @@ def _evaluation(fn):
             module.eval()
         try:
             with torch.random.fork_rng(devices=devices):
-                return fn(as_heads(generator, metadata, options.get('psi', 1.0),
-                                   options.get('max_batch_size', 2400000)),
-                          metadata, reference(dataset_dir), num_samples, seed, options)
+                return fn(as_heads(generator, metadata, **options), metadata, reference(dataset_dir), num_samples,
+                          seed, options)
         finally:
             if was_training:
                 module.train()
@@ -210,3 +211,32 @@ def geometry_metrics(generator, metadata, dataset_dir, names=GEOMETRY_METRICS, n
                                               cache=cache, **options))
     return results
 
+
+def synthetic_folder(metadata, dataset_dir=None):
+    """The synthetic dataset folder of a curriculum (dataset_dir if given), created if it is the
+    default one and missing, as training would."""
+    if dataset_dir:
+        return str(dataset_dir)
+    if metadata.get('dataset') != 'Synthetic':
+        raise DatasetError(f"the geometry metrics need the synthetic heads; this run's dataset is "
+                           f"{metadata.get('dataset')!r}: pass --dataset_dir (a synthetic_dataset.py folder)")
+    return make_dataset('Synthetic', **{**metadata, 'img_size': metadata.get('synthetic_size', 64)}).folder
+
+
+SUMMARY_VALUES = ('pose_yaw_deg', 'pose_pitch_deg', 'pose_fd', 'shape_distance', 'shape_accuracy',
+                  'shape_completeness', 'mv_consistency')
+
+
+def summary_lines(results):
+    """One line per geometry value present: value, floor and chance side by side."""
+    lines = []
+    for name in SUMMARY_VALUES:
+        if name in results:
+            line = (f"{name:<20} {results[name]:10.4g}   floor {results[f'{name}_floor']:10.4g}   "
+                    f"chance {results[f'{name}_chance']:10.4g}")
+            if name == 'mv_consistency':
+                line += f"   (coverage {results['mv_coverage']:.2f}, real {results['mv_coverage_floor']:.2f})"
+            if name == 'shape_distance':
+                line += f"   ({results['shape_missing']:.0%} of samples without a surface)"
+            lines.append(line)
+    return lines

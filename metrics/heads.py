@@ -49,7 +49,8 @@ class GeneratorHeads:
         return torch.stack([p for p, _ in views]), torch.stack([d for _, d in views])
 
     def surface_volume(self, index, resolution, cube_size):
-        volume = density_grid(self.generator, self.latent(index), resolution, cube_size, self.max_batch_size)
+        volume = density_grid(self.generator, self.latent(index), resolution, cube_size, self.max_batch_size,
+                              progress=False)  # one bar per sample would flood training logs
         return volume, self.surface_level
 
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 import synthetic_dataset
 from checkpoints import CheckpointError, atomic_save, safe_load
+from datasets import DatasetError
 
 FORMAT = 'pigan/pose_regressor'
 VERSION = 1
@@ -159,8 +160,8 @@ def load_or_train(folder, settings=RegressorSettings(), progress=True):
     folder = Path(folder)
     metadata = synthetic_dataset.load_metadata(folder)
     if metadata is None:
-        raise ValueError(f"{folder} is not a complete synthetic dataset (no {synthetic_dataset.METADATA_FILE}); "
-                         f"create it with: python synthetic_dataset.py --output_dir {folder}")
+        raise DatasetError(f"{folder} is not a complete synthetic dataset (no {synthetic_dataset.METADATA_FILE}); "
+                           f"create it with: python synthetic_dataset.py --output_dir {folder}")
     digest = dataset_digest(folder, settings)
     path = cache_path(folder, digest)
     if path.is_file():
@@ -174,16 +175,17 @@ def load_or_train(folder, settings=RegressorSettings(), progress=True):
 
     images, poses = load_dataset_images(folder, metadata)
     train, held_out = split(len(images), settings.holdout_fraction)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     network, mean, std = train_regressor(images[train], poses[train], settings, progress)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     regressor = PoseRegressor(network, mean, std, {})
     predicted, held_out_features = regressor.predict(images[held_out])
     _, train_features = regressor.predict(images[train])
     error = (predicted - poses[held_out]).abs().mean(0)
     regressor.info = {
         'floor_yaw_deg': float(np.degrees(error[0])), 'floor_pitch_deg': float(np.degrees(error[1])),
-        'train_seconds': seconds, 'num_train': len(train), 'num_held_out': len(held_out),
+        'train_seconds': seconds, 'train_cpu_seconds': cpu_seconds, 'num_train': len(train),
+        'num_held_out': len(held_out),
         'threads': torch.get_num_threads(), 'settings': asdict(settings),
         'train_feature_mean': train_features.double().mean(0),
         'train_feature_cov': torch.from_numpy(np.cov(train_features.double().numpy(), rowvar=False)),
@@ -193,8 +195,8 @@ def load_or_train(folder, settings=RegressorSettings(), progress=True):
     atomic_save({'format': FORMAT, 'version': VERSION, 'digest': digest, 'state_dict': network.state_dict(),
                  'pose_mean': mean, 'pose_std': std, 'input_size': settings.input_size,
                  'feature_dim': settings.feature_dim, 'info': regressor.info}, path)
-    print(f"trained the pose regressor in {seconds:.0f} s on {len(train)} images; held-out error "
-          f"yaw {regressor.info['floor_yaw_deg']:.2f} deg, pitch {regressor.info['floor_pitch_deg']:.2f} deg; "
+    print(f"trained the pose regressor in {seconds:.0f} s ({cpu_seconds:.0f} s of CPU) on {len(train)} images; "
+          f"held-out error yaw {regressor.info['floor_yaw_deg']:.2f} deg, pitch {regressor.info['floor_pitch_deg']:.2f} deg; "
           f"cached in {path}", file=sys.stderr)
     return regressor
 

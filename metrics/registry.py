@@ -33,7 +33,7 @@ class GeneratorInputs:
     dataset_dir: str     # synthetic dataset folder (with poses.json)
     num_samples: int = 64
     seed: int = 0
-    options: dict = field(default_factory=dict)  # img_size, psi, max_batch_size
+    options: dict = field(default_factory=dict)  # img_size, psi, max_batch_size, surface_level
     cache: dict = field(default_factory=dict)    # renders shared between metrics of one evaluation
 
 

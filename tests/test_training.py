@@ -174,12 +174,34 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_dir):
     assert {name: (out / name).read_bytes() for name in CHECKPOINT_FILES} == before
 
 
+def test_eval_freq_logs_geometry_offline(tmp_path, synthetic_dir, monkeypatch):
+    # No Inception weights anywhere: the synthetic heads' own metrics need none.
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'no_torch_home'))
+    out = tmp_path / 'run'
+    run_train(out, synthetic_dir, '--eval_freq', '2', '--eval_metrics', 'pose,mv_consistency',
+              '--geometry_samples', '2', max_steps=2)
+    records = [json.loads(line) for line in (out / 'geometry.jsonl').read_text().splitlines()]
+    assert len(records) == 1 and records[0]['step'] == 2
+    for name in ('pose_yaw_deg', 'pose_pitch_deg', 'mv_consistency'):
+        assert {name, f'{name}_floor', f'{name}_chance'} <= set(records[0])
+    assert 0 < records[0]['pose_yaw_deg_floor'] and 0 < records[0]['pose_yaw_deg_chance'] < 90
+    assert not (out / 'fid.txt').exists()
+    assert len(list(synthetic_dir.glob('pose_regressor-*.pt'))) == 1  # trained once, kept beside the data
+
+
+def test_unknown_eval_metric_is_one_line(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(['--eval_metrics', 'pose,psoe'])
+    assert "unknown metric 'psoe'" in capsys.readouterr().err
+    assert train.parse_args(['--eval_metrics', 'pose, fid']).eval_metrics == ['pose', 'fid']
+
+
 def test_eval_freq_appends_fid(tmp_path, synthetic_dir, monkeypatch):
     from inception_standin import use_standin_weights
     use_standin_weights(monkeypatch)
     monkeypatch.chdir(tmp_path)  # the real images go to ./EvalImages, as in the original
     out = tmp_path / 'run'
-    run_train(out, synthetic_dir, '--eval_freq', '2', '--fid_images', '6', '--fid_size', '16',
+    run_train(out, synthetic_dir, '--eval_freq', '2', '--eval_metrics', 'fid', '--fid_images', '6', '--fid_size', '16',
               '--fid_real_images', '8', max_steps=2)
     lines = (out / 'fid.txt').read_text().split()
     assert len(lines) == 1 and lines[0].startswith('2:')

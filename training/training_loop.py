@@ -17,7 +17,7 @@ import datasets
 from checkpoints import resolve_curriculum
 from torch_utils.ema import ExponentialMovingAverage
 from checkpoints.builders import build_discriminator, build_generator
-from training import monitor, run_files, schedules, steps
+from training import geometry_eval, monitor, run_files, schedules, steps
 from training.evaluation import evaluate_fid
 from training.distributed import all_finite, any_rank, barrier, gather_objects
 
@@ -274,7 +274,10 @@ def training_loop(info, opt):
                 if step % opt.model_save_interval == 0:
                     save(run_files.snapshot_folder(output_dir, step))
                 if opt.eval_freq > 0 and step % opt.eval_freq == 0:
-                    evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
+                    names = geometry_eval.metrics_to_log(opt, metadata)
+                    if 'fid' in names:
+                        evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
+                    geometry_eval.evaluate_geometry(info, output_dir, step, generator, ema, metadata, opt, names)
             out_of_time = deadline < float('inf') and any_rank(time.time() >= deadline, info)
             if step >= max_steps or out_of_time:
                 finished = True
