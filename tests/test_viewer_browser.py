@@ -1,0 +1,180 @@
+"""viewer.py in a real headless browser (Debian's Chromium driven by Playwright).
+
+The viewer runs as its own process on a tiny run; the test reads back what the
+page's canvas shows, texel by texel, and compares it with renders made here.
+"""
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import render_multiview_images
+from checkpoints import load_generator
+from inference.rendering import Camera, inference_options, latent_from_seed, render_view
+from inference.viewer import pad_to_aspect
+from tiny_checkpoint import make_tiny_run
+from torch_utils.media import to_uint8
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+SIZE = 16  # the viewer's resolution at rest
+
+if CHROMIUM is None and not os.environ.get('CI'):
+    pytest.skip("Chromium is not installed: apt-get install -y chromium chromium-driver (see README)",
+                allow_module_level=True)
+if CHROMIUM is None:
+    raise RuntimeError("CI: Chromium is missing although .ci/run installs it")
+from playwright.sync_api import sync_playwright  # noqa: E402  (only once we know the test runs)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition, what, timeout=90):
+    """condition()'s first truthy value, polled until timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    return make_tiny_run(tmp_path_factory.mktemp('tiny_run'), colour_gain=30)
+
+
+@pytest.fixture(scope='module')
+def viewer(run, tmp_path_factory):
+    """(url, output_dir, log path, process) of a viewer.py serving the tiny run."""
+    folder = tmp_path_factory.mktemp('viewer')
+    port = free_port()
+    log = folder / 'viewer.log'
+    with open(log, 'w') as out:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / 'viewer.py'), str(run), '--port', str(port), '--device', 'cpu',
+             '--image_size', str(SIZE), '--preview_size', '8', '--output_dir', str(folder / 'saved')],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    try:
+        wait_for(lambda: 'viewer: open' in log.read_text() or process.poll() is not None, "the viewer to start")
+        assert process.poll() is None, log.read_text()
+        yield f'http://localhost:{port}', folder / 'saved', log, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope='module')
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=['--use-angle=swiftshader', '--enable-unsafe-swiftshader'])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope='module')
+def expected(run):
+    """expected(seed): the front view at SIZE as the render scripts draw it, uint8 [S, S, 3]."""
+    generator, metadata = load_generator(run)
+    options = inference_options(metadata, SIZE)
+    camera = Camera(metadata['h_mean'], metadata['v_mean'], metadata['fov'])
+
+    def front_view(seed):
+        pixels, _ = render_view(generator, latent_from_seed(generator, seed, 0.7), camera, options, 100000, seed)
+        return to_uint8(pixels).astype(int)
+    return front_view
+
+
+def shown_view(page):
+    """What the page's canvas shows of the render: one canvas pixel at the centre of each texel, [S, S, 3]."""
+    shot = np.asarray(Image.open(io.BytesIO(page.locator('canvas').first.screenshot())).convert('RGB'))
+    height, width = shot.shape[:2]
+    padded, left, top = pad_to_aspect(np.zeros((SIZE, SIZE, 3), np.uint8), width, height)
+    columns = ((np.arange(SIZE) + left + 0.5) * width / padded.shape[1]).astype(int)
+    rows = ((np.arange(SIZE) + top + 0.5) * height / padded.shape[0]).astype(int)
+    return shot[rows][:, columns].astype(int)
+
+
+def matches(page, image):
+    """True once the canvas shows image (up to texture filtering)."""
+    return np.abs(shown_view(page) - image).mean() < 4
+
+
+def open_tab(browser, url):
+    # Wide enough that the render, centred at the canvas's height, stays clear of the floating
+    # panel (right) and notifications (top left), which a screenshot would show over it.
+    page = browser.new_page(viewport={'width': 1200, 'height': 400})
+    page.goto(url)
+    return page
+
+
+def set_number(page, label, value):
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press('Enter')
+
+
+@pytest.fixture(scope='module')
+def page(viewer, browser):
+    """One tab for the whole module: each page load costs seconds in software WebGL."""
+    return open_tab(browser, viewer[0])
+
+
+def test_the_page_shows_the_render_follows_the_camera_and_saves_it(viewer, page, expected, run, tmp_path):
+    url, saved, log, process = viewer
+    seed0 = expected(0)
+    wait_for(lambda: matches(page, seed0), "the front view of seed 0 on the canvas")
+
+    # The saved PNG is the render script's front view, bit for bit.
+    page.get_by_role('button', name='save PNG').click()
+    png = wait_for(lambda: next(saved.glob('seed0000_*.png'), None), "the saved PNG")
+    render_multiview_images.main([str(run), '--seeds', '0', '--image_size', str(SIZE), '--ray_step_multiplier', '1',
+                                  '--psi', '0.7', '--output_dir', str(tmp_path)])
+    wait_for(lambda: png.stat().st_size > 0, "the PNG to be written")
+    with Image.open(png) as image, Image.open(tmp_path / 'seed0000.png') as row:
+        front = np.asarray(row)[:, 2 * SIZE:3 * SIZE]  # the middle of five yaws is the mean camera
+        assert np.array_equal(np.asarray(image), front)
+
+    # Another seed: the picture changes to that seed's render.
+    set_number(page, 'seed', 1)
+    seed1 = expected(1)
+    assert np.abs(seed1 - seed0).mean() > 20
+    wait_for(lambda: matches(page, seed1), "the front view of seed 1")
+
+    # Dragging orbits the camera: the picture moves away from the front view.
+    page.mouse.move(300, 350)
+    page.mouse.down()
+    page.mouse.move(360, 330, steps=6)
+    page.mouse.up()
+    wait_for(lambda: np.abs(shown_view(page) - seed1).mean() > 15, "a new view after dragging")
+    assert 'render failed' not in log.read_text()
+
+
+def test_a_closed_tab_leaves_the_server_serving_others(viewer, browser, page, expected):
+    url, _, log, process = viewer
+    other = open_tab(browser, url)
+    seed0 = expected(0)
+    wait_for(lambda: matches(other, seed0), "the new tab to show seed 0")
+    page.close()
+    wait_for(lambda: '(1 still open); the server keeps running' in log.read_text(),
+             "the server to notice the closed tab")
+    set_number(other, 'seed', 2)
+    seed2 = expected(2)
+    wait_for(lambda: matches(other, seed2), "the remaining tab to render seed 2")
+    assert process.poll() is None
