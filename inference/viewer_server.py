@@ -231,7 +231,7 @@ class Viewer:
     def start(self, host='127.0.0.1', port=8080):
         check_port_free(host, port)
         self.server = viser.ViserServer(host=host, port=port, label='π-GAN viewer', verbose=False)
-        if self.server.get_port() != port:  # taken between the check and the start
+        if port and self.server.get_port() != port:  # taken between the check and the start (0: any port)
             self.server.stop()
             raise PortInUseError(f"port {port} was taken while the viewer started; pick another with --port")
         self.server.scene.set_up_direction('+y')
@@ -242,7 +242,7 @@ class Viewer:
         self.server.initial_camera.up = (0.0, 1.0, 0.0)
         self.server.on_client_connect(self._connect)
         self.server.on_client_disconnect(self._disconnect)
-        return f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::1', '::') else host}:{port}"
+        return f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::1', '::') else host}:{self.server.get_port()}"
 
     def _connect(self, client):
         self.tabs[client.client_id] = Tab(client, self.renderer, self.config, self.settings, self.log)
