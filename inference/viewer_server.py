@@ -236,6 +236,10 @@ class Viewer:
             raise PortInUseError(f"port {port} was taken while the viewer started; pick another with --port")
         self.server.scene.set_up_direction('+y')
         self.server.scene.world_axes.visible = False
+        # The panel docked beside the canvas, not floating over the picture; no share button (it
+        # would route the page through viser's public relay).
+        self.server.gui.configure_theme(show_share_button=False)
+        self.server.gui.main_panel.dock_right()
         front = front_placement(self.renderer)  # where every new tab starts
         self.server.initial_camera.position = front.position
         self.server.initial_camera.look_at = (0.0, 0.0, 0.0)

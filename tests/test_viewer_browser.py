@@ -117,9 +117,9 @@ def matches(page, image):
 
 
 def open_tab(browser, url):
-    # Wide enough that the render, centred at the canvas's height, stays clear of the floating
-    # panel (right) and notifications (top left), which a screenshot would show over it.
-    page = browser.new_page(viewport={'width': 1200, 'height': 400})
+    # Wide enough that the render, centred on the canvas and as tall as it, stays clear of
+    # the notifications (top left), which a screenshot would show over it.
+    page = browser.new_page(viewport={'width': 1400, 'height': 400})
     page.goto(url)
     return page
 
