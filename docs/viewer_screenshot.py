@@ -2,17 +2,19 @@
 
     python docs/viewer_screenshot.py RUN/generator.pth [viewer flags] --screenshot docs/viewer.png
 
-Starts the viewer on a free port, opens it at 1280x720, waits until the view
+Starts the viewer on a free port, opens it at 1100x740, waits until the view
 is rendered at full resolution, and saves the page as a PNG.
 """
 
 import argparse
+import io
 import socket
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from PIL import Image  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 import viewer  # noqa: E402
@@ -31,13 +33,13 @@ def main():
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium,
                                                  args=['--use-angle=swiftshader', '--enable-unsafe-swiftshader'])
-            page = browser.new_page(viewport={'width': 1280, 'height': 720})
+            page = browser.new_page(viewport={'width': 1100, 'height': 740})
             page.goto(f'http://localhost:{port}')
             page.get_by_text('(full)').wait_for(timeout=600_000)
             for close in page.locator('.mantine-Notification-closeButton').all():
                 close.click()  # the note that WebGL runs in software: true here, not the viewer's business
             page.wait_for_timeout(500)
-            page.screenshot(path=args.screenshot)
+            Image.open(io.BytesIO(page.screenshot())).quantize(256).save(args.screenshot, optimize=True)  # small PNG
             browser.close()
     finally:
         server.stop()

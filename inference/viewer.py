@@ -109,19 +109,23 @@ def display_image(pixels, depth, display, options, fov):
     raise ValueError(f"unknown display {display!r}; choose one of {DISPLAYS}")
 
 
-def pad_to_aspect(image, width, height, fill=255):
-    """image [S, S, 3] centred in an [H', W', 3] array with the canvas's aspect width / height.
+def fit_to_canvas(image, width, height, min_side=512):
+    """image [S, S, 3] enlarged (whole pixels, nearest) to at least min_side and centred in an
+    [H', W', 3] array with the canvas's aspect width / height, padded white.
 
-    The browser stretches the background over its whole canvas; padding keeps pixels square.
-    Returns (padded, left, top): where the image starts.
+    The browser stretches the background over its whole canvas: padding keeps pixels square,
+    and enlarging first keeps the padding, a whole number of pixels, from bending the aspect.
+    Returns (fitted, left, top, scale): where the image starts and how many pixels a pixel became.
     """
+    scale = max(1, math.ceil(min_side / image.shape[0]))
+    image = image.repeat(scale, axis=0).repeat(scale, axis=1)
     size = image.shape[0]
-    padded_width = max(size, round(size * width / height))
-    padded_height = max(size, round(size * height / width))
-    left, top = (padded_width - size) // 2, (padded_height - size) // 2
-    padded = np.full((padded_height, padded_width, 3), fill, dtype=np.uint8)
-    padded[top:top + size, left:left + size] = image
-    return padded, left, top
+    fitted_width = max(size, round(size * width / height))
+    fitted_height = max(size, round(size * height / width))
+    left, top = (fitted_width - size) // 2, (fitted_height - size) // 2
+    fitted = np.full((fitted_height, fitted_width, 3), 255, dtype=np.uint8)
+    fitted[top:top + size, left:left + size] = image
+    return fitted, left, top, scale
 
 
 class Frame(NamedTuple):

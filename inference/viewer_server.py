@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import viser
 
-from inference.viewer import DISPLAYS, PlacedCamera, camera_from_browser, pad_to_aspect, position_from_camera
+from inference.viewer import DISPLAYS, PlacedCamera, camera_from_browser, fit_to_canvas, position_from_camera
 
 
 class PortInUseError(Exception):
@@ -182,8 +182,8 @@ class Tab:
 
     def _show(self, frame, camera, settings):
         camera_state = self.client.camera
-        padded, _, _ = pad_to_aspect(frame.image, camera_state.image_width, camera_state.image_height)
-        self.client.scene.set_background_image(padded, format='png')
+        fitted, _, _, _ = fit_to_canvas(frame.image, camera_state.image_width, camera_state.image_height)
+        self.client.scene.set_background_image(fitted, format='png')
         stage = 'full' if frame.size >= self._full_size() else 'preview'
         self.status.content = (f"**{frame.size}²** in **{frame.seconds:.2f} s** ({stage})  \n"
                                f"yaw {camera.yaw:.2f}, pitch {camera.pitch:.2f}, fov {camera.fov:.1f}°")

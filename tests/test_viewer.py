@@ -18,7 +18,7 @@ from checkpoints import load_generator
 from inference.meshing import density_grid
 from inference.rendering import Camera, inference_options, latent_from_seed, render_view
 from inference.viewer import (PlacedCamera, ViewRenderer, camera_from_browser, camera_from_position, normal_map,
-                              pad_to_aspect, position_from_camera)
+                              fit_to_canvas, position_from_camera)
 from inference.viewer_server import PortInUseError, check_port_free
 from tiny_checkpoint import make_tiny_run
 from torch_utils.media import depth_to_uint8, to_uint8
@@ -109,13 +109,19 @@ def test_normals_face_the_camera_and_tilt_the_right_way():
     assert np.abs(tilted - expected).max() <= 2
 
 
-def test_padding_keeps_pixels_square():
+def test_fitting_to_the_canvas_keeps_pixels_square():
     image = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
-    wide, left, top = pad_to_aspect(image, 200, 100)
-    assert wide.shape == (4, 8, 3) and (left, top) == (2, 0)
+    wide, left, top, scale = fit_to_canvas(image, 200, 100, min_side=4)
+    assert wide.shape == (4, 8, 3) and (left, top, scale) == (2, 0, 1)
     assert np.array_equal(wide[:, 2:6], image) and (wide[:, :2] == 255).all()
-    tall, left, top = pad_to_aspect(image, 100, 300)
+    tall, left, top, scale = fit_to_canvas(image, 100, 300, min_side=4)
     assert tall.shape == (12, 4, 3) and (left, top) == (0, 4)
+    # A small image is enlarged by whole pixels first, so a 776 x 740 canvas keeps its aspect.
+    fitted, left, top, scale = fit_to_canvas(image, 776, 740, min_side=10)
+    assert scale == 3 and fitted.shape == (12, 13, 3) and (left, top) == (0, 0)
+    assert np.array_equal(fitted[:12, :12], image.repeat(3, 0).repeat(3, 1))
+    fitted, left, top, scale = fit_to_canvas(image, 776, 740)
+    assert scale == 128 and abs(fitted.shape[1] / fitted.shape[0] - 776 / 740) < 1e-3
 
 
 def test_exports_write_files_their_readers_open(renderer, tmp_path):

@@ -20,7 +20,7 @@ from PIL import Image
 import render_multiview_images
 from checkpoints import load_generator
 from inference.rendering import Camera, inference_options, latent_from_seed, render_view
-from inference.viewer import pad_to_aspect
+from inference.viewer import fit_to_canvas
 from tiny_checkpoint import make_tiny_run
 from torch_utils.media import to_uint8
 
@@ -105,9 +105,10 @@ def shown_view(page):
     """What the page's canvas shows of the render: one canvas pixel at the centre of each texel, [S, S, 3]."""
     shot = np.asarray(Image.open(io.BytesIO(page.locator('canvas').first.screenshot())).convert('RGB'))
     height, width = shot.shape[:2]
-    padded, left, top = pad_to_aspect(np.zeros((SIZE, SIZE, 3), np.uint8), width, height)
-    columns = ((np.arange(SIZE) + left + 0.5) * width / padded.shape[1]).astype(int)
-    rows = ((np.arange(SIZE) + top + 0.5) * height / padded.shape[0]).astype(int)
+    fitted, left, top, scale = fit_to_canvas(np.zeros((SIZE, SIZE, 3), np.uint8), width, height)
+    centres = (np.arange(SIZE) + 0.5) * scale
+    columns = ((left + centres) * width / fitted.shape[1]).astype(int)
+    rows = ((top + centres) * height / fitted.shape[0]).astype(int)
     return shot[rows][:, columns].astype(int)
 
 
