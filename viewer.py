@@ -10,6 +10,7 @@ and saves the view (PNG), a turntable (MP4) or the mesh (PLY) into --output_dir.
 
 import argparse
 import time
+from pathlib import Path
 
 from checkpoints import CheckpointError
 from curriculums import ConfigError
@@ -38,7 +39,7 @@ def main(argv=None, serve_forever=True):
     check_port_free(args.host, args.port)  # before the slow part, so a busy port fails at once
     generator, metadata, _ = load_generator_from_args(args)
     renderer = ViewRenderer(generator, metadata, args.max_batch_size)
-    config = ViewerConfig(args.image_size, args.preview_size, args.output_dir)
+    config = ViewerConfig(args.image_size, args.preview_size, Path(args.output_dir))
     settings = renderer.default_settings(seed=args.seed, psi=args.psi, ray_step_multiplier=args.ray_step_multiplier)
     viewer = Viewer(renderer, config, settings)
     url = viewer.start(args.host, args.port)

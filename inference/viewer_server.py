@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +34,14 @@ def check_port_free(host, port):
                                  f"stop what uses it or pick another port with --port") from None
 
 
+@dataclass
 class ViewerConfig:
-    def __init__(self, image_size=128, preview_size=32, output_dir='viewer_output', settle=0.3,
-                 turntable_frames=48, voxel_resolution=128):
-        self.image_size = image_size
-        self.preview_size = preview_size
-        self.output_dir = Path(output_dir)
-        self.settle = settle
-        self.turntable_frames = turntable_frames
-        self.voxel_resolution = voxel_resolution
+    image_size: int = 128          # pixels per side at rest
+    preview_size: int = 32         # while the view changes
+    output_dir: Path = Path('viewer_output')
+    settle: float = 0.3            # seconds without change before the full-size render
+    turntable_frames: int = 48
+    voxel_resolution: int = 128
 
 
 def front_placement(renderer):
@@ -58,7 +58,6 @@ class Tab:
         self.config = config
         self.log = log
         self.closed = False
-        self.last_frame = None  # (Frame, Camera, settings) last sent, for tests and the status line
         self._changes = threading.Condition()
         self._version = 0          # bumped by every change of camera or controls
         self._changed_at = time.monotonic()
@@ -171,7 +170,7 @@ class Tab:
             try:
                 settings, camera = self.settings(), self.camera()
                 frame = self.renderer.render(settings, camera, size)
-                self._show(frame, camera, settings)
+                self._show(frame, camera)
             except Exception as error:  # keep the tab alive: say what failed, try again on the next change
                 if self.closed:
                     return
@@ -180,14 +179,13 @@ class Tab:
             with self._changes:
                 self._shown = (version, size >= self._full_size())
 
-    def _show(self, frame, camera, settings):
+    def _show(self, frame, camera):
         camera_state = self.client.camera
         fitted, _, _, _ = fit_to_canvas(frame.image, camera_state.image_width, camera_state.image_height)
         self.client.scene.set_background_image(fitted, format='png')
         stage = 'full' if frame.size >= self._full_size() else 'preview'
         self.status.content = (f"**{frame.size}²** in **{frame.seconds:.2f} s** ({stage})  \n"
                                f"yaw {camera.yaw:.2f}, pitch {camera.pitch:.2f}, fov {camera.fov:.1f}°")
-        self.last_frame = (frame, camera, settings)
 
     # --- exports ---
 
