@@ -12,11 +12,10 @@ import argparse
 import time
 from pathlib import Path
 
-from checkpoints import CheckpointError
-from curriculums import ConfigError
+from inference.arguments import USER_ERRORS, add_generator_arguments, load_generator_from_args
 from inference.viewer import ViewRenderer
 from inference.viewer_server import PortInUseError, Viewer, ViewerConfig, check_port_free
-from torch_utils.cli import add_generator_arguments, load_generator_from_args, run_cli
+from torch_utils.cli import run_cli
 
 
 def parse_args(argv=None):
@@ -56,4 +55,4 @@ def main(argv=None, serve_forever=True):
 
 
 if __name__ == '__main__':
-    run_cli(main, errors=(CheckpointError, ConfigError, PortInUseError))
+    run_cli(main, errors=USER_ERRORS + (PortInUseError,))
