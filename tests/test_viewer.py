@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from inference.rendering import Camera, inference_options, latent_from_seed, ren
 from inference.viewer import (PlacedCamera, ViewRenderer, camera_from_browser, camera_from_position, normal_map,
                               fit_to_canvas, position_from_camera)
 from inference.viewer_server import PortInUseError, check_port_free
+import viewer
+from reference import OFFICIAL_DIR
 from tiny_checkpoint import make_tiny_run
 from torch_utils.media import depth_to_uint8, to_uint8
 
@@ -168,3 +171,23 @@ def test_missing_checkpoint_is_reported_in_one_line(tmp_path):
                             env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert result.returncode != 0 and 'Traceback' not in result.stderr
     assert result.stderr.strip().startswith('error:') and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not (OFFICIAL_DIR / 'generator.pth').exists() and not os.environ.get('CI'),
+                    reason=f'official fixture not found at {OFFICIAL_DIR}')
+def test_serves_an_original_release_checkpoint(tmp_path):
+    path = OFFICIAL_DIR / 'generator.pth'
+    served = viewer.main([str(path), '--curriculum', 'CelebA', '--port', '0', '--device', 'cpu',
+                          '--output_dir', str(tmp_path)], serve_forever=False)
+    try:
+        port = served.server.get_port()
+        with urllib.request.urlopen(f'http://127.0.0.1:{port}/', timeout=30) as page:
+            assert page.status == 200 and b'<html' in page.read().lower()
+        generator, metadata = load_generator(path, curriculum='CelebA')
+        camera = Camera(1.4, 1.6, 12)
+        pixels, _ = render_view(generator, latent_from_seed(generator, 0, 0.7), camera,
+                                inference_options(metadata, 8), 100000, 0)
+        renderer = served.renderer
+        assert np.array_equal(renderer.render(renderer.default_settings(), camera, 8).image, to_uint8(pixels))
+    finally:
+        served.stop()
