@@ -44,6 +44,53 @@ class ViewerConfig:
     voxel_resolution: int = 128
 
 
+class RenderSchedule:
+    """What a tab renders next: a preview after every change, the full size once changes rest.
+
+    Changes (camera moves, panel edits) bump a version; the render thread asks next_job()
+    for (version, size) and reports back with shown(). Thread-safe.
+    """
+
+    def __init__(self, settle):
+        self.settle = settle
+        self.closed = False
+        self._condition = threading.Condition()
+        self._version = 0
+        self._changed_at = time.monotonic()
+        self._shown = (-1, False)  # (version, at full size) of the picture on screen
+
+    def changed(self):
+        with self._condition:
+            self._version += 1
+            self._changed_at = time.monotonic()
+            self._condition.notify_all()
+
+    def next_job(self, preview_size, full_size):
+        """Blocks until there is something to render: (version, size); None once closed."""
+        with self._condition:
+            while not self.closed:
+                version, full = self._shown
+                if version != self._version:
+                    return self._version, min(preview_size, full_size)
+                if not full:
+                    wait = self.settle - (time.monotonic() - self._changed_at)
+                    if wait <= 0:
+                        return self._version, full_size
+                    self._condition.wait(wait)
+                else:
+                    self._condition.wait()
+            return None
+
+    def shown(self, version, full):
+        with self._condition:
+            self._shown = (version, full)
+
+    def close(self):
+        with self._condition:
+            self.closed = True
+            self._condition.notify_all()
+
+
 def front_placement(renderer):
     yaw, pitch = renderer.front_camera()
     return PlacedCamera(position_from_camera(yaw, pitch), yaw, pitch)
@@ -57,11 +104,7 @@ class Tab:
         self.renderer = renderer
         self.config = config
         self.log = log
-        self.closed = False
-        self._changes = threading.Condition()
-        self._version = 0          # bumped by every change of camera or controls
-        self._changed_at = time.monotonic()
-        self._shown = (-1, False)  # (version, at full size) of the picture on screen
+        self.schedule = RenderSchedule(config.settle)
         self._build_panel(settings)
         self._placed = front_placement(renderer)  # where the server's initial camera put the browser
         client.camera.min_orbit_distance, client.camera.max_orbit_distance = 0.25, 4.0
@@ -142,42 +185,21 @@ class Tab:
     # --- rendering ---
 
     def _changed(self):
-        with self._changes:
-            self._version += 1
-            self._changed_at = time.monotonic()
-            self._changes.notify()
-
-    def _next_job(self):
-        """Waits for something to render: (version, size), or None once the tab is closed."""
-        with self._changes:
-            while not self.closed:
-                version, full = self._shown
-                if version != self._version:
-                    size = min(self.config.preview_size, self._full_size())
-                    return self._version, size
-                if not full:
-                    wait = self.config.settle - (time.monotonic() - self._changed_at)
-                    if wait <= 0:
-                        return self._version, self._full_size()
-                    self._changes.wait(wait)
-                else:
-                    self._changes.wait()
-            return None
+        self.schedule.changed()
 
     def _render_loop(self):
-        while (job := self._next_job()) is not None:
+        while (job := self.schedule.next_job(self.config.preview_size, self._full_size())) is not None:
             version, size = job
             try:
                 settings, camera = self.settings(), self.camera()
                 frame = self.renderer.render(settings, camera, size)
                 self._show(frame, camera)
             except Exception as error:  # keep the tab alive: say what failed, try again on the next change
-                if self.closed:
+                if self.schedule.closed:
                     return
                 self.log(f"tab {self.client.client_id}: render failed: {error}")
                 traceback.print_exc()
-            with self._changes:
-                self._shown = (version, size >= self._full_size())
+            self.schedule.shown(version, size >= self._full_size())
 
     def _show(self, frame, camera):
         camera_state = self.client.camera
@@ -210,9 +232,7 @@ class Tab:
             button.disabled = False
 
     def close(self):
-        with self._changes:
-            self.closed = True
-            self._changes.notify()
+        self.schedule.close()
 
 
 class Viewer:

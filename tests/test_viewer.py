@@ -5,6 +5,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +22,7 @@ from inference.meshing import density_grid
 from inference.rendering import Camera, inference_options, latent_from_seed, render_view
 from inference.viewer import (PlacedCamera, ViewRenderer, camera_from_browser, camera_from_position, normal_map,
                               fit_to_canvas, position_from_camera)
-from inference.viewer_server import PortInUseError, check_port_free
+from inference.viewer_server import PortInUseError, RenderSchedule, check_port_free
 import viewer
 from reference import OFFICIAL_DIR
 from tiny_checkpoint import make_tiny_run
@@ -149,6 +151,31 @@ def test_exports_write_files_their_readers_open(renderer, tmp_path):
     mesh = trimesh.load(mesh_path, process=False)
     assert mesh_path.suffix == '.ply' and len(mesh.faces) > 0
     assert len(mesh.visual.vertex_colors) == len(mesh.vertices)
+
+
+def test_previews_while_changing_full_size_once_at_rest():
+    schedule = RenderSchedule(settle=0.2)
+    schedule.changed()
+    version, size = schedule.next_job(preview_size=8, full_size=32)
+    assert size == 8  # right after a change: a preview
+    schedule.shown(version, False)
+    start = time.monotonic()
+    assert schedule.next_job(8, 32) == (version, 32)  # at rest: the full size, after the settle time
+    assert time.monotonic() - start >= 0.15
+    schedule.shown(version, True)
+
+    schedule.changed()  # moving again: previews of the newest state, however many changes came
+    schedule.changed()
+    assert schedule.next_job(8, 32) == (version + 2, 8)
+    assert schedule.next_job(64, 32)[1] == 32  # a preview never exceeds the full size
+
+    results = []
+    waiting = threading.Thread(target=lambda: results.append(schedule.next_job(8, 32)))
+    schedule.shown(version + 2, True)
+    waiting.start()
+    schedule.close()  # a closed tab ends its render thread
+    waiting.join(timeout=5)
+    assert results == [None]
 
 
 def test_busy_port_is_refused_in_one_line(run):
