@@ -24,7 +24,8 @@ def parse_args(argv=None):
     parser.add_argument('--port', type=int, default=8080, help="port of the web page")
     parser.add_argument('--host', default='127.0.0.1', help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument('--image_size', type=int, default=128, help="resolution of a view at rest")
-    parser.add_argument('--preview_size', type=int, default=32, help="resolution while the view moves")
+    parser.add_argument('--preview_size', type=int, default=None,
+                        help="resolution while the view moves (default: 64 on a GPU, 16 on a CPU)")
     parser.add_argument('--seed', type=int, default=0, help="seed shown first")
     parser.add_argument('--psi', type=float, default=0.7, help="truncation shown first")
     parser.add_argument('--ray_step_multiplier', type=float, default=1,
@@ -36,9 +37,10 @@ def parse_args(argv=None):
 def main(argv=None, serve_forever=True):
     args = parse_args(argv)
     check_port_free(args.host, args.port)  # before the slow part, so a busy port fails at once
-    generator, metadata, _ = load_generator_from_args(args)
+    generator, metadata, device = load_generator_from_args(args)
     renderer = ViewRenderer(generator, metadata, args.max_batch_size)
-    config = ViewerConfig(args.image_size, args.preview_size, Path(args.output_dir))
+    preview_size = args.preview_size or (64 if device.type == 'cuda' else 16)
+    config = ViewerConfig(args.image_size, preview_size, Path(args.output_dir))
     settings = renderer.default_settings(seed=args.seed, psi=args.psi, ray_step_multiplier=args.ray_step_multiplier)
     viewer = Viewer(renderer, config, settings)
     url = viewer.start(args.host, args.port)
