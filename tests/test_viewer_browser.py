@@ -164,6 +164,8 @@ def test_the_page_shows_the_render_follows_the_camera_and_saves_it(viewer, page,
     page.mouse.move(360, 330, steps=6)
     page.mouse.up()
     wait_for(lambda: np.abs(shown_view(page) - seed1).mean() > 15, "a new view after dragging")
+    page.get_by_role('button', name='front view').click()  # and back, exactly
+    wait_for(lambda: matches(page, seed1), "the front view again")
     assert 'render failed' not in log.read_text()
 
 
