@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from generators.camera_utils import camera_origins
 from generators.ray_sampler import camera_ray_directions
 from inference.meshing import density_grid, extract_mesh, save_mesh, vertex_colors
 from inference.rendering import Camera, inference_options, latent_from_seed, render_to_video, render_view, trajectory
@@ -63,11 +64,13 @@ def camera_from_position(position, fov):
 
 def position_from_camera(yaw, pitch, distance=1.0):
     """The point [3] on the sphere of radius distance where π-GAN puts a camera at (yaw, pitch)."""
-    return distance * np.array([math.sin(pitch) * math.cos(yaw), math.cos(pitch), math.sin(pitch) * math.sin(yaw)])
+    pitch, yaw = (torch.tensor([[angle]], dtype=torch.float64) for angle in (pitch, yaw))
+    return camera_origins(pitch, yaw, distance)[0].numpy()
 
 
 class PlacedCamera(NamedTuple):
-    """A camera the viewer put the browser at; the browser reports it back only to float precision."""
+    """A camera the viewer put the browser at, on the unit sphere; the browser reports it back
+    only to float precision."""
     position: np.ndarray
     yaw: float
     pitch: float
@@ -77,9 +80,7 @@ def camera_from_browser(position, fov, placed=None):
     """camera_from_position, exact where the browser still sits where the viewer placed it
     (so a saved front view equals the render scripts' front view bit for bit)."""
     if placed is not None and np.allclose(position, placed.position, rtol=0, atol=1e-6):
-        distance = float(np.linalg.norm(placed.position))
-        zoomed_fov = fov if distance == 1 else camera_from_position(placed.position, fov).fov
-        return Camera(placed.yaw, placed.pitch, zoomed_fov)
+        return Camera(placed.yaw, placed.pitch, fov)
     return camera_from_position(position, fov)
 
 
