@@ -77,22 +77,22 @@ def describe_crop(matrix, size, scale=1.0):
 
 
 def warp(image, matrix, size):
-    """The size x size crop of an RGB PIL image under a 2x3 image-to-crop matrix (bicubic).
+    """The size x size crop of an RGB PIL image under a 2x3 image-to-crop matrix.
 
-    A crop much smaller than its source is first box-reduced so bicubic does not alias;
-    a crop reaching past the image is filled by mirroring the image at its edges.
+    A shrinking crop is cut at the photo's own resolution (bicubic, rotation only) and
+    then resized with Lanczos, which filters as it shrinks; an enlarging one is one
+    bicubic warp. A crop reaching past the image is filled by mirroring the image at its edges.
     """
     matrix = np.array(matrix, np.float64)
     scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    factor = int(0.5 / scale) if scale < 0.5 else 1
-    if factor > 1:
-        image = image.reduce(factor)
-        matrix[:, :2] *= factor
-    corners = crop_corners(matrix, size)
+    cut = max(size, int(math.ceil(size / scale)))
+    matrix *= cut / size  # to the cut's pixels
+    corners = crop_corners(matrix, cut)
     pad = int(math.ceil(max(0, -corners.min(), *(corners.max(0) - image.size)))) + 2
     if pad > 2:
         pixels = np.pad(np.asarray(image), ((pad, pad), (pad, pad), (0, 0)), mode='reflect')
         image = Image.fromarray(pixels)
         matrix[:, 2] -= matrix[:, :2] @ np.array([pad, pad])
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
-    return image.transform((size, size), Image.AFFINE, data=tuple(inverse.ravel()), resample=Image.BICUBIC)
+    cropped = image.transform((cut, cut), Image.AFFINE, data=tuple(inverse.ravel()), resample=Image.BICUBIC)
+    return cropped if cut == size else cropped.resize((size, size), Image.LANCZOS)
