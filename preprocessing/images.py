@@ -34,8 +34,9 @@ def open_photo(path, max_side=2048):
     try:
         with Image.open(path) as image:
             full_size = image.size
-            # JPEG can decode at 1/2, 1/4 or 1/8 size directly: much faster for 50 MP photos.
-            image.draft('RGB', (max_side, max_side))
+            # JPEG can decode at 1/2, 1/4 or 1/8 size directly, much faster for 12-50 MP photos;
+            # it keeps at least max_side / 2 on the long side.
+            image.draft('RGB', (max_side // 2, max_side // 2))
             image.load()
             orientation = image.getexif().get(0x0112, 1)
             image = ImageOps.exif_transpose(image)

@@ -96,9 +96,10 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     train.main(words[2:] + ['--output_dir', str(run), '--max_steps', '1', '--sample_interval', '1', *TINY])
     steps = [json.loads(line) for line in (run / 'stats.jsonl').read_text().splitlines()]
     assert steps[-1]['step'] == 1 and math.isfinite(steps[-1]['g_loss']) and math.isfinite(steps[-1]['d_loss'])
-    options = json.loads((run / 'options.json').read_text()) if (run / 'options.json').exists() else None
-    if options is not None:
-        assert options['curriculum']['h_stddev'] == camera['h_stddev']
+    curriculum = json.loads((run / 'options.json').read_text())['curriculum']
+    assert curriculum['dataset'] == 'ImageFolder' and curriculum['random_flip'] is True
+    assert {key: curriculum[key] for key in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')} == {
+        key: camera[key] for key in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')}
 
 
 def test_pose_uses_the_generators_camera_convention():
