@@ -138,7 +138,13 @@ def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=
     if not Path(input_dir).is_dir():
         raise PreparationError(f'{input_dir} is not a folder; give the folder that holds the photos')
     output_dir = Path(output_dir)
-    Path(output_dir, IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    if output_dir.resolve() == Path(input_dir).resolve():
+        raise PreparationError('the output folder is the photo folder; give a new folder for the prepared dataset')
+    images_dir = Path(output_dir, IMAGES_DIR)
+    if images_dir.is_dir() and any(images_dir.iterdir()) and not Path(output_dir, PROGRESS_FILE).exists():
+        raise PreparationError(f'{images_dir} holds files that prepare_dataset.py did not write; '
+                               f'give a new output folder')
+    images_dir.mkdir(parents=True, exist_ok=True)
     sources = list_photos(input_dir, output_dir)
     if not sources:
         raise PreparationError(f'{input_dir} holds no files; put the photos there')

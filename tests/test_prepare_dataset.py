@@ -62,7 +62,7 @@ def run_prepare(capsys, *args):
 
 def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp_path, capsys):
     out = tmp_path / 'prepared'
-    printed = run_prepare(capsys, photos, out, '--workers', '0', '--size', '64', '--min_face_size', '60')
+    printed = run_prepare(capsys, photos, out, '--workers', '1', '--size', '64', '--min_face_size', '60')
     metadata = json.loads((out / 'dataset.json').read_text())
     assert metadata['summary'] == {'files': 8, 'accepted': 8, 'rejected': {}}
     assert [entry['source'] for entry in metadata['images']] == [
@@ -83,11 +83,20 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
         assert image.size == (1000, 420)
     assert metadata['train_command'] in printed and f"h_stddev={camera['h_stddev']}" in metadata['train_command']
 
-    # Again: everything is skipped, nothing rewritten.
+    # Again, with one photo added and one removed: only the new one is processed; the removed one's image goes.
     stamps = {path.name: path.stat().st_mtime_ns for path in (out / 'images').iterdir()}
-    printed = run_prepare(capsys, photos, out, '--workers', '0', '--size', '64', '--min_face_size', '60')
-    assert 'resuming: 8 of 8 files already done' in printed
-    assert {path.name: path.stat().st_mtime_ns for path in (out / 'images').iterdir()} == stamps
+    lfw_face(20).save(photos / 'lfw' / 'face20.png')
+    (photos / 'lfw' / 'face6.png').rename(tmp_path / 'face6.png')
+    try:
+        printed = run_prepare(capsys, photos, out, '--workers', '0', '--size', '64', '--min_face_size', '60')
+    finally:
+        (photos / 'lfw' / 'face20.png').unlink()
+        (tmp_path / 'face6.png').rename(photos / 'lfw' / 'face6.png')
+    assert 'resuming: 7 of 8 files already done' in printed
+    after = {path.name: path.stat().st_mtime_ns for path in (out / 'images').iterdir()}
+    del stamps['lfw__face6.png']
+    assert {name: after[name] for name in stamps} == stamps and set(after) == {*stamps, 'lfw__face20.png'}
+    assert len(json.loads((out / 'dataset.json').read_text())['images']) == 8
 
     # The printed command trains (one step, tiny model).
     words = shlex.split(metadata['train_command'])
@@ -207,7 +216,7 @@ def test_a_mixed_folder_reports_every_file_with_its_reason(tmp_path, capsys):
     folder.mkdir()
     expected = odd_folder(folder)
     out = tmp_path / 'out'
-    printed = run_prepare(capsys, folder, out, '--workers', '1', '--size', '64', '--min_face_size', '60')
+    printed = run_prepare(capsys, folder, out, '--workers', '0', '--size', '64', '--min_face_size', '60')
     metadata = json.loads((out / 'dataset.json').read_text())
     reasons = {entry['source']: entry['reason'] for entry in metadata['rejected']}
     reasons.update({entry['source']: None for entry in metadata['images']})
@@ -294,3 +303,20 @@ def test_inverse_render_aligns_a_photo_and_starts_from_its_pose(smooth_run, tmp_
     with pytest.raises(SystemExit, match='no face'):
         inverse_render.main([str(smooth_run), str(tmp_path / 'coffee.png'), '--align', '--no_ema',
                              '--output_dir', str(tmp_path / 'none')])
+
+
+def test_bad_folders_get_one_line(tmp_path, capsys):
+    (tmp_path / 'photos').mkdir()
+    for args, message in (((tmp_path / 'missing', tmp_path / 'out'), 'is not a folder'),
+                          ((tmp_path / 'photos', tmp_path / 'out'), 'holds no files'),
+                          ((tmp_path / 'photos', tmp_path / 'photos'), 'the output folder is the photo folder')):
+        with pytest.raises(SystemExit) as stop:
+            prepare_dataset.run_cli(lambda: prepare_dataset.main([str(arg) for arg in args]),
+                                    prepare_dataset.PreparationError)
+        assert message in str(stop.value) and '\n' not in str(stop.value)
+    astronaut().save(tmp_path / 'photos' / 'a.png')
+    (tmp_path / 'theirs' / 'images').mkdir(parents=True)
+    (tmp_path / 'theirs' / 'images' / 'keep.png').write_bytes(b'x')
+    with pytest.raises(prepare_dataset.PreparationError, match='did not write'):
+        prepare_dataset.main([str(tmp_path / 'photos'), str(tmp_path / 'theirs')])
+    assert (tmp_path / 'theirs' / 'images' / 'keep.png').exists()
