@@ -9,8 +9,10 @@ record the curriculum, so other scripts need no --curriculum afterwards.
 
 import argparse
 
-from torch_utils.cli import add_override_argument, parse_overrides, run_cli
+from checkpoints import CheckpointError
 from checkpoints.official import convert_official_run
+from curriculums import ConfigError
+from torch_utils.cli import add_override_argument, parse_overrides, run_cli
 
 
 def main(argv=None):
@@ -27,4 +29,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    run_cli(main, (CheckpointError, ConfigError))

@@ -7,47 +7,128 @@ that change there. A stage inherits every key of the stages before it, so an
 empty stage changes nothing. String keys hold for the whole run; a stage key of
 the same name overrides them from that stage on.
 
-Stage keys (commonly):
-    batch_size      images per step, per process
-    num_steps       coarse samples per ray (hierarchical sampling adds as many fine ones)
-    img_size        image resolution
-    batch_split     chunks a batch is split into to save memory (gradients accumulate)
-    gen_lr, disc_lr learning rates
-
-Run keys:
-    dataset, dataset_path   dataset class in datasets.py and a glob or folder; a
-                            missing path is read from $PIGAN_<DATASET>_PATH
-    fov                     full field of view, degrees
-    ray_start, ray_end      near and far bounds along each ray
-    fade_steps              steps to fade in the discriminator's new resolution
-    h_mean, v_mean          mean camera yaw and pitch, radians
-    h_stddev, v_stddev      camera yaw and pitch spread, radians
-    sample_dist             gaussian | normal | uniform | hybrid | truncated_gaussian
-                            | spherical_uniform | None (always the mean)
-    topk_interval, topk_v   generator top-k: keep max(0.99**(step/topk_interval), topk_v)
-    betas, weight_decay     Adam settings
-    unique_lr               mapping network trains at gen_lr * 5e-2
-    r1_lambda               R1 penalty weight on real images
-    latent_dim              z dimension
-    hidden_dim              SIREN width (256 in the paper)
-    grad_clip               gradient norm clip
-    model                   SIREN class in siren/siren.py
-    generator               generator class in generators/generators.py
-    discriminator           discriminator class in discriminators/discriminators.py
-    clamp_mode              relu | softplus, applied to raw density
-    z_dist                  gaussian | uniform
-    hierarchical_sample     NeRF importance sampling (doubles the samples)
-    z_lambda, pos_lambda    weights of the latent and camera identity losses
-    white_back, last_back   background handling in volume integration
-    perturb                 stratified jitter along rays (default on)
-    fast_path               fused SIREN evaluation (default on); False uses the plain eager SIREN
+Every key, in a stage or for the whole run, must be one of KEYS below (the table
+printed at the end of this docstring): a key that no code reads is an error that
+names the nearest valid key, so a typo such as `--set hierarchical_sampling=False`
+fails instead of doing nothing. A checkpoint that records a key this version no
+longer reads still loads: the key is dropped with a warning.
 """
 
+import difflib
 import math
+import sys
+
+# The valid curriculum keys and what they do. The check (check_keys) and this
+# module's docstring both read this table; tests assert that every key of every
+# shipped curriculum is in it and that every key in it is read somewhere.
+KEYS = {
+    # usually set per stage
+    'batch_size': "images per step, per process",
+    'num_steps': "coarse samples per ray (hierarchical sampling adds as many fine ones)",
+    'img_size': "image resolution",
+    'batch_split': "chunks a batch is split into to save memory (gradients accumulate)",
+    'gen_lr': "generator learning rate",
+    'disc_lr': "discriminator learning rate",
+    # data
+    'dataset': "dataset class in datasets.py",
+    'dataset_path': "glob or folder of the images; None reads $PIGAN_<DATASET>_PATH",
+    'random_flip': "ImageFolder dataset: random horizontal flips",
+    'resize_antialias': "datasets: antialiased resize instead of the original's nearest-neighbour",
+    'synthetic_size': "Synthetic dataset: side of the generated images",
+    'synthetic_count': "Synthetic dataset: number of generated images",
+    # camera and rays
+    'fov': "full field of view, degrees",
+    'ray_start': "near bound along each ray",
+    'ray_end': "far bound along each ray",
+    'h_mean': "mean camera yaw, radians",
+    'v_mean': "mean camera pitch, radians",
+    'h_stddev': "camera yaw spread, radians",
+    'v_stddev': "camera pitch spread, radians",
+    'sample_dist': "gaussian | normal | uniform | hybrid | truncated_gaussian | spherical_uniform "
+                   "| None (always the mean)",
+    'h_stddev_eval': "h_stddev for evaluation images (FID), if different",
+    'v_stddev_eval': "v_stddev for evaluation images (FID), if different",
+    'sample_dist_eval': "sample_dist for evaluation images (FID), if different",
+    # rendering
+    'hierarchical_sample': "NeRF importance sampling (doubles the samples)",
+    'clamp_mode': "relu | softplus, applied to raw density",
+    'white_back': "white background in volume integration",
+    'last_back': "the last sample of a ray takes the remaining weight",
+    'eval_last_back': "last_back for evaluation and inference renders",
+    'perturb': "stratified jitter along rays (default on)",
+    'lock_view_dependence': "colour does not depend on the view direction",
+    'fill_mode': "debug renders of the integration: debug | weight",
+    'fast_path': "fused SIREN evaluation (default on); False uses the plain eager SIREN",
+    # networks
+    'model': "SIREN class in siren/siren.py",
+    'generator': "generator class in generators/generators.py",
+    'discriminator': "discriminator class in discriminators/discriminators.py",
+    'latent_dim': "z dimension",
+    'hidden_dim': "SIREN width (256 in the paper)",
+    'z_dist': "gaussian | uniform",
+    # optimisation and losses
+    'fade_steps': "steps to fade in the discriminator's new resolution",
+    'topk_interval': "generator top-k: keep max(0.99**(step/topk_interval), topk_v) of the batch",
+    'topk_v': "generator top-k floor (see topk_interval)",
+    'betas': "Adam betas",
+    'weight_decay': "Adam weight decay",
+    'unique_lr': "mapping network trains at gen_lr * 5e-2",
+    'r1_lambda': "R1 penalty weight on real images",
+    'grad_clip': "gradient norm clip",
+    'z_lambda': "weight of the latent identity loss",
+    'pos_lambda': "weight of the camera (pose) identity loss",
+    'instance_noise': "std of the noise added to the discriminator's input (0: none)",
+}
+
+
+def describe_keys():
+    """KEYS as an aligned two-column text table."""
+    width = max(map(len, KEYS))
+    return '\n'.join(f'    {key:<{width}}  {meaning}' for key, meaning in KEYS.items())
+
+
+__doc__ += f"\nKeys\n----\n{describe_keys()}\n"
 
 
 class ConfigError(ValueError):
     """A curriculum or option that cannot work (unknown name, inconsistent keys)."""
+
+
+def unknown_key_message(key):
+    """'unknown curriculum key ...; did you mean ...?' for a key not in KEYS."""
+    close = difflib.get_close_matches(str(key), KEYS, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "the valid keys are listed in curriculums.KEYS"
+    return f"unknown curriculum key {key!r}; {hint}"
+
+
+def unknown_keys(curriculum):
+    """The string keys of a curriculum (run keys and every stage's keys) that are not in KEYS."""
+    keys = [key for key in curriculum if not isinstance(key, int)]
+    for step in stage_steps(curriculum):
+        keys.extend(curriculum[step])
+    return sorted({key for key in keys if key not in KEYS}, key=str)
+
+
+def check_keys(curriculum):
+    """Raises ConfigError naming the nearest valid key for the first key no code reads."""
+    unknown = unknown_keys(curriculum)
+    if unknown:
+        raise ConfigError(unknown_key_message(unknown[0]))
+
+
+def drop_unknown_keys(curriculum, source='this curriculum'):
+    """The curriculum without keys this version does not read, each reported as a warning on stderr.
+
+    For curricula recorded in checkpoints: a key an older version wrote should not stop them loading.
+    """
+    unknown = set(unknown_keys(curriculum))
+    if not unknown:
+        return curriculum
+    for key in sorted(unknown, key=str):
+        print(f"warning: {source} sets {key!r}, which no code of this version reads; ignored", file=sys.stderr)
+    kept = {k: v for k, v in curriculum.items() if k not in unknown}
+    return {k: ({s: x for s, x in v.items() if s not in unknown} if isinstance(k, int) else v)
+            for k, v in kept.items()}
 
 
 def stage_steps(curriculum):
@@ -157,7 +238,7 @@ CARLA = {
     'hierarchical_sample': True,
     'z_lambda': 0,
     'pos_lambda': 0,
-    'learnable_dist': False,
+    # The original's 'learnable_dist': False is left out: no code read it.
 }
 
 CATS = {
@@ -241,8 +322,12 @@ CURRICULA = ('CelebA', 'CARLA', 'CATS', 'SPATIALSIRENBASELINE')
 def apply_overrides(curriculum, overrides):
     """Sets keys for the whole run: each override replaces that key in every stage too.
 
-    An int key is a stage: its dict is merged into that stage.
+    An int key is a stage: its dict is merged into that stage. An override key that
+    no code reads is a ConfigError; such a key already in `curriculum` (one recorded
+    by an older version) is dropped with a warning.
     """
+    check_keys(overrides or {})
+    curriculum = drop_unknown_keys(curriculum, 'the recorded curriculum')
     curriculum = {k: (dict(v) if isinstance(v, dict) else v) for k, v in curriculum.items()}
     for key, value in (overrides or {}).items():
         if isinstance(key, int):  # a stage override merges into (or adds) that stage

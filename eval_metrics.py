@@ -18,7 +18,7 @@ from metrics import ImageFolderError, InceptionWeightsError, folder_metrics, lis
 from metrics.generate import evaluation_metadata, prepare_output_folder, write_generated_images
 from metrics.image_files import image_size, require_images
 from checkpoints import CheckpointError
-from torch_utils.cli import add_generator_arguments, load_generator_from_args
+from inference.arguments import add_generator_arguments, load_generator_from_args
 
 
 def parse_args(argv=None):

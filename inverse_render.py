@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from checkpoints import atomic_save, ema_checkpoint, generator_checkpoint, save_all
-from torch_utils.cli import add_generator_arguments, load_generator_from_args, run_cli
+from inference.arguments import USER_ERRORS, add_generator_arguments, load_generator_from_args
+from torch_utils.cli import run_cli
 from torch_utils.ema import ExponentialMovingAverage
 from inference.inversion import fit_latent, fit_to_dict
 from torch_utils.media import image_grid, load_image, save_image, to_uint8
@@ -144,4 +145,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    run_cli(main, USER_ERRORS)

@@ -15,7 +15,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from checkpoints import safe_load
-from torch_utils.cli import add_generator_arguments, load_generator_from_args, run_cli
+from inference.arguments import USER_ERRORS, add_generator_arguments, load_generator_from_args
+from torch_utils.cli import run_cli
 from inference.meshing import density_grid, extract_mesh, save_mesh, save_mrc, vertex_colors
 from inference.rendering import Latent, front_camera, latent_from_seed
 
@@ -64,4 +65,4 @@ def load_fitted_latent(path, device):
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    run_cli(main, USER_ERRORS)

@@ -190,7 +190,7 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--config', default=None, help=f"comma-separated from {sorted(CONFIGS)} "
                         "(default: train_step,render on the CPU, celeba,render256 on CUDA)")
-    parser.add_argument('--amp', default='none', choices=['none', 'bf16', 'fp16'], help='autocast; on the CPU this runs the fast path CUDA uses (fused_batched.py)')
+    parser.add_argument('--amp', default='none', choices=['none', 'bf16', 'fp16'], help='autocast; on the CPU this runs the fast path CUDA uses (siren/fast_path/batched.py)')
     parser.add_argument('--iters', type=int, default=3, help='timed iterations per path, after a warm-up')
     parser.add_argument('--paths', default='eager,fast', help='eager, fast or both')
     parser.add_argument('--hidden', type=int, default=256, help='SIREN width')

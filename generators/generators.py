@@ -7,7 +7,7 @@ nerf_noise, white_back, last_back, lock_view_dependence, ...). New keys:
 `perturb` (default True) turns the stratified jitter along rays on or off;
 `fast_path` overrides the generator's `fast_path` attribute for one call.
 
-Fast path (on by default): the SIREN is evaluated by siren/fused.py, which
+Fast path (on by default): the SIREN is evaluated by siren/fast_path/, which
 computes the same function with less work (FiLM folded into the weights, the
 colour layer's direction term once per ray, chunked fused CPU kernels). Turn it
 off with `ImplicitGenerator3d(..., fast_path=False)`, `generator.fast_path =
@@ -21,7 +21,7 @@ differentiable.
 import torch
 import torch.nn as nn
 
-from siren.fused import film_siren_forward
+from siren.fast_path import film_siren_forward
 
 from .ray_marcher import fancy_integration
 from .ray_sampler import importance_sample, sample_rays
@@ -144,7 +144,7 @@ class ImplicitGenerator3d(nn.Module):
                        fast_path=None):
         """SIREN at points [B, R, S, 3] seen along view_directions [B, R, 3] -> [B, R, S, 4].
 
-        fast_path: siren/fused.py (None: self.fast_path); else the eager SIREN.
+        fast_path: siren/fast_path/ (None: self.fast_path); else the eager SIREN.
         With max_batch_size, each image is evaluated in chunks of at most that many points.
         """
         batch, rays, steps, _ = points.shape

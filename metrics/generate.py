@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from training.steps import z_sampler
+from torch_utils.latents import z_sampler
 
 from .image_files import ImageFolderError, list_images, save_png, to_uint8
 

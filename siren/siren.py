@@ -5,8 +5,12 @@ Shapes used throughout:
     frequencies / phase_shifts  [batch, (n_film_layers + 1) * hidden_dim]
     output  [batch, points, 4]   (rgb after sigmoid, then raw sigma)
 
-forward_with_frequencies_phase_shifts is the plain eager definition; the
-generator's fast path (fused.py) computes the same function for rays of samples.
+forward_with_frequencies_phase_shifts is the eager definition. The fast path
+(siren/fast_path/) evaluates the same network from the same pieces: features()
+for the input, film() for the per-layer frequencies and phase shifts (the one
+place they are mapped), FiLMLayer.folded() for FiLM folded into the weights,
+and the density_head and colour_head layers. tests/test_fast_path.py checks
+every SIREN class of this file on both paths.
 """
 
 import math
@@ -60,6 +64,14 @@ class FiLMLayer(nn.Module):
         # x [B, N, in]; freq, phase_shift [B, hidden] are shared by all N points.
         x = self.layer(x)
         return torch.sin(freq.unsqueeze(1) * x + phase_shift.unsqueeze(1))
+
+    def folded(self, freq, phase_shift):
+        """This layer with FiLM folded into one weight and bias per image:
+        sin(f (W x + b) + p) = sin((f W) x + (f b + p)).
+
+        freq, phase_shift [B, hidden] -> weight [B, hidden, in], bias [B, hidden].
+        """
+        return freq.unsqueeze(2) * self.layer.weight, torch.addcmul(phase_shift, freq, self.layer.bias)
 
 
 class CustomMappingNetwork(nn.Module):
@@ -145,16 +157,35 @@ class _FiLMSiren(nn.Module):
         """Input of the first FiLM layer for world-space points [B, N, 3]."""
         return input
 
-    def forward_with_frequencies_phase_shifts(self, input, frequencies, phase_shifts, ray_directions, **kwargs):
+    def film(self, frequencies, phase_shifts):
+        """The FiLM (frequency, phase shift) of each FiLM layer: the 8 of self.network, then the colour layer.
+
+        frequencies, phase_shifts [B, 9 * hidden] (the mapping network's outputs) -> 9 pairs of [B, hidden].
+        The mapping network's frequencies are centred on 30 (SIREN's w0) here, and nowhere else.
+        """
         frequencies = frequencies * 15 + 30
         h = self.hidden_dim
+        return [(frequencies[..., i * h:(i + 1) * h], phase_shifts[..., i * h:(i + 1) * h])
+                for i in range(len(self.network) + 1)]
+
+    @property
+    def density_head(self):
+        """Linear hidden -> 1: raw sigma from the last FiLM layer's output."""
+        return self.final_layer
+
+    @property
+    def colour_head(self):
+        """Linear hidden -> 3: rgb (before the sigmoid) from the colour layer's output."""
+        return self.color_layer_linear[0]
+
+    def forward_with_frequencies_phase_shifts(self, input, frequencies, phase_shifts, ray_directions, **kwargs):
+        film = self.film(frequencies, phase_shifts)
         x = self.features(input)
-        for index, layer in enumerate(self.network):
-            x = layer(x, frequencies[..., index * h:(index + 1) * h], phase_shifts[..., index * h:(index + 1) * h])
-        sigma = self.final_layer(x)
-        rgb = self.color_layer_sine(torch.cat([ray_directions, x], dim=-1),
-                                    frequencies[..., -h:], phase_shifts[..., -h:])
-        rgb = torch.sigmoid(self.color_layer_linear(rgb))
+        for layer, (freq, phase_shift) in zip(self.network, film):
+            x = layer(x, freq, phase_shift)
+        sigma = self.density_head(x)
+        rgb = self.color_layer_sine(torch.cat([ray_directions, x], dim=-1), *film[-1])  # fold.py relies on this order
+        rgb = torch.sigmoid(self.colour_head(rgb))
         return torch.cat([rgb, sigma], dim=-1)
 
 

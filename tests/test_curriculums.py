@@ -1,5 +1,9 @@
 """Curriculum semantics, including the original's bugs that are fixed here."""
 
+import io
+import tokenize
+from pathlib import Path
+
 import pytest
 
 import curriculums
@@ -73,3 +77,78 @@ def test_parse_overrides_values():
 def test_unknown_curriculum_is_a_clear_error():
     with pytest.raises(curriculums.ConfigError, match='CelebA'):
         curriculums.get('celeba_typo')
+
+
+# --- key check: a key no code reads is an error ------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_shipped_curriculum_key_is_valid():
+    for name in curriculums.CURRICULA:
+        assert curriculums.unknown_keys(curriculums.get(name)) == [], name
+
+
+def library_names_and_strings():
+    """Every identifier and string literal in the code outside curriculums.py and the tests."""
+    found = set()
+    for path in ROOT.rglob('*.py'):
+        relative = path.relative_to(ROOT).parts
+        if relative[0] in ('tests', 'bench', '.venv') or path.name == 'curriculums.py':
+            continue
+        for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+            if token.type == tokenize.NAME:
+                found.add(token.string)
+            elif token.type == tokenize.STRING and token.string[0] in '\'"':
+                found.add(token.string.strip('\'"'))
+    return found
+
+
+def test_every_valid_key_is_read_somewhere():
+    # A key in the table that no code names would be accepted and do nothing: the failure the check prevents.
+    assert set(curriculums.KEYS) - library_names_and_strings() == set()
+
+
+def test_typo_in_override_names_the_nearest_key():
+    with pytest.raises(curriculums.ConfigError,
+                       match=r"unknown curriculum key 'hierarchical_sampling'; did you mean 'hierarchical_sample'\?"):
+        curriculums.apply_overrides(curriculums.get('CelebA'), parse_overrides(['hierarchical_sampling=False']))
+    with pytest.raises(curriculums.ConfigError, match="'img_sise'; did you mean 'img_size'"):
+        curriculums.apply_overrides(curriculums.get('CARLA'), parse_overrides(["10000={'img_sise': 128}"]))
+    with pytest.raises(curriculums.ConfigError, match="'zzz'; the valid keys are listed in curriculums.KEYS"):
+        curriculums.apply_overrides(curriculums.get('CARLA'), {'zzz': 1})
+
+
+def test_key_table_is_in_the_docstring():
+    for key, meaning in curriculums.KEYS.items():
+        assert f'{key} ' in curriculums.__doc__ and meaning in curriculums.__doc__
+
+
+def test_recorded_unknown_key_is_dropped_with_a_warning(capsys):
+    recorded = {**curriculums.get('CARLA'), 'learnable_dist': False}  # the original's CARLA had it
+    recorded[10000] = {**recorded[10000], 'old_stage_key': 1}
+    resolved = curriculums.apply_overrides(recorded, {'fov': 18})
+    warnings = capsys.readouterr().err.splitlines()
+    assert warnings == ["warning: the recorded curriculum sets 'learnable_dist', which no code of this version "
+                        "reads; ignored",
+                        "warning: the recorded curriculum sets 'old_stage_key', which no code of this version "
+                        "reads; ignored"]
+    assert 'learnable_dist' not in resolved and 'old_stage_key' not in resolved[10000]
+    assert resolved[10000]['img_size'] == 64 and resolved['fov'] == 18
+
+
+def test_scripts_report_a_typo_as_one_line_and_load_old_recorded_keys(tmp_path, capsys):
+    import render_multiview_images
+    from checkpoints import load_generator
+    from tiny_checkpoint import make_tiny_run
+    from inference.arguments import USER_ERRORS
+    from torch_utils.cli import run_cli
+    run = make_tiny_run(tmp_path, learnable_dist=False)  # a key recorded by an older version
+    argv = [str(run), '--set', 'hierarchical_sampling=False', '--device', 'cpu', '--output_dir', str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: render_multiview_images.main(argv), USER_ERRORS)  # as the script's __main__ runs it
+    assert exit_info.value.code == ("error: unknown curriculum key 'hierarchical_sampling'; "
+                                    "did you mean 'hierarchical_sample'?")
+    generator, metadata = load_generator(run)
+    assert 'learnable_dist' not in metadata and metadata['hidden_dim'] == 16
+    assert "sets 'learnable_dist', which no code of this version reads; ignored" in capsys.readouterr().err

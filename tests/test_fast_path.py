@@ -1,4 +1,4 @@
-"""The SIREN fast path (siren/fused.py) computes what the eager path computes.
+"""The SIREN fast path (siren/fast_path/) computes what the eager path computes.
 
 Both paths get the same seed before each render, so camera, jitter, nerf noise
 and fine samples coincide (the fast path draws no random numbers).
@@ -11,10 +11,20 @@ import pytest
 import torch
 
 from generators.generators import ImplicitGenerator3d
-from siren import fused, fused_cpu, sine_kernels, siren
-from siren.worker_pool import for_each_chunk
+from siren import fast_path, siren
+from siren.fast_path import batched, cpu, sine_kernels
+from siren.fast_path.worker_pool import for_each_chunk
 
-SIRENS = ['TALLSIREN', 'SPATIALSIRENBASELINE', 'EmbeddingPiGAN128', 'EmbeddingPiGAN256']
+
+
+def siren_classes():
+    """Every SIREN class of siren/siren.py, found by what it is: a new class is covered without listing it."""
+    return sorted(name for name, value in vars(siren).items()
+                  if isinstance(value, type) and value.__module__ == siren.__name__ and not name.startswith('_')
+                  and hasattr(value, 'forward_with_frequencies_phase_shifts'))
+
+
+SIRENS = siren_classes()
 OPTIONS = dict(img_size=8, fov=12, ray_start=0.88, ray_end=1.12, num_steps=6, h_stddev=0.3, v_stddev=0.155,
                sample_dist='gaussian', clamp_mode='relu', nerf_noise=0.5, white_back=False, last_back=False)
 OUTPUT_TOLERANCE = 1e-4
@@ -32,10 +42,9 @@ def fast_path_kind(request, monkeypatch):
     """The CPU path in chunks of 2 rays (so images span many chunks and the workers
     share them), or the whole-batch path that CUDA and autocast use."""
     if request.param == 'chunked':
-        monkeypatch.setattr(fused_cpu, 'CHUNK_ACTIVATIONS', 2 * OPTIONS['num_steps'] * 16)
+        monkeypatch.setattr(cpu, 'CHUNK_ACTIVATIONS', 2 * OPTIONS['num_steps'] * 16)
     else:
-        monkeypatch.setattr('generators.generators.film_siren_forward',
-                            functools.partial(fused.film_siren_forward, chunked=False))
+        monkeypatch.setattr(fast_path, 'kernel_for', lambda features: batched)
     return request.param
 
 
@@ -85,7 +94,7 @@ def test_curriculum_key_overrides_the_attribute(monkeypatch):
     generator = ImplicitGenerator3d(siren.SPATIALSIRENBASELINE, z_dim=8, hidden_dim=16)
     calls = []
     monkeypatch.setattr('generators.generators.film_siren_forward',
-                        lambda *args: calls.append(1) or fused.film_siren_forward(*args))
+                        lambda *args: calls.append(1) or fast_path.film_siren_forward(*args))
     z = torch.randn(1, 8)
     generator(z, **OPTIONS)
     assert calls and generator.fast_path
@@ -104,12 +113,53 @@ def siren_inputs(net, seed, batch=2, rays=5, steps=7):
     return points, directions, frequencies, phase_shifts
 
 
-def test_batched_path_matches_chunked():
+def eager_forward(net, points, directions, frequencies, phase_shifts):
+    """forward_with_frequencies_phase_shifts on rays: points [B, R, S, 3], directions [B, R, 3] -> [B, R, S, 4]."""
+    batch, rays, steps, _ = points.shape
+    out = net.forward_with_frequencies_phase_shifts(
+        points.reshape(batch, rays * steps, 3), frequencies, phase_shifts,
+        ray_directions=directions.unsqueeze(2).expand(-1, -1, steps, -1).reshape(batch, rays * steps, 3))
+    return out.reshape(batch, rays, steps, 4)
+
+
+def output_and_all_gradients(function, net, inputs, loss_weights):
+    """function's output and the gradients of a weighted sum of it w.r.t. every parameter and every input."""
+    net.zero_grad(set_to_none=True)
+    inputs = [x.detach().requires_grad_(True) for x in inputs]
+    out = function(net, *inputs)
+    (out * loss_weights).sum().backward()
+    gradients = {name: p.grad for name, p in net.named_parameters() if p.grad is not None}
+    gradients.update({f'input {index}': x.grad for index, x in enumerate(inputs)})
+    return out.detach(), gradients
+
+
+@pytest.mark.parametrize('kernel', ['cpu', 'batched'])
+@pytest.mark.parametrize('name', SIRENS)
+def test_every_siren_class_is_one_function_on_both_paths(name, kernel, monkeypatch):
+    """The fast path folds FiLM from the SIREN's own layers: if the eager definition changes and the
+    fast path does not follow, this fails, for every SIREN class and both kernels."""
+    monkeypatch.setattr(fast_path, 'kernel_for', lambda features: {'cpu': cpu, 'batched': batched}[kernel])
+    monkeypatch.setattr(cpu, 'CHUNK_ACTIVATIONS', 2 * 7 * 16)  # several chunks per image
+    torch.manual_seed(9)
+    net = getattr(siren, name)(z_dim=8, hidden_dim=16)
+    inputs = siren_inputs(net, seed=9)
+    loss_weights = torch.randn(2, 5, 7, 4)
+    fast_out, fast_grads = output_and_all_gradients(fast_path.film_siren_forward, net, inputs, loss_weights)
+    eager_out, eager_grads = output_and_all_gradients(eager_forward, net, inputs, loss_weights)
+    assert (fast_out - eager_out).abs().max() < OUTPUT_TOLERANCE
+    assert len(eager_grads) == len(list(net.parameters())) - len(list(net.mapping_network.parameters())) + 4
+    assert_same_gradients(fast_grads, eager_grads)
+
+
+def test_batched_path_matches_chunked(monkeypatch):
     """The path used on CUDA and under autocast, checked here on the CPU."""
     torch.manual_seed(4)
     net = siren.EmbeddingPiGAN256(z_dim=8, hidden_dim=16)
     inputs = siren_inputs(net, seed=4)
-    outputs = [fused.film_siren_forward(net, *inputs, chunked=chunked) for chunked in (True, False)]
+    outputs = []
+    for kernel in (cpu, batched):
+        monkeypatch.setattr(fast_path, 'kernel_for', lambda features: kernel)
+        outputs.append(fast_path.film_siren_forward(net, *inputs))
     assert (outputs[0] - outputs[1]).abs().max() < 1e-5
 
 
@@ -151,14 +201,15 @@ def saved_bytes(function, *args):
 
 
 @pytest.mark.parametrize('autocast', [False, True])
-def test_batched_path_keeps_less_than_half_the_activations(autocast):
+def test_batched_path_keeps_less_than_half_the_activations(autocast, monkeypatch):
     """What sets training memory: the tensors saved for backward (CUDA keeps the same ones)."""
+    monkeypatch.setattr(fast_path, 'kernel_for', lambda features: batched)
     torch.manual_seed(8)
     generator = ImplicitGenerator3d(siren.SPATIALSIRENBASELINE, z_dim=8, hidden_dim=64)
     inputs = siren_inputs(generator.siren, seed=8, rays=64, steps=12)
     with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
         eager = saved_bytes(functools.partial(generator.evaluate_siren, fast_path=False), *inputs)
-        fast = saved_bytes(functools.partial(fused.film_siren_forward, generator.siren, chunked=False), *inputs)
+        fast = saved_bytes(functools.partial(fast_path.film_siren_forward, generator.siren), *inputs)
     activation = 2 * 64 * 12 * 64 * (2 if autocast else 4)  # one [B, N, hidden] tensor
     assert eager > 8 * activation  # at least one per layer
     # fast: the 9 pre-activations, plus the folded weights and inputs (small at real sizes)
@@ -171,31 +222,32 @@ def test_backward_twice_with_retain_graph():
     points = torch.rand(1, 4, 3, 3) * 0.2
     directions = torch.nn.functional.normalize(torch.randn(1, 4, 3), dim=-1)
     frequencies, phase_shifts = net.mapping_network(torch.randn(1, 8))
-    loss = fused.film_siren_forward(net, points, directions, frequencies, phase_shifts).square().sum()
+    loss = fast_path.film_siren_forward(net, points, directions, frequencies, phase_shifts).square().sum()
     first = torch.autograd.grad(loss, net.network[3].layer.weight, retain_graph=True)[0]
     second = torch.autograd.grad(loss, net.network[3].layer.weight)[0]
     assert torch.equal(first, second)
 
 
 @pytest.mark.parametrize('use_library', [True, False])
-def test_sine_kernels_match_torch(monkeypatch, use_library):
-    monkeypatch.setattr(sine_kernels, 'enabled', use_library)
+def test_sine_kernels_match_torch(use_library):
     if use_library and sine_kernels.library() is None:
         if os.environ.get('CI'):  # CI machines have a compiler: the kernels must be tested there
-            pytest.fail('siren/sine_kernels.c did not build')
+            pytest.fail('siren/fast_path/sine_kernels.c did not build')
         pytest.skip('no C compiler')
+    add_bias_sin_ = sine_kernels.add_bias_sin_ if use_library else sine_kernels.add_bias_sin_torch_
+    sin_and_mul_cos_ = sine_kernels.sin_and_mul_cos_ if use_library else sine_kernels.sin_and_mul_cos_torch_
     torch.manual_seed(6)
     z = torch.randn(12, 40) * 300  # pre-activations reach hundreds
     bias = torch.randn(3, 40) * 30
     expected_z = z + bias.repeat_interleave(4, 0)
     out = torch.empty_like(z)
-    sine_kernels.add_bias_sin_(z, bias, out, rows_per_bias=4)
+    add_bias_sin_(z, bias, out, rows_per_bias=4)
     assert torch.allclose(z, expected_z)
     assert (out - torch.sin(expected_z.double())).abs().max() < 1e-6
 
     grad = torch.randn_like(z)
     expected_grad = grad.double() * torch.cos(z.double())
-    sines = sine_kernels.sin_and_mul_cos_(z, torch.empty_like(z), grad)
+    sines = sin_and_mul_cos_(z, torch.empty_like(z), grad)
     assert (sines - torch.sin(z.double())).abs().max() < 1e-6
     assert (grad - expected_grad).abs().max() < 1e-5
 

@@ -38,33 +38,10 @@ def add_override_argument(parser):
                         help="override a curriculum key, e.g. --set fov=18 --set ray_end=1.2 (repeatable)")
 
 
-def add_generator_arguments(parser):
-    """Arguments of every script that loads a trained generator."""
-    parser.add_argument('path', help="generator.pth of a run (ema.pth beside it is used by default)")
-    parser.add_argument('--no_ema', action='store_true', help="use the raw weights, not the EMA")
-    parser.add_argument('--ema', default='ema.pth', help="EMA file to use (name in the run folder, or a path)")
-    parser.add_argument('--curriculum', default=None,
-                        help="curriculum name; defaults to the one recorded in the checkpoint")
-    add_override_argument(parser)
-    parser.add_argument('--device', default=None, help="cuda, cpu, ... (default: cuda if available)")
-    parser.add_argument('--max_batch_size', type=int, default=2400000,
-                        help="points per SIREN call; lower it if you run out of memory")
-
-
 def pick_device(name=None):
     if name:
         return torch.device(name)
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-
-
-def load_generator_from_args(args):
-    """(generator, metadata, device) for scripts built on add_generator_arguments."""
-    from checkpoints import load_generator
-    device = pick_device(args.device)
-    generator, metadata = load_generator(args.path, ema=None if args.no_ema else args.ema,
-                                         curriculum=args.curriculum, overrides=parse_overrides(args.overrides),
-                                         device=device)
-    return generator, metadata, device
 
 
 def one_line(error):
@@ -73,12 +50,8 @@ def one_line(error):
     return lines[-1].strip('"\'') if lines else type(error).__name__
 
 
-def run_cli(main, errors=None):
-    """Runs main(); `errors` (default: checkpoint and curriculum problems) exit with one line, no traceback."""
-    if errors is None:
-        from curriculums import ConfigError
-        from checkpoints import CheckpointError
-        errors = (CheckpointError, ConfigError)
+def run_cli(main, errors):
+    """Runs main(); the exception classes in `errors` (bad input) exit with one line, no traceback."""
     try:
         return main()
     except errors as error:

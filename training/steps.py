@@ -1,38 +1,18 @@
-"""One discriminator step and one generator step, as in the original pi-GAN."""
+"""One discriminator step and one generator step, as in the original pi-GAN (the losses are in loss.py)."""
 
 import math
 
 import torch
-import torch.nn.functional as F
 
-
-def z_sampler(shape, device, dist):
-    if dist == 'gaussian':
-        return torch.randn(shape, device=device)
-    if dist == 'uniform':
-        return torch.rand(shape, device=device) * 2 - 1
-    raise ValueError(f"unknown z_dist {dist!r}; use 'gaussian' or 'uniform'")
+from torch_utils.latents import z_sampler
+from training.loss import (discriminator_gan_loss, generator_gan_loss, identity_penalty, r1_penalty,
+                           real_pose_penalty)
+from training.schedules import topk_fraction
 
 
 def split(tensor, parts):
     """Splits a batch into `parts` chunks covering every row."""
     return torch.split(tensor, math.ceil(tensor.shape[0] / parts))
-
-
-def identity_penalty(metadata, pred_latent, z, pred_position, position):
-    """Weighted MSE between predicted and sampled z and (pitch, yaw)."""
-    penalty = 0
-    if metadata['z_lambda'] > 0:
-        penalty = penalty + F.mse_loss(pred_latent, z) * metadata['z_lambda']
-    if metadata['pos_lambda'] > 0:
-        penalty = penalty + F.mse_loss(pred_position, position) * metadata['pos_lambda']
-    return penalty
-
-
-def topk_fraction(metadata, step):
-    if 'topk_interval' in metadata and 'topk_v' in metadata:
-        return max(0.99 ** (step / metadata['topk_interval']), metadata['topk_v'])
-    return 1
 
 
 def discriminator_step(ctx, real_imgs, real_poses, alpha, metadata):
@@ -54,15 +34,11 @@ def discriminator_step(ctx, real_imgs, real_poses, alpha, metadata):
         grad_real = grad_real * (1.0 / scaler.get_scale())
     with autocast():
         if metadata['r1_lambda'] > 0:
-            grad_penalty = 0.5 * metadata['r1_lambda'] * grad_real.flatten(1).norm(2, dim=1).pow(2).mean()
+            grad_penalty = r1_penalty(grad_real, metadata['r1_lambda'])
         g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha, **metadata)
         penalty = identity_penalty(metadata, g_pred_latent, z, g_pred_position, gen_positions)
-        known = torch.isfinite(real_poses).all(dim=1)
-        if metadata['pos_lambda'] > 0 and known.any():
-            # Real poses are used where the dataset knows them (the original used CelebA's pose file).
-            penalty = penalty + F.mse_loss(r_pred_position[known], real_poses[known].to(r_pred_position.dtype)) \
-                * metadata['pos_lambda']
-        d_loss = F.softplus(g_preds).mean() + F.softplus(-r_preds).mean() + grad_penalty + penalty
+        penalty = penalty + real_pose_penalty(r_pred_position, real_poses, metadata['pos_lambda'])
+        d_loss = discriminator_gan_loss(g_preds, r_preds) + grad_penalty + penalty
     return d_loss
 
 
@@ -92,7 +68,7 @@ def generator_step(ctx, batch_size, alpha, metadata, step, device):
                 topk_num = math.ceil(topk_fraction(metadata, step) * g_preds.shape[0])
                 g_preds = torch.topk(g_preds, topk_num, dim=0).values
                 penalty = identity_penalty(metadata, g_pred_latent, subset_z, g_pred_position, gen_positions)
-                g_loss = F.softplus(-g_preds).mean() + penalty
+                g_loss = generator_gan_loss(g_preds) + penalty
             scaler.scale(g_loss).backward()
         losses.append(g_loss.detach())
     return torch.stack(losses).float().mean(), topk_num

@@ -15,9 +15,10 @@ from tqdm import tqdm
 import curriculums
 import datasets
 from checkpoints import resolve_curriculum
-from torch_utils.ema import ExponentialMovingAverage, averaged_weights
+from torch_utils.ema import ExponentialMovingAverage
 from checkpoints.builders import build_discriminator, build_generator
-from training import monitor, run_files, steps
+from training import monitor, run_files, schedules, steps
+from training.evaluation import evaluate_fid
 from training.distributed import all_finite, barrier, gather_objects
 
 PRECISIONS = ('fp16', 'bf16', 'fp32')
@@ -224,8 +225,8 @@ def training_loop(info, opt):
             if scaler.is_enabled() and scaler.get_scale() < 1:
                 scaler.update(1.0)
 
-            alpha = min(1, (step - step_last_upsample) / metadata['fade_steps'])
-            metadata['nerf_noise'] = max(0, 1.0 - step / 5000.0)
+            alpha = schedules.fade_in_alpha(step, step_last_upsample, metadata['fade_steps'])
+            metadata['nerf_noise'] = schedules.nerf_noise(step)
             real_imgs = imgs.to(info.device, non_blocking=True)
             real_poses = poses.to(info.device).float().reshape(real_imgs.shape[0], -1)
 
@@ -288,34 +289,3 @@ def _diverged_message(network, step, output_dir):
     return (f"{network} loss is NaN/Inf at step {step}: training stopped. The last good checkpoint in "
             f"{output_dir} is kept; resume it with --load_dir {output_dir} and a lower learning rate "
             f"(--set gen_lr=... --set disc_lr=...) or a larger batch")
-
-
-def evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt):
-    """FID of the EMA generator against real images, appended to fid.txt as step:fid.
-
-    All ranks render their share of --fid_images; rank 0 computes the FID.
-    """
-    try:
-        import fid_evaluation
-    except ImportError as error:
-        if info.is_main:
-            tqdm.write(f"FID evaluation not available ({error}); skipping --eval_freq")
-        return
-    generated_dir = output_dir / 'evaluation' / 'generated'
-    real_dir = opt.fid_real_dir
-    if info.is_main:
-        real_dir = fid_evaluation.setup_evaluation(metadata['dataset'], str(generated_dir), target_size=opt.fid_size,
-                                                   num_imgs=opt.fid_real_images, real_dir=opt.fid_real_dir,
-                                                   dataset_path=metadata.get('dataset_path'))
-    barrier(info)
-    with averaged_weights(ema, generator):
-        fid_evaluation.output_images(generator_ddp, metadata, info.rank, info.world_size, str(generated_dir),
-                                     num_imgs=opt.fid_images, img_size=opt.fid_size)
-    barrier(info)
-    if info.is_main:
-        fid = fid_evaluation.calculate_fid(metadata['dataset'], str(generated_dir), target_size=opt.fid_size,
-                                           real_dir=real_dir, device=info.device,
-                                           inception_weights=opt.inception_weights)
-        with open(output_dir / 'fid.txt', 'a') as f:
-            f.write(f'{step}:{fid}\n')
-        tqdm.write(f"[Step: {step}] FID {fid:.2f}")

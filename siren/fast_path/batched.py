@@ -1,7 +1,7 @@
-"""FiLM-SIREN on the folded per-image weights of fused.py, as whole-batch torch ops.
+"""FiLM-SIREN on the folded per-image weights of fold.py, as whole-batch torch ops.
 
-The path for CUDA and for autocast (fused_cpu.py is the plain-CPU one). Notation
-as in fused_cpu.py: z_l = y_{l-1} W_l[b]^T + bias_l[b], y_l = sin(z_l).
+The kernel for CUDA and for autocast (cpu.py is the plain-CPU one). Notation
+as in cpu.py: z_l = y_{l-1} W_l[b]^T + bias_l[b], y_l = sin(z_l).
 
 Under autocast everything runs in the autocast dtype, as autograd's batched
 ops would. For training, FoldedFiLMSiren keeps one tensor per layer, the
@@ -101,3 +101,14 @@ class FoldedFiLMSiren(torch.autograd.Function):
                  *g_weights, *g_biases)
         grads = [None if g is None else g.to(t) for g, t in zip(grads, ctx.input_dtypes)]
         return (*grads[:6], None, *grads[6:])
+
+
+def run(folded, features, steps, for_backward):
+    """folded: fold.FoldedSiren; features [B, N, in], N = R * steps -> [B, N, 4] rgb + sigma.
+
+    for_backward: keep the pre-activations for a backward pass (else plain ops, nothing kept).
+    """
+    if for_backward:
+        return FoldedFiLMSiren.apply(features, folded.ray_term, *folded.heads, steps, *folded.weights, *folded.biases)
+    return folded_forward(features, folded.ray_term, folded.heads, folded.weights, folded.biases, steps,
+                          compute_dtype(features))

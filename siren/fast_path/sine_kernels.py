@@ -2,9 +2,9 @@
 
 The loops in sine_kernels.c are compiled with the system C compiler on first use
 (well under a second) and called through ctypes, which releases the GIL, so the
-worker threads of worker_pool.py run them side by side. Without a compiler, with
-`enabled = False`, or for tensors the loops don't take (not contiguous float32 on
-the CPU) the same steps run as torch ops.
+worker threads of worker_pool.py run them side by side. Without a compiler, or
+for tensors the loops don't take (not contiguous float32 on the CPU), the same
+steps run as torch ops (the *_torch_ functions, checked against the loops in the tests).
 """
 
 import ctypes
@@ -20,8 +20,6 @@ import torch
 
 SOURCE = Path(__file__).with_name('sine_kernels.c')
 COMPILE_FLAGS = (['-O3', '-march=native'], ['-O3'])  # the second if the compiler rejects -march=native
-
-enabled = True  # False: always use torch ops (the loops are checked against them in the tests)
 
 _lock = threading.Lock()
 _library = None  # the loaded library; False once building failed
@@ -54,14 +52,12 @@ def _build():
 def library():
     """The compiled loops, or None where they can't be used."""
     global _library
-    if not enabled:
-        return None
     if _library is None:
         with _lock:
             if _library is None:
                 _library = _build()
                 if not _library:
-                    warnings.warn("could not build siren/sine_kernels.c (no C compiler?); "
+                    warnings.warn("could not build siren/fast_path/sine_kernels.c (no C compiler?); "
                                   "the SIREN fast path uses torch ops instead, ~10% slower")
     return _library or None
 
@@ -77,20 +73,28 @@ def add_bias_sin_(z, bias, out, rows_per_bias):
     """
     rows, cols = z.shape
     lib = library()
-    if lib is not None and _takes(z, bias, out):
-        lib.add_bias_sin(z.data_ptr(), out.data_ptr(), bias.data_ptr(), rows, cols, rows_per_bias)
-    else:
-        z.view(-1, rows_per_bias, cols).add_(bias.reshape(-1, 1, cols))
-        torch.sin(z, out=out)
+    if lib is None or not _takes(z, bias, out):
+        return add_bias_sin_torch_(z, bias, out, rows_per_bias)
+    lib.add_bias_sin(z.data_ptr(), out.data_ptr(), bias.data_ptr(), rows, cols, rows_per_bias)
     return out
+
+
+def add_bias_sin_torch_(z, bias, out, rows_per_bias):
+    """add_bias_sin_ as torch ops."""
+    z.view(-1, rows_per_bias, z.shape[1]).add_(bias.reshape(-1, 1, z.shape[1]))
+    return torch.sin(z, out=out)
 
 
 def sin_and_mul_cos_(z, sin_out, grad):
     """sin_out = sin(z); grad *= cos(z). Returns sin_out."""
     lib = library()
-    if lib is not None and _takes(z, sin_out, grad):
-        lib.sin_and_mul_cos(z.data_ptr(), sin_out.data_ptr(), grad.data_ptr(), z.numel())
-    else:
-        torch.sin(z, out=sin_out)
-        grad.mul_(torch.cos(z))
+    if lib is None or not _takes(z, sin_out, grad):
+        return sin_and_mul_cos_torch_(z, sin_out, grad)
+    lib.sin_and_mul_cos(z.data_ptr(), sin_out.data_ptr(), grad.data_ptr(), z.numel())
     return sin_out
+
+
+def sin_and_mul_cos_torch_(z, sin_out, grad):
+    """sin_and_mul_cos_ as torch ops."""
+    grad.mul_(torch.cos(z))
+    return torch.sin(z, out=sin_out)

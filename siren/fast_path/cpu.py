@@ -1,6 +1,6 @@
 """FiLM-SIREN forward and backward on the CPU, in cache-sized chunks of rays.
 
-Works on the folded per-image weights of fused.py. For image b and layer l:
+Runs the folded per-image weights of fold.py. For image b and layer l:
     z_l = y_{l-1} W_l[b]^T + bias_l[b],  y_l = sin(z_l),  y_{-1} = the input features
     z_c = y_7 W_c[b]^T + ray_term[b, ray],  rgb = sigmoid(sin(z_c) W_rgb^T + b_rgb)
     sigma = y_7 w_sigma^T + b_sigma
@@ -133,3 +133,12 @@ class FusedFiLMSiren(torch.autograd.Function):
         grad_biases = torch.stack([sum(s['biases'] for s in parts) for parts in per_image], 1)
         grad_heads = [sum(s['heads'][i] for parts in per_image for s in parts) for i in range(4)]
         return (grad_features, grad_ray_term, *grad_heads, None, None, *grad_weights, *grad_biases.unbind(0))
+
+
+def run(folded, features, steps, for_backward):
+    """folded: fold.FoldedSiren; features [B, N, in], N = R * steps -> [B, N, 4] rgb + sigma.
+
+    for_backward: keep the pre-activations for a backward pass.
+    """
+    inputs = tuple(t.contiguous() for t in (features, folded.ray_term, *folded.heads))
+    return FusedFiLMSiren.apply(*inputs, steps, for_backward, *folded.weights, *folded.biases)
