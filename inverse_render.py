@@ -110,11 +110,11 @@ def main(argv=None):
     fov = metadata['fov']
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    image, yaw, pitch = args.image, metadata['h_mean'], metadata['v_mean']
+    first, start_yaw, start_pitch = args.image, metadata['h_mean'], metadata['v_mean']
     if args.align:
-        image, yaw, pitch = align_for_inversion(args.image, output_dir / 'aligned.png')
-    start = Camera(yaw if args.yaw is None else args.yaw, pitch if args.pitch is None else args.pitch, fov)
-    views = [(image, start)] + [(image, Camera(yaw, pitch, fov)) for image, yaw, pitch in extra_views]
+        first, start_yaw, start_pitch = align_for_inversion(args.image, output_dir / 'aligned.png')
+    start = Camera(start_yaw if args.yaw is None else args.yaw, start_pitch if args.pitch is None else args.pitch, fov)
+    views = [(first, start)] + [(image, Camera(yaw, pitch, fov)) for image, yaw, pitch in extra_views]
     targets = torch.cat([load_image(image, args.image_size) for image, _ in views])
     fit = fit_latent(generator, targets, options, [camera for _, camera in views], args.num_iterations, args.lr,
                      args.pose_lr, args.noise_scale, args.optimize_pose, args.seed, fit_weights=args.fit_weights,
