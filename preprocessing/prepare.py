@@ -71,19 +71,26 @@ def _process(task):
         image, record = prepare_photo(path, _worker['settings'], _worker['detector'])
     except PhotoError as error:
         return {'source': source, 'reason': error.reason, 'detail': str(error), **signature}
+    except Exception as error:  # noqa: BLE001 - one odd file must not end a long run; it is reported
+        return {'source': source, 'reason': 'unreadable', **signature,
+                'detail': f'failed while processing: {type(error).__name__}: {error}'}
     partial = f'{target}.partial.png'
     image.save(partial)
     os.replace(partial, target)
     return {'source': source, 'file': os.path.basename(target), **record, **signature}
 
 
-def load_progress(output_dir, input_dir, sources):
-    """Records of files already done in an earlier run that are unchanged since (by source path)."""
+def load_progress(output_dir, input_dir, sources, settings):
+    """Records of files already done in an earlier run with the same settings and unchanged since (by source)."""
     done = {}
     path = Path(output_dir, PROGRESS_FILE)
-    if not path.exists():
+    lines = path.read_text().splitlines() if path.exists() else []
+    if not lines or lines[0] != settings_line(settings):
+        if lines:
+            print(f'settings differ from the earlier run in {output_dir}: preparing every file again')
+        path.write_text(settings_line(settings) + '\n')
         return done
-    for line in path.read_text().splitlines():
+    for line in lines[1:]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
@@ -96,6 +103,11 @@ def load_progress(output_dir, input_dir, sources):
             continue
         done[source] = record
     return done
+
+
+def settings_line(settings):
+    """progress.jsonl's first line: what the images were made with, so a resume never mixes two settings."""
+    return json.dumps({'settings': asdict(settings)}, sort_keys=True)
 
 
 def run_workers(tasks, settings, workers, progress_file, done_count, total):
@@ -149,7 +161,7 @@ def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=
     if not sources:
         raise PreparationError(f'{input_dir} holds no files; put the photos there')
     names = output_names(sources)
-    done = load_progress(output_dir, input_dir, set(sources))
+    done = load_progress(output_dir, input_dir, set(sources), settings)
     if done:
         print(f'resuming: {len(done)} of {len(sources)} files already done')
     tasks = [(source, str(Path(input_dir, source)), str(Path(output_dir, IMAGES_DIR, names[source])),

@@ -98,6 +98,13 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     assert {name: after[name] for name in stamps} == stamps and set(after) == {*stamps, 'lfw__face20.png'}
     assert len(json.loads((out / 'dataset.json').read_text())['images']) == 8
 
+    # Other settings: nothing is reused.
+    printed = run_prepare(capsys, photos, out, '--workers', '0', '--size', '32', '--min_face_size', '60')
+    assert 'settings differ from the earlier run' in printed and 'resuming' not in printed
+    for path in (out / 'images').iterdir():
+        with Image.open(path) as image:
+            assert image.size == (32, 32)
+
     # The printed command trains (one step, tiny model).
     words = shlex.split(metadata['train_command'])
     assert words[:2] == ['python', 'train.py']
