@@ -80,7 +80,12 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     assert camera['h_mean'] == pytest.approx(math.pi / 2, abs=1e-4)  # flips on: mirrored yaws count too
     assert camera['sample_dist'] in ('gaussian', 'hybrid') and 0.1 < camera['h_stddev'] < 1.0
     with Image.open(out / 'pose_histogram.png') as image:
-        assert image.size == (1000, 420)
+        pixels = np.asarray(image.convert('RGB'))
+    assert pixels.shape == (420, 1000, 3)
+    red = (pixels == (200, 40, 40)).all(-1)
+    bars = (pixels == (120, 160, 210)).all(-1)
+    for half in (slice(0, 500), slice(500, 1000)):  # yaw and pitch panels: bars with the fitted curve over them
+        assert red[:, half].sum() > 300 and bars[:, half].sum() > 1000
     assert metadata['train_command'] in printed and f"h_stddev={camera['h_stddev']}" in metadata['train_command']
 
     # Again, with one photo added and one removed: only the new one is processed; the removed one's image goes.
