@@ -19,7 +19,7 @@ from generators.camera_utils import look_at_origin, sample_camera_angles
 from preprocessing.alignment import celeba_targets, eye_roll
 from preprocessing.camera_fit import fit_camera_distribution
 from preprocessing.faces import FaceDetector
-from preprocessing.images import PhotoError, open_photo
+from preprocessing.images import REASONS, PhotoError, open_photo
 from preprocessing.photos import Settings, prepare_photo
 from preprocessing.pose import TEMPLATE, estimate_pose
 from test_inverse_render import smooth_run  # noqa: F401  (a fixture: a tiny generator that renders smoothly)
@@ -227,6 +227,7 @@ def test_a_mixed_folder_reports_every_file_with_its_reason(tmp_path, capsys):
     folder = tmp_path / 'mixed'
     folder.mkdir()
     expected = odd_folder(folder)
+    assert set(expected.values()) == {None, *REASONS}  # every reason is met
     out = tmp_path / 'out'
     printed = run_prepare(capsys, folder, out, '--workers', '0', '--size', '64', '--min_face_size', '60')
     metadata = json.loads((out / 'dataset.json').read_text())
