@@ -295,6 +295,10 @@ def test_camera_fit_recovers_the_curriculum_distributions():
         assert fit['sample_dist'] == mode
         assert (fit['h_mean'], fit['v_mean']) == pytest.approx((math.pi / 2 + 0.1, math.pi / 2 - 0.05), abs=0.02)
         assert (fit['h_stddev'], fit['v_stddev']) == pytest.approx((h_stddev, v_stddev), rel=0.1)
+    # With flips, the yaws count mirrored too: centred on pi/2, spread widened by the mean's offset.
+    flipped = fit_camera_distribution(yaw, pitch, flip=True)['alternatives']['gaussian']
+    assert flipped['h_mean'] == pytest.approx(math.pi / 2)
+    assert flipped['h_stddev'] == pytest.approx(math.sqrt(yaw.var() + (yaw.mean() - math.pi / 2) ** 2), rel=1e-6)
 
 
 def test_inverse_render_aligns_a_photo_and_starts_from_its_pose(smooth_run, tmp_path, detector):  # noqa: F811
