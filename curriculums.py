@@ -121,14 +121,11 @@ def drop_unknown_keys(curriculum, source='this curriculum'):
 
     For curricula recorded in checkpoints: a key an older version wrote should not stop them loading.
     """
-    unknown = set(unknown_keys(curriculum))
-    if not unknown:
-        return curriculum
-    for key in sorted(unknown, key=str):
+    unknown = unknown_keys(curriculum)
+    for key in unknown:
         print(f"warning: {source} sets {key!r}, which no code of this version reads; ignored", file=sys.stderr)
-    kept = {k: v for k, v in curriculum.items() if k not in unknown}
     return {k: ({s: x for s, x in v.items() if s not in unknown} if isinstance(k, int) else v)
-            for k, v in kept.items()}
+            for k, v in curriculum.items() if k not in unknown}
 
 
 def stage_steps(curriculum):

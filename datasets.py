@@ -21,8 +21,8 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
 import synthetic_dataset
+from torch_utils.media import IMAGE_EXTENSIONS, flatten_to_rgb, list_images
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff')
 NORMALIZE = transforms.Normalize([0.5], [0.5])  # [0, 1] -> [-1, 1]
 
 
@@ -55,16 +55,14 @@ def resolve_path(name, dataset_path):
     return os.path.expanduser(str(dataset_path))
 
 
-def list_images(pattern, name):
-    """Sorted image files of a folder or a glob; an error naming the pattern if there are none."""
+def dataset_files(pattern, name):
+    """Sorted image files of a folder (any-case extensions) or a glob; an error naming the pattern if there are none."""
     if os.path.isdir(pattern):
-        shown = os.path.join(pattern, '*{' + ','.join(IMAGE_EXTENSIONS) + '}')
-        files = [os.path.join(pattern, f) for f in os.listdir(pattern)
-                 if f.lower().endswith(IMAGE_EXTENSIONS)]
+        shown = os.path.join(pattern, '*.{' + ','.join(IMAGE_EXTENSIONS) + '}')
+        files = [str(file) for file in list_images(pattern, any_case=True)]
     else:
         shown = pattern
-        files = glob.glob(pattern)
-    files = sorted(f for f in files if os.path.isfile(f))
+        files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
     if not files:
         missing = '' if glob.has_magic(pattern) or os.path.exists(pattern) else ' (no such file or folder)'
         raise DatasetError(f'{name}: no images found at {shown!r}{missing}; check --dataset_path '
@@ -72,44 +70,51 @@ def list_images(pattern, name):
     return files
 
 
-def load_rgb(path):
-    """An image file as RGB; transparent pixels are composited over white."""
+def load_rgb(path, composite_alpha=True):
+    """An image file as RGB. composite_alpha: transparent pixels over white; else the alpha channel
+    is dropped, as pytorch-fid reads images."""
     try:
         with Image.open(path) as image:
             image.load()
-            if image.mode == 'P' and 'transparency' in image.info:
-                image = image.convert('RGBA')
-            if image.mode in ('RGBA', 'LA', 'PA'):
-                rgba = image.convert('RGBA')
-                image = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
-                image.alpha_composite(rgba)
-            return image.convert('RGB')
+            return flatten_to_rgb(image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise DatasetError(f'cannot read image file {path}: {error}') from None
 
 
 class ImageFiles(Dataset):
-    """Images listed from a glob or folder, each loaded as RGB and transformed."""
+    """Image files, each read as RGB (load_rgb) and transformed: (image, pose) pairs, pose unknown (NaN).
 
-    env_name = None  # the NAME in PIGAN_<NAME>_PATH; the class name when None
+    The one image-folder dataset: training's datasets below and the FID features (metrics/features.py) use it.
+    """
 
-    def __init__(self, dataset_path, img_size, **kwargs):
+    def __init__(self, files, transform, composite_alpha=True):
         super().__init__()
-        name = self.env_name or type(self).__name__
-        self.files = list_images(resolve_path(name, dataset_path), name)
-        self.transform = self.build_transform(img_size, bool(kwargs.get('resize_antialias', False)), kwargs)
-
-    def build_transform(self, img_size, antialias, kwargs):
-        raise NotImplementedError
+        self.files = list(files)
+        self.transform = transform
+        self.composite_alpha = composite_alpha
 
     def __len__(self):
         return len(self.files)
 
     def __getitem__(self, index):
-        return self.transform(load_rgb(self.files[index])), unknown_pose()
+        return self.transform(load_rgb(self.files[index], self.composite_alpha)), unknown_pose()
 
 
-class CelebA(ImageFiles):
+class DatasetFolder(ImageFiles):
+    """A named dataset's images, listed from dataset_path (or $PIGAN_<NAME>_PATH), with its transform."""
+
+    env_name = None  # the NAME in PIGAN_<NAME>_PATH; the class name when None
+
+    def __init__(self, dataset_path, img_size, **kwargs):
+        name = self.env_name or type(self).__name__
+        super().__init__(dataset_files(resolve_path(name, dataset_path), name),
+                         self.build_transform(img_size, bool(kwargs.get('resize_antialias', False)), kwargs))
+
+    def build_transform(self, img_size, antialias, kwargs):
+        raise NotImplementedError
+
+
+class CelebA(DatasetFolder):
     """CelebA faces: 320 px short side, centre 256 crop, random flip, then img_size."""
 
     def build_transform(self, img_size, antialias, kwargs):
@@ -118,7 +123,7 @@ class CelebA(ImageFiles):
             transforms.RandomHorizontalFlip(p=0.5), resize((img_size, img_size), antialias)])
 
 
-class Cats(ImageFiles):
+class Cats(DatasetFolder):
     """Cat faces (already cropped): resize to img_size, random flip."""
 
     def build_transform(self, img_size, antialias, kwargs):
@@ -127,14 +132,14 @@ class Cats(ImageFiles):
             transforms.RandomHorizontalFlip(p=0.5)])
 
 
-class Carla(ImageFiles):
+class Carla(DatasetFolder):
     """CARLA cars: resize to img_size; never flipped."""
 
     def build_transform(self, img_size, antialias, kwargs):
         return transforms.Compose([resize((img_size, img_size), antialias), transforms.ToTensor(), NORMALIZE])
 
 
-class ImageFolder(ImageFiles):
+class ImageFolder(DatasetFolder):
     """Any images: short side to img_size, centre square crop, flip if kwarg random_flip."""
 
     def build_transform(self, img_size, antialias, kwargs):
@@ -144,7 +149,7 @@ class ImageFolder(ImageFiles):
         return transforms.Compose(steps)
 
 
-class Synthetic(Dataset):
+class Synthetic(ImageFiles):
     """Synthetic heads written by synthetic_dataset.py, with their true (pitch, yaw).
 
     With no dataset_path (and no $PIGAN_SYNTHETIC_PATH) the folder is
@@ -153,7 +158,6 @@ class Synthetic(Dataset):
     """
 
     def __init__(self, dataset_path, img_size, **kwargs):
-        super().__init__()
         if dataset_path is None:
             dataset_path = os.environ.get(env_var('Synthetic'))
         if dataset_path:
@@ -166,22 +170,20 @@ class Synthetic(Dataset):
                     f'--output_dir {folder}" or leave dataset_path unset to use the default folder')
         else:
             folder, metadata = ensure_default_synthetic(kwargs)
-        self.folder = folder
-        self.files = [os.path.join(folder, entry['file']) for entry in metadata['images']]
-        self.poses = torch.tensor([[entry['pitch'], entry['yaw']] for entry in metadata['images']],
-                                  dtype=torch.float32).reshape(-1, 2)
-        if not self.files:
+        if not metadata['images']:
             raise DatasetError(f'Synthetic: {folder!r} holds no images')
         steps = [transforms.ToTensor(), NORMALIZE]
         if img_size != metadata['img_size']:
             steps.insert(0, resize((img_size, img_size), bool(kwargs.get('resize_antialias', False))))
-        self.transform = transforms.Compose(steps)
-
-    def __len__(self):
-        return len(self.files)
+        super().__init__([os.path.join(folder, entry['file']) for entry in metadata['images']],
+                         transforms.Compose(steps))
+        self.folder = folder
+        self.poses = torch.tensor([[entry['pitch'], entry['yaw']] for entry in metadata['images']],
+                                  dtype=torch.float32).reshape(-1, 2)
 
     def __getitem__(self, index):
-        return self.transform(load_rgb(self.files[index])), self.poses[index].clone()
+        image, _ = super().__getitem__(index)
+        return image, self.poses[index].clone()
 
 
 def ensure_default_synthetic(kwargs):

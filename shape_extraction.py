@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from checkpoints import safe_load
+from checkpoints.validation import check_latent_file
 from inference.arguments import USER_ERRORS, add_generator_arguments, load_generator_from_args
 from torch_utils.cli import run_cli
 from inference.meshing import density_grid, extract_mesh, save_mesh, save_mrc, vertex_colors
@@ -39,7 +40,7 @@ def main(argv=None):
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if args.latent:
-        latents = [('latent', load_fitted_latent(args.latent, generator.device))]
+        latents = [('latent', load_fitted_latent(args.latent, generator))]
     else:
         latents = [(f'seed{seed:04d}', latent_from_seed(generator, seed, args.psi)) for seed in args.seeds]
     for name, latent in tqdm(latents, desc='shapes', unit='shape'):
@@ -58,10 +59,10 @@ def main(argv=None):
     return output_dir
 
 
-def load_fitted_latent(path, device):
+def load_fitted_latent(path, generator):
     """The W-space latent that inverse_render.py saved in latent.pt."""
-    saved = safe_load(path, 'latent file')
-    return Latent(saved['frequencies'].to(device), saved['phase_shifts'].to(device))
+    frequencies, phase_shifts = check_latent_file(safe_load(path, 'latent file'), path, generator)
+    return Latent(frequencies.to(generator.device), phase_shifts.to(generator.device))
 
 
 if __name__ == '__main__':

@@ -22,11 +22,11 @@ import random
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from generators.camera_utils import look_at_origin, sample_camera_angles
 from generators.ray_sampler import camera_ray_directions
+from torch_utils.media import save_image, to_uint8
 
 METADATA_FILE = 'poses.json'
 FORMAT_VERSION = 1
@@ -340,11 +340,6 @@ def sample_poses(num, seed, h_mean, v_mean, h_stddev, v_stddev, sample_dist):
     return torch.cat([p for p, _ in angles]).reshape(-1), torch.cat([y for _, y in angles]).reshape(-1)
 
 
-def to_uint8(images):
-    """[N, 3, S, S] in [0, 1] -> [N, S, S, 3] uint8 numpy, as stored in the PNGs."""
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
 def make_synthetic_dataset(output_dir, num_images, img_size=64, seed=0, fov=12, h_mean=math.pi / 2,
                            v_mean=math.pi / 2, h_stddev=0.3, v_stddev=0.155, sample_dist='gaussian',
                            progress=True, batch_size=32, supersample=2):
@@ -370,8 +365,8 @@ def make_synthetic_dataset(output_dir, num_images, img_size=64, seed=0, fov=12, 
             stop = min(start + batch_size, num_images)
             images = render_heads(heads[start:stop], pitch[start:stop], yaw[start:stop], img_size, fov,
                                   supersample=supersample)
-            for name, pixels in zip(names[start:stop], to_uint8(images)):
-                Image.fromarray(pixels).save(os.path.join(output_dir, name))
+            for name, pixels in zip(names[start:stop], to_uint8(images, value_range=(0, 1))):
+                save_image(pixels, os.path.join(output_dir, name))
             bar.update(stop - start)
 
     metadata = {

@@ -7,6 +7,7 @@
 
 import argparse
 
+from curriculums import check_keys
 from torch_utils.cli import add_override_argument, parse_overrides, run_cli
 from training.geometry_eval import parse_eval_metrics
 from training.training_loop import PRECISIONS
@@ -65,12 +66,19 @@ def main(argv=None):
     opt = parse_args(argv)
     from training.distributed import launch
     from training.errors import user_errors
-    run_cli(lambda: launch(worker, opt), user_errors())
+    errors = user_errors()
+
+    def start():
+        check_keys(opt.overrides)  # a typo fails here, before any training process starts
+        launch(worker, opt, errors)
+    run_cli(start, errors)
 
 
 def worker(info, opt):
+    from training.stopping import StopRequest
     from training.training_loop import training_loop
-    training_loop(info, opt)
+    with StopRequest() as stop:
+        training_loop(info, opt, stop)
 
 
 if __name__ == '__main__':

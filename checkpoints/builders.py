@@ -6,30 +6,39 @@ from discriminators import discriminators
 from generators import generators
 from siren import siren
 
+from . import limits
 from .format import CheckpointError
 
 SIREN_KEYS = ('hidden_dim',)  # curriculum keys passed on to the SIREN constructor
+
+# The only class names a curriculum (and so a checkpoint) may name: nothing else is looked up.
+GENERATOR_CLASSES = ('ImplicitGenerator3d',)
+SIREN_CLASSES = ('SPATIALSIRENBASELINE', 'TALLSIREN', 'EmbeddingPiGAN128', 'EmbeddingPiGAN256')
+DISCRIMINATOR_CLASSES = ('ProgressiveDiscriminator', 'ProgressiveEncoderDiscriminator', 'StridedDiscriminator',
+                         'CCSDiscriminator', 'CCSEncoderDiscriminator')
 
 
 def siren_kwargs(metadata):
     return {k: metadata[k] for k in SIREN_KEYS if metadata.get(k) is not None}
 
 
-def _lookup(module, name, what):
-    try:
-        return getattr(module, name)
-    except AttributeError:
-        raise ConfigError(f"unknown {what} {name!r} in the curriculum") from None
+def _lookup(module, name, known, what):
+    if not isinstance(name, str) or name not in known:
+        raise ConfigError(f"unknown {what} {limits.short_repr(name)} in the curriculum; "
+                          f"choose one of {', '.join(known)}")
+    return getattr(module, name)
 
 
 def build_generator(metadata):
-    generator_class = _lookup(generators, metadata.get('generator', 'ImplicitGenerator3d'), 'generator')
-    siren_class = _lookup(siren, metadata['model'], 'model (SIREN class)')
+    limits.check_architecture(metadata, 'the curriculum')
+    generator_class = _lookup(generators, metadata.get('generator', 'ImplicitGenerator3d'), GENERATOR_CLASSES,
+                              'generator')
+    siren_class = _lookup(siren, metadata['model'], SIREN_CLASSES, 'model (SIREN class)')
     return generator_class(siren_class, metadata['latent_dim'], **siren_kwargs(metadata))
 
 
 def build_discriminator(metadata):
-    return _lookup(discriminators, metadata['discriminator'], 'discriminator')()
+    return _lookup(discriminators, metadata['discriminator'], DISCRIMINATOR_CLASSES, 'discriminator')()
 
 
 def resolve_curriculum(checkpoint_curriculum, name=None, overrides=None):

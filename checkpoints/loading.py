@@ -1,16 +1,15 @@
 """Loading a generator for inference, from this project's or the original release's files."""
 
 import os
-import pickle
 from pathlib import Path
 
 import torch
 
 import curriculums
 
-from . import official
+from . import official, validation
 from .builders import build_generator, resolve_curriculum
-from .format import EMA_FORMAT, GENERATOR_FORMAT, CheckpointError, safe_load
+from .format import EMA_FORMAT, GENERATOR_FORMAT, CheckpointError
 
 
 def load_generator(path, ema='ema.pth', curriculum=None, overrides=None, device='cpu'):
@@ -24,39 +23,39 @@ def load_generator(path, ema='ema.pth', curriculum=None, overrides=None, device=
     path = Path(path)
     ema_path = None if ema is None else (Path(ema) if Path(ema).is_absolute() or os.sep in str(ema)
                                          else path.with_name(str(ema)))
-    try:
-        checkpoint = safe_load(path, 'generator checkpoint')
-    except pickle.UnpicklingError:
-        return official.load_official_generator(path, ema_path, curriculum, overrides, device)
-    if not isinstance(checkpoint, dict) or checkpoint.get('format') != GENERATOR_FORMAT:
+    tree = official.read_original_pickle(path, 'generator checkpoint')
+    if official.is_original(tree):
+        return official.load_official_generator(path, ema_path, curriculum, overrides, device, tree)
+    if not isinstance(tree, dict) or tree.get('format') != GENERATOR_FORMAT:
         raise CheckpointError(f"{path} is not a generator checkpoint (no '{GENERATOR_FORMAT}' header)")
+    checkpoint = validation.check_generator_file(tree, path, GENERATOR_FORMAT)
 
-    full_curriculum = resolve_curriculum(checkpoint.get('curriculum'), curriculum, overrides)
+    full_curriculum = resolve_curriculum(checkpoint['curriculum'], curriculum, overrides)
     metadata = curriculums.extract_metadata(full_curriculum, checkpoint['step'])
     generator = build_generator(metadata)
-    generator.load_state_dict(checkpoint['state_dict'])
+    validation.load_module_state(generator, checkpoint['state_dict'], path)
     if ema_path is not None:
         apply_ema(generator, ema_path)
-    generator.step, generator.epoch = checkpoint['step'], checkpoint.get('epoch', 0)
+    generator.step, generator.epoch = checkpoint['step'], checkpoint['epoch']
     generator.to(device).eval()
     generator.set_device(device)
     return generator, metadata
 
 
 def apply_ema(generator, ema_path):
+    """Copies the averaged weights of ema_path (this project's or the original's EMA file) into generator."""
+    ema_path = Path(ema_path)
     if not ema_path.is_file():
         raise CheckpointError(f"EMA weights not found: {ema_path}; use --no_ema for the raw weights "
                               f"or --ema PATH to name the EMA file")
-    try:
-        state = safe_load(ema_path, 'EMA checkpoint')
-    except pickle.UnpicklingError as error:
-        raise official.refusal(ema_path, error) from None
-    if not isinstance(state, dict) or state.get('format') != EMA_FORMAT:
-        raise CheckpointError(f"{ema_path} is not an EMA checkpoint of this project")
+    tree = official.read_original_pickle(ema_path, 'EMA checkpoint')
     params = dict(generator.named_parameters())
-    missing = set(params) - set(state['shadow'])
-    if missing:
-        raise CheckpointError(f"{ema_path} does not match the generator (missing {sorted(missing)[0]}, ...)")
+    if official.is_original(tree):
+        shadow = official.read_official_ema(ema_path, params, tree)['shadow']
+    else:
+        if not isinstance(tree, dict) or tree.get('format') != EMA_FORMAT:
+            raise CheckpointError(f"{ema_path} is not an EMA checkpoint of this project")
+        shadow = validation.check_ema_file(tree, ema_path, EMA_FORMAT, params)['shadow']
     with torch.no_grad():
-        for name, value in state['shadow'].items():
+        for name, value in shadow.items():
             params[name].copy_(value)

@@ -3,15 +3,43 @@
 Conventions (OpenGL-like): y is up. A camera at yaw `theta` and pitch `phi`
 sits at r * (sin(phi) cos(theta), cos(phi), sin(phi) sin(theta)); pitch is the
 angle from +y, so (theta, phi) = (pi/2, pi/2) puts the camera on +z.
+
+A camera goes to the renderer as cam2world [B, 4, 4] and a field of view:
+cam2world_from_cameras builds them from Cameras, look_at_origin from pitch and
+yaw tensors (differentiably), sample_camera_angles draws training's poses.
 """
 
 import math
 import random
+from typing import NamedTuple
 
 import torch
 
 CAMERA_DISTRIBUTIONS = ('gaussian', 'normal', 'uniform', 'hybrid', 'truncated_gaussian',
                         'spherical_uniform', 'fixed', None)
+# The curriculum keys of the camera: field of view and the pose distribution of training.
+CAMERA_KEYS = ('fov', 'h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')
+PITCH_MARGIN = 1e-5  # pitch stays this far from the poles, where "up" is undefined
+
+
+class Camera(NamedTuple):
+    """One camera on the unit sphere, looking at the origin."""
+    yaw: float    # radians around the y axis; pi/2 looks from +z
+    pitch: float  # radians from +y; pi/2 is level
+    fov: float    # full field of view, degrees
+
+
+def cam2world_from_cameras(cameras, device='cpu'):
+    """cam2world [N, 4, 4] and fov [N] (degrees, float64 like the Cameras' floats) of a Camera or N Cameras."""
+    cameras = [cameras] if isinstance(cameras, Camera) else list(cameras)
+    pitch = torch.tensor([[float(camera.pitch)] for camera in cameras], device=device)
+    yaw = torch.tensor([[float(camera.yaw)] for camera in cameras], device=device)
+    fov = torch.tensor([float(camera.fov) for camera in cameras], dtype=torch.float64, device=device)
+    return look_at_origin(pitch, yaw), fov
+
+
+def clamp_pitch(pitch):
+    return pitch.clamp(PITCH_MARGIN, math.pi - PITCH_MARGIN)
 
 
 def normalize_vecs(vectors):
@@ -70,8 +98,7 @@ def sample_camera_angles(n, horizontal_stddev, vertical_stddev, horizontal_mean,
         phi = torch.full((n, 1), float(vertical_mean), device=device)
     else:
         raise ValueError(f"unknown sample_dist {mode!r}; choose one of {CAMERA_DISTRIBUTIONS}")
-    phi = phi.clamp(1e-5, math.pi - 1e-5)
-    return phi, theta
+    return clamp_pitch(phi), theta
 
 
 def camera_origins(pitch, yaw, radius=1.0):
@@ -92,17 +119,17 @@ def sample_camera_positions(device, n=1, r=1, horizontal_stddev=1, vertical_stdd
 def create_cam2world_matrix(forward_vector, origin, device=None):
     """[n, 4, 4] camera-to-world matrices; the camera looks down its -z axis along forward_vector."""
     forward = normalize_vecs(forward_vector)
-    world_up = torch.tensor([0.0, 1.0, 0.0], device=forward.device).expand_as(forward)
+    world_up = torch.tensor([0.0, 1.0, 0.0], dtype=forward.dtype, device=forward.device).expand_as(forward)
     left = normalize_vecs(torch.cross(world_up, forward, dim=-1))
     up = normalize_vecs(torch.cross(forward, left, dim=-1))
 
-    cam2world = torch.eye(4, device=forward.device).repeat(forward.shape[0], 1, 1)
+    cam2world = torch.eye(4, dtype=forward.dtype, device=forward.device).repeat(forward.shape[0], 1, 1)
     cam2world[:, :3, :3] = torch.stack((-left, up, -forward), dim=-1)
     cam2world[:, :3, 3] = origin
     return cam2world
 
 
 def look_at_origin(pitch, yaw, radius=1.0):
-    """cam2world [n, 4, 4] for cameras at (pitch, yaw) looking at the origin."""
-    origin = camera_origins(pitch, yaw, radius)
+    """cam2world [n, 4, 4] for cameras at pitch, yaw [n, 1] looking at the origin (differentiable)."""
+    origin = camera_origins(clamp_pitch(pitch), yaw, radius)
     return create_cam2world_matrix(-origin, origin)

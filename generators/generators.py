@@ -1,12 +1,19 @@
 """ImplicitGenerator3d: a FiLM-conditioned SIREN rendered by volume rendering.
 
-Every method takes the curriculum's keys as keyword arguments, as in the
-original release (img_size, fov, ray_start, ray_end, num_steps, h_stddev,
-v_stddev, h_mean, v_mean, sample_dist, hierarchical_sample, clamp_mode,
-nerf_noise, white_back, last_back, lock_view_dependence, ...). New keys:
-`perturb` (default True) turns the stratified jitter along rays on or off;
-`fast_path` overrides the generator's `fast_path` attribute for one call.
+Cameras are inputs: render() draws the images of given cameras (cam2world
+matrices and a field of view) through the one render path, ray_sampler.py ->
+renderer.py -> ray_marcher.py. forward() and staged_forward() keep the
+original's signatures: they take the curriculum's keys as keyword arguments,
+draw the poses from its distribution (camera_utils.CAMERA_KEYS: fov, h_mean,
+v_mean, h_stddev, v_stddev, sample_dist) and render them with its render keys
+(renderer.RENDER_KEYS: img_size, ray_start, ray_end, num_steps,
+hierarchical_sample, clamp_mode, nerf_noise, white_back, last_back,
+lock_view_dependence, perturb, fast_path, ...). Their other keys are training's
+(batch_size, learning rates, ...) and are not read here. New keys: `perturb`
+(default True) turns the stratified jitter along rays on or off; `fast_path`
+overrides the generator's `fast_path` attribute for one call.
 
+evaluate_siren is the one way into the SIREN, for the renderer and for meshing.
 Fast path (on by default): the SIREN is evaluated by siren/fast_path/, which
 computes the same function with less work (FiLM folded into the weights, the
 colour layer's direction term once per ray, chunked fused CPU kernels). Turn it
@@ -18,13 +25,16 @@ whole rays per call, at most max_batch_size points per image, and is not twice
 differentiable.
 """
 
+import math
+
 import torch
 import torch.nn as nn
 
 from siren.fast_path import film_siren_forward
 
-from .ray_marcher import fancy_integration
-from .ray_sampler import importance_sample, sample_rays
+from . import renderer
+from .camera_utils import look_at_origin, sample_camera_angles
+from .ray_sampler import rays_from_cameras, sample_depths
 
 AVG_FREQUENCY_SAMPLES = 10000
 
@@ -77,73 +87,80 @@ class ImplicitGenerator3d(nn.Module):
 
     # --- public entry points (names and return values of the original) -------------
 
-    def forward(self, z, **options):
-        """Training render: pixels [B, 3, H, W] in [-1, 1] and (pitch, yaw) [B, 2]."""
+    def forward(self, z, **curriculum):
+        """Training render at poses drawn from the curriculum: pixels [B, 3, H, W] in [-1, 1], (pitch, yaw) [B, 2]."""
         frequencies, phase_shifts = self.siren.mapping_network(z)
-        pixels, _, pitch_yaw = self.render(frequencies, phase_shifts, **options)
+        pixels, _, pitch_yaw = self.render_sampled_poses(frequencies, phase_shifts, **curriculum)
         return pixels, pitch_yaw
 
-    def forward_with_frequencies(self, frequencies, phase_shifts, **options):
-        """As forward, from given frequencies and phase shifts (for inversion)."""
-        pixels, _, pitch_yaw = self.render(frequencies, phase_shifts, **options)
+    def forward_with_frequencies(self, frequencies, phase_shifts, **curriculum):
+        """As forward, from given frequencies and phase shifts [B, F]."""
+        pixels, _, pitch_yaw = self.render_sampled_poses(frequencies, phase_shifts, **curriculum)
         return pixels, pitch_yaw
 
-    def staged_forward(self, z, psi=1, max_batch_size=50000, **options):
-        """Inference render in chunks of max_batch_size points: (pixels, depth) on the CPU."""
+    def staged_forward(self, z, psi=1, max_batch_size=50000, **curriculum):
+        """Inference render at poses drawn from the curriculum, in chunks of max_batch_size points:
+        (pixels [B, 3, H, W], depth [B, H, W]) on the CPU."""
         with torch.no_grad():
             frequencies, phase_shifts = self.truncated_frequencies(z, psi)
         return self.staged_forward_with_frequencies(frequencies, phase_shifts,
-                                                    max_batch_size=max_batch_size, **options)
+                                                    max_batch_size=max_batch_size, **curriculum)
 
     def staged_forward_with_frequencies(self, truncated_frequencies, truncated_phase_shifts,
-                                        max_batch_size=50000, **options):
-        options.pop('psi', None)
+                                        max_batch_size=50000, **curriculum):
+        curriculum.pop('psi', None)
         with torch.no_grad():
-            pixels, depth, _ = self.render(truncated_frequencies, truncated_phase_shifts,
-                                           max_batch_size=max_batch_size, **options)
+            pixels, depth, _ = self.render_sampled_poses(truncated_frequencies, truncated_phase_shifts,
+                                                         max_batch_size=max_batch_size, **curriculum)
         return pixels.cpu(), depth.cpu()
 
-    # --- renderer -------------------------------------------------------------------
+    # --- rendering --------------------------------------------------------------------
 
-    def render(self, frequencies, phase_shifts, img_size, fov, ray_start, ray_end, num_steps,
-               h_stddev=0, v_stddev=0, h_mean=torch.pi / 2, v_mean=torch.pi / 2, sample_dist=None,
-               hierarchical_sample=False, lock_view_dependence=False, clamp_mode='relu', nerf_noise=0.0,
-               white_back=False, last_back=False, perturb=True, max_batch_size=None, fill_mode=None,
-               fast_path=None, **unused_curriculum_keys):
-        """Renders [B, 3, H, W] pixels in [-1, 1], depth [B, H, W] and (pitch, yaw) [B, 2]."""
-        batch_size = frequencies.shape[0]
-        siren_options = dict(max_batch_size=max_batch_size, fast_path=fast_path)
-        with torch.no_grad():
-            rays = sample_rays(batch_size, num_steps, fov, img_size, ray_start, ray_end, h_stddev, v_stddev,
-                               h_mean, v_mean, sample_dist, perturb=perturb, device=frequencies.device)
-        view_directions = rays['ray_directions']
-        if lock_view_dependence:
-            view_directions = torch.zeros_like(view_directions)
-            view_directions[..., -1] = -1
+    def render(self, frequencies, phase_shifts, cam2world, fov, img_size, **options):
+        """Images of B given cameras: pixels [B, 3, H, W] in [-1, 1], depth [B, H, W]; H = W = img_size.
 
-        z_vals = rays['z_vals']
-        outputs = self.evaluate_siren(rays['points'], view_directions, frequencies, phase_shifts, **siren_options)
-        if hierarchical_sample:
-            with torch.no_grad():
-                _, _, weights = fancy_integration(outputs, z_vals, clamp_mode=clamp_mode, noise_std=nerf_noise)
-                fine_z_vals = importance_sample(z_vals, weights, num_steps)
-                fine_points = (rays['ray_origins'].unsqueeze(2)
-                               + rays['ray_directions'].unsqueeze(2) * fine_z_vals)
-            fine_outputs = self.evaluate_siren(fine_points, view_directions, frequencies, phase_shifts,
-                                               **siren_options)
-            z_vals, order = torch.sort(torch.cat([fine_z_vals, z_vals], -2), dim=-2)
-            outputs = torch.gather(torch.cat([fine_outputs, outputs], -2), -2, order.expand(-1, -1, -1, 4))
+        frequencies, phase_shifts [B, F]: each camera's latent. cam2world [B, 4, 4] (camera_utils:
+        cam2world_from_cameras, look_at_origin); fov in degrees, a number or [B]. Differentiable in
+        cam2world, the latent and the weights. options: those of render_rays; renderer.RENDER_KEYS
+        lists every keyword this method takes from a curriculum.
+        """
+        ray_origins, ray_directions = rays_from_cameras(cam2world, fov, img_size)
+        rgb, depth = self.render_rays(frequencies, phase_shifts, ray_origins, ray_directions, **options)
+        return renderer.to_images(rgb, depth, img_size)
 
-        rgb, depth, _ = fancy_integration(outputs, z_vals, white_back=white_back, last_back=last_back,
-                                          clamp_mode=clamp_mode, noise_std=nerf_noise, fill_mode=fill_mode)
-        pixels = rgb.reshape(batch_size, img_size, img_size, 3).permute(0, 3, 1, 2).contiguous() * 2 - 1
-        depth = depth.reshape(batch_size, img_size, img_size)
-        return pixels, depth, torch.cat([rays['pitch'], rays['yaw']], -1)
+    def render_rays(self, frequencies, phase_shifts, ray_origins, ray_directions, ray_start, ray_end, num_steps,
+                    perturb=True, z_vals=None, **ray_options):
+        """Colours [B, R, 3] in [0, 1] and depths [B, R, 1] of rays with origins and unit directions [B, R, 3].
+
+        num_steps samples per ray from ray_start to ray_end, jittered if perturb, unless z_vals
+        [B, R, num_steps, 1] are given (render_sampled_poses draws them before the poses).
+        ray_options: the keyword arguments of renderer.render_rays (an unknown one is an error).
+        """
+        if z_vals is None:
+            z_vals = sample_depths(*ray_origins.shape[:2], num_steps, ray_start, ray_end, perturb, ray_origins.device)
+        return renderer.render_rays(self.evaluate_siren, ray_origins, ray_directions, z_vals, frequencies,
+                                    phase_shifts, **ray_options)
+
+    def render_sampled_poses(self, frequencies, phase_shifts, **curriculum):
+        """render() at B poses drawn from the curriculum's distribution (its CAMERA_KEYS; the rest of its
+        RENDER_KEYS go to render, its other keys are not read). Returns pixels, depth and (pitch, yaw) [B, 2]."""
+        options = renderer.render_options(curriculum)
+        batch, device = frequencies.shape[0], frequencies.device
+        # The original drew the depth jitter before the poses; this order keeps its random numbers.
+        z_vals = sample_depths(batch, options['img_size'] ** 2, options['num_steps'], options['ray_start'],
+                               options['ray_end'], options.get('perturb', True), device)
+        pitch, yaw = sample_camera_angles(batch, curriculum.get('h_stddev', 0), curriculum.get('v_stddev', 0),
+                                          curriculum.get('h_mean', math.pi / 2), curriculum.get('v_mean', math.pi / 2),
+                                          curriculum.get('sample_dist'), device)
+        pixels, depth = self.render(frequencies, phase_shifts, look_at_origin(pitch, yaw), curriculum['fov'],
+                                    z_vals=z_vals, **options)
+        return pixels, depth, torch.cat([pitch, yaw], -1)
 
     def evaluate_siren(self, points, view_directions, frequencies, phase_shifts, max_batch_size=None,
                        fast_path=None):
-        """SIREN at points [B, R, S, 3] seen along view_directions [B, R, 3] -> [B, R, S, 4].
+        """SIREN at points [B, R, S, 3] seen along view_directions [B, R, 3] -> rgb + raw sigma [B, R, S, 4].
 
+        The one way into the SIREN (renderer and meshing). frequencies, phase_shifts [B, F].
         fast_path: siren/fast_path/ (None: self.fast_path); else the eager SIREN.
         With max_batch_size, each image is evaluated in chunks of at most that many points.
         """

@@ -1,73 +1,76 @@
-"""Ray generation and sampling along rays.
+"""Rays of given cameras, and samples along them.
 
-Shapes: B batch, R = H*W rays per image (row-major, top row first), S samples per ray.
+Shapes: B cameras, R = H*W rays per image (row-major, top row first), S samples per ray.
 """
-
-import math
 
 import torch
 
-from .camera_utils import look_at_origin, normalize_vecs, sample_camera_angles
+from .camera_utils import normalize_vecs
 
 
 def camera_ray_directions(fov, resolution, device='cpu'):
-    """Unit ray directions in camera space, [R, 3]; the camera looks down -z.
+    """Unit ray directions in camera space, [1 or B, R, 3]; the camera looks down -z.
 
-    fov is the full field of view in degrees; pixel centres span [-1, 1] on the
-    image plane, as in the original implementation.
+    fov: the full field of view in degrees, a number or a tensor [B] (one per
+    camera). Pixel centres span [-1, 1] on the image plane, as in the original.
     """
     width, height = resolution
     xs = torch.linspace(-1, 1, width, device=device)
     ys = torch.linspace(1, -1, height, device=device)
     y, x = torch.meshgrid(ys, xs, indexing='ij')
-    z = torch.full_like(x, -1 / math.tan(math.radians(fov) / 2))
-    return normalize_vecs(torch.stack([x, y, z], -1).reshape(-1, 3))
+    # The focal length in float64, as the original's math.tan, then float32.
+    half_angle = torch.deg2rad(torch.as_tensor(fov, dtype=torch.float64, device=device).reshape(-1, 1)) / 2
+    z = (-1 / torch.tan(half_angle)).float().expand(-1, x.numel())
+    xy = torch.stack([x, y], -1).reshape(1, -1, 2).expand(z.shape[0], -1, -1)
+    return normalize_vecs(torch.cat([xy, z.unsqueeze(-1)], -1))
+
+
+def rays_from_cameras(cam2world, fov, img_size):
+    """The ray of every pixel of B cameras: origins and unit directions [B, R, 3], world space.
+
+    cam2world [B, 4, 4] (differentiable); fov in degrees, a number or a tensor [B];
+    rays in row-major pixel order, top row first.
+    """
+    directions = camera_ray_directions(fov, (img_size, img_size), cam2world.device).to(cam2world.dtype)
+    rotation, origin = cam2world[:, :3, :3], cam2world[:, :3, 3]
+    world_directions = torch.einsum('bij,brj->bri', rotation, directions.expand(cam2world.shape[0], -1, -1))
+    return origin.unsqueeze(1).expand_as(world_directions), world_directions
+
+
+def sample_depths(batch_size, n_rays, num_steps, ray_start, ray_end, perturb=True, device='cpu'):
+    """Depths [B, R, S, 1] of num_steps samples per ray from ray_start to ray_end.
+
+    perturb: stratified jitter, each sample moved uniformly within its bin (+-half a step).
+    """
+    z_vals = torch.linspace(ray_start, ray_end, num_steps, device=device).reshape(1, 1, num_steps, 1)
+    z_vals = z_vals.expand(batch_size, n_rays, -1, -1).contiguous()
+    if perturb and num_steps > 1:
+        z_vals = z_vals + jitter(z_vals)
+    return z_vals
+
+
+def jitter(z_vals):
+    """Offsets [B, R, S, 1], uniform within +-half the step between evenly spaced z_vals [B, R, S, 1]."""
+    step = z_vals[:, :, 1:2, :] - z_vals[:, :, 0:1, :]
+    return (torch.rand(z_vals.shape, device=z_vals.device) - 0.5) * step
+
+
+def points_along_rays(ray_origins, ray_directions, z_vals):
+    """Sample positions [B, R, S, 3] at depths z_vals [B, R, S, 1] along rays [B, R, 3]."""
+    return ray_origins.unsqueeze(2) + ray_directions.unsqueeze(2) * z_vals
 
 
 def get_initial_rays_trig(n, num_steps, device, fov, resolution, ray_start, ray_end):
-    """Camera-space samples: points [B, R, S, 3], z_vals [B, R, S, 1], directions [B, R, 3]."""
-    directions = camera_ray_directions(fov, resolution, device)
-    z_vals = torch.linspace(ray_start, ray_end, num_steps, device=device).reshape(1, num_steps, 1)
-    points = directions.unsqueeze(1) * z_vals
-    n_rays = directions.shape[0]
-    return (points.expand(n, -1, -1, -1).contiguous(),
-            z_vals.expand(n, n_rays, -1, -1).contiguous(),
-            directions.expand(n, -1, -1).contiguous())
+    """The original's camera-space samples: points [B, R, S, 3], z_vals [B, R, S, 1], directions [B, R, 3]."""
+    directions = camera_ray_directions(fov, resolution, device).expand(n, -1, -1).contiguous()
+    z_vals = sample_depths(n, directions.shape[1], num_steps, ray_start, ray_end, perturb=False, device=device)
+    return points_along_rays(torch.zeros_like(directions), directions, z_vals), z_vals, directions
 
 
 def perturb_points(points, z_vals, ray_directions, device=None):
-    """Stratified jitter: moves each sample uniformly within its bin (+-half a step)."""
-    step = z_vals[:, :, 1:2, :] - z_vals[:, :, 0:1, :]
-    offset = (torch.rand(z_vals.shape, device=z_vals.device) - 0.5) * step
+    """The original's stratified jitter of the samples of get_initial_rays_trig."""
+    offset = jitter(z_vals)
     return points + offset * ray_directions.unsqueeze(2), z_vals + offset
-
-
-def sample_rays(batch_size, num_steps, fov, img_size, ray_start, ray_end, h_stddev, v_stddev,
-                h_mean, v_mean, sample_dist, perturb=True, device='cpu'):
-    """World-space samples for a batch of cameras drawn from `sample_dist`.
-
-    Returns a dict with points [B, R, S, 3], z_vals [B, R, S, 1], ray_directions
-    [B, R, 3], ray_origins [B, R, 3], pitch [B, 1], yaw [B, 1].
-    """
-    points, z_vals, directions = get_initial_rays_trig(
-        batch_size, num_steps, device, fov, (img_size, img_size), ray_start, ray_end)
-    if perturb and num_steps > 1:
-        points, z_vals = perturb_points(points, z_vals, directions)
-
-    pitch, yaw = sample_camera_angles(batch_size, h_stddev, v_stddev, h_mean, v_mean, sample_dist, device)
-    cam2world = look_at_origin(pitch, yaw)
-    rotation, origin = cam2world[:, :3, :3], cam2world[:, :3, 3]
-
-    world_points = torch.einsum('bij,brsj->brsi', rotation, points) + origin[:, None, None, :]
-    world_directions = torch.einsum('bij,brj->bri', rotation, directions)
-    return {
-        'points': world_points,
-        'z_vals': z_vals,
-        'ray_directions': world_directions,
-        'ray_origins': origin[:, None, :].expand_as(world_directions),
-        'pitch': pitch,
-        'yaw': yaw,
-    }
 
 
 def sample_pdf(bins, weights, N_importance, det=False, eps=1e-5):

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from tqdm import trange
 
 from generators.camera_utils import look_at_origin
-from generators.ray_marcher import fancy_integration
-from generators.ray_sampler import get_initial_rays_trig
+from generators.ray_sampler import rays_from_cameras
+from generators.renderer import render_options
 from inference.rendering import Camera, Latent
 
 
@@ -44,47 +44,31 @@ def fitting_options(options):
     return {**options, 'hierarchical_sample': False, 'nerf_noise': 0, 'perturb': False}
 
 
-def camera_rays(pitch, yaw, options):
-    """World-space samples of N views: points [N, R, S, 3], z_vals [N, R, S, 1], view directions [N, R, 3].
-
-    pitch, yaw: 0-d tensors (one view) or [N]; differentiable in both. The
-    cameras look at the origin from the unit sphere, as in the generator's renderer.
-    """
-    size, device = options['img_size'], pitch.device
-    pitch, yaw = pitch.reshape(-1, 1), yaw.reshape(-1, 1)
-    points, z_vals, directions = get_initial_rays_trig(pitch.shape[0], options['num_steps'], device, options['fov'],
-                                                       (size, size), options['ray_start'], options['ray_end'])
-    cam2world = look_at_origin(pitch, yaw)
-    rotation, origin = cam2world[:, :3, :3], cam2world[:, :3, 3]
-    points = torch.einsum('bij,brsj->brsi', rotation, points) + origin[:, None, None, :]
-    if options.get('lock_view_dependence'):
-        view_directions = torch.zeros_like(directions)
-        view_directions[..., -1] = -1
-    else:
-        view_directions = torch.einsum('bij,brj->bri', rotation, directions)
-    return points, z_vals, view_directions
-
-
-def render_rays(generator, latent, points, z_vals, view_directions, options):
-    """Colours [B, R, 3] in [-1, 1] of rays that all show one latent."""
-    batch = points.shape[0]
-    outputs = generator.evaluate_siren(points, view_directions, latent.frequencies.expand(batch, -1),
-                                       latent.phase_shifts.expand(batch, -1))
-    rgb, _, _ = fancy_integration(outputs, z_vals, noise_std=0, clamp_mode=options['clamp_mode'],
-                                  white_back=options.get('white_back', False),
-                                  last_back=options.get('last_back', False))
-    return rgb * 2 - 1
+def view_cam2world(pitch, yaw):
+    """cam2world [N, 4, 4] of views at pitch, yaw (0-d tensors for one view, or [N]); differentiable in both."""
+    return look_at_origin(pitch.reshape(-1, 1), yaw.reshape(-1, 1))
 
 
 def render_differentiable(generator, latent, pitch, yaw, options):
-    """Pixels [N, 3, S, S] in [-1, 1] of N views of one latent, differentiable in everything.
+    """Pixels [N, 3, S, S] in [-1, 1] of N views of one latent, through the generator's renderer.
 
-    pitch, yaw: 0-d tensors (one view) or [N]. Without hierarchical sampling or
-    jitter this renders what the generator's renderer does.
+    pitch, yaw: 0-d tensors (one view) or [N]; differentiable in them, the latent and the weights.
     """
-    size = options['img_size']
-    rgb = render_rays(generator, latent, *camera_rays(pitch, yaw, options), options)
-    return rgb.reshape(-1, size, size, 3).permute(0, 3, 1, 2)
+    cam2world = view_cam2world(pitch, yaw)
+    views = cam2world.shape[0]
+    pixels, _ = generator.render(latent.frequencies.expand(views, -1), latent.phase_shifts.expand(views, -1),
+                                 cam2world, options['fov'], **render_options(options))
+    return pixels
+
+
+def render_chosen_rays(generator, latent, pitch, yaw, rays, options):
+    """Colours [n, 3] in [-1, 1] of the pixels numbered rays [n] among all N views' pixels (view by view,
+    row-major), rendered as one batch of rays of one latent. pitch, yaw: [N]; differentiable as above."""
+    settings = render_options(options)
+    origins, directions = rays_from_cameras(view_cam2world(pitch, yaw), options['fov'], settings.pop('img_size'))
+    origins, directions = (x.flatten(0, 1)[rays].unsqueeze(0) for x in (origins, directions))
+    rgb, _ = generator.render_rays(latent.frequencies, latent.phase_shifts, origins, directions, **settings)
+    return rgb[0] * 2 - 1
 
 
 def tunable_weights(generator):
@@ -128,7 +112,7 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
                      torch.zeros_like(average.phase_shifts, requires_grad=True))
     yaw = torch.tensor([float(c.yaw) for c in cameras], device=device, requires_grad=optimize_pose)
     pitch = torch.tensor([float(c.pitch) for c in cameras], device=device, requires_grad=optimize_pose)
-    colours = target.permute(0, 2, 3, 1).reshape(-1, 3)  # in the order of the rays of camera_rays
+    colours = target.permute(0, 2, 3, 1).reshape(-1, 3)  # in the order of render_chosen_rays' numbers
     if rays_per_step is not None and rays_per_step >= colours.shape[0]:
         rays_per_step = None
 
@@ -138,9 +122,7 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
                         average.phase_shifts + latent_offsets.phase_shifts)
         if rays is None:
             return F.mse_loss(render_differentiable(generator, latent, pitch, yaw, options), target)
-        # All views' rays in one batch: every ray shows the same latent.
-        chosen = [x.flatten(0, 1)[rays].unsqueeze(0) for x in camera_rays(pitch, yaw, options)]
-        return F.mse_loss(render_rays(generator, latent, *chosen, options)[0], colours[rays])
+        return F.mse_loss(render_chosen_rays(generator, latent, pitch, yaw, rays, options), colours[rays])
 
     with torch.no_grad():
         initial_loss = loss_at(offsets).item()

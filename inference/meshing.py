@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from generators.camera_utils import camera_origins, normalize_vecs
+from generators.camera_utils import cam2world_from_cameras, normalize_vecs
 
 
 def grid_axis(resolution, cube_size):
@@ -21,15 +21,21 @@ def grid_axis(resolution, cube_size):
 
 
 def query_siren(generator, latent, points, view_directions, max_batch_size, progress=None):
-    """SIREN outputs [N, 4] (rgb in [0, 1], raw sigma) at points [N, 3], in chunks, on the CPU."""
+    """SIREN outputs [N, 4] (rgb in [0, 1], raw sigma) at points [N, 3] seen along view_directions [N, 3].
+
+    Through generator.evaluate_siren, as rendering does (fast path included), max_batch_size
+    points per call; the results are gathered on the CPU.
+    """
     device = generator.device
-    siren = generator.siren.forward_with_frequencies_phase_shifts
     outputs = []
     with torch.no_grad():
         for start in range(0, points.shape[0], max_batch_size):
             chunk = slice(start, start + max_batch_size)
-            outputs.append(siren(points[None, chunk].to(device), latent.frequencies, latent.phase_shifts,
-                                 ray_directions=view_directions[None, chunk].to(device))[0].cpu())
+            # Each point is a ray of one sample: points [1, n, 1, 3], directions [1, n, 3].
+            out = generator.evaluate_siren(points[None, chunk, None].to(device),
+                                           view_directions[None, chunk].to(device),
+                                           latent.frequencies, latent.phase_shifts)
+            outputs.append(out[0, :, 0].cpu())
             if progress is not None:
                 progress.update(outputs[-1].shape[0])
     return torch.cat(outputs)
@@ -80,8 +86,8 @@ def vertex_colors(generator, latent, vertices, camera, max_batch_size, lock_view
     if lock_view_dependence:
         directions = torch.tensor([0.0, 0.0, -1.0]).expand_as(points)
     else:
-        origin = camera_origins(torch.tensor([[camera.pitch]]), torch.tensor([[camera.yaw]]))
-        directions = normalize_vecs(points - origin)
+        cam2world, _ = cam2world_from_cameras(camera)
+        directions = normalize_vecs(points - cam2world[:, :3, 3])
     rgb = query_siren(generator, latent, points, directions, max_batch_size)[:, :3]
     rgba = torch.cat([rgb, torch.ones_like(rgb[:, :1])], -1)
     return (rgba.clamp(0, 1) * 255).round().to(torch.uint8).numpy()

@@ -1,7 +1,8 @@
 """Inference rendering shared by the scripts: latents from seeds, cameras, views.
 
 A latent here is a point of W space, the mapping network's output: a pair of
-frequencies and phase shifts, [1, F] each.
+frequencies and phase shifts, [1, F] each. A Camera (generators/camera_utils.py)
+is a pose and a field of view; views are rendered at exactly that camera.
 """
 
 import math
@@ -12,6 +13,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from generators.camera_utils import Camera, cam2world_from_cameras  # scripts import Camera from here too
+from generators.renderer import render_options
 from torch_utils.media import VideoWriter, depth_to_uint8, to_uint8
 
 
@@ -22,12 +25,6 @@ class Latent(NamedTuple):
     def lerp(self, other, t):
         return Latent(torch.lerp(self.frequencies, other.frequencies, t),
                       torch.lerp(self.phase_shifts, other.phase_shifts, t))
-
-
-class Camera(NamedTuple):
-    yaw: float    # radians around the y axis; pi/2 looks from +z
-    pitch: float  # radians from +y; pi/2 is level
-    fov: float    # full field of view, degrees
 
 
 def z_from_seed(seed, z_dim):
@@ -74,16 +71,30 @@ def front_camera(options):
 
 
 def render_view(generator, latent, camera, options, max_batch_size, seed=0):
-    """One view: pixels [3, S, S] in [-1, 1] and depth [S, S], on the CPU.
+    """One view at camera: pixels [3, S, S] in [-1, 1] and depth [S, S], on the CPU.
 
+    options: render settings (inference_options); the pose and fov are the camera's.
     Hierarchical sampling and ray jitter draw random numbers; seeding them per
     view makes every render repeatable and keeps videos from flickering.
     """
-    torch.manual_seed(seed)
-    view = {**options, 'h_mean': camera.yaw, 'v_mean': camera.pitch, 'fov': camera.fov}
-    pixels, depth = generator.staged_forward_with_frequencies(
-        latent.frequencies, latent.phase_shifts, max_batch_size=max_batch_size, **view)
+    pixels, depth = render_views(generator, latent, [camera], options, max_batch_size, seed)
     return pixels[0], depth[0]
+
+
+def render_views(generator, latent, cameras, options, max_batch_size, seed=0):
+    """N views of one latent in one batch, one per Camera: pixels [N, 3, S, S] in [-1, 1], depth [N, S, S], CPU.
+
+    max_batch_size: points per image per SIREN call. With the same random numbers each view equals
+    render_view's; with jitter or hierarchical sampling the draws differ (one stream for the batch).
+    """
+    torch.manual_seed(seed)
+    cam2world, fov = cam2world_from_cameras(cameras, generator.device)
+    views = cam2world.shape[0]
+    with torch.no_grad():
+        pixels, depth = generator.render(latent.frequencies.expand(views, -1), latent.phase_shifts.expand(views, -1),
+                                         cam2world, fov,
+                                         **{**render_options(options), 'max_batch_size': max_batch_size})
+    return pixels.cpu(), depth.cpu()
 
 
 def render_to_video(generator, frames, options, path, fps, max_batch_size, depth_path=None, seed=0):

@@ -1,8 +1,8 @@
 """Image-quality metrics: FID, KID and Inception Score on pytorch-fid's Inception network.
 
     inception.py        the network (pool features + logits in one pass) and its weights
-    image_files.py      image folders read and written the way pytorch-fid expects
-    features.py         batched feature extraction
+    image_files.py      image folders checked (missing, empty), measured and fingerprinted
+    features.py         batched feature extraction, images read the way pytorch-fid reads them
     fid.py, kid.py, inception_score.py   the metrics, from features or logits
     real_stats.py       cached statistics of a real-image folder
     registry.py         metric names -> functions

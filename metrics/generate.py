@@ -8,8 +8,9 @@ import torch
 from tqdm import tqdm
 
 from torch_utils.latents import z_sampler
+from torch_utils.media import list_images, save_image, to_uint8
 
-from .image_files import ImageFolderError, list_images, save_png, to_uint8
+from .image_files import ImageFolderError
 
 EVAL_KEYS = {'h_stddev': 'h_stddev_eval', 'v_stddev': 'v_stddev_eval', 'sample_dist': 'sample_dist_eval',
              'last_back': 'eval_last_back'}
@@ -70,7 +71,7 @@ def write_generated_images(generator, options, folder, num_images, batch_size=4,
                 z = z_sampler((len(chunk), generator.z_dim), 'cpu', options.get('z_dist', 'gaussian'))
                 pixels, _ = generator.staged_forward(z.to(generator.device), psi=1, **extra, **options)
                 for index, image in zip(chunk, to_uint8(pixels)):
-                    save_png(image, folder / f'{index:05d}.png')
+                    save_image(image, folder / f'{index:05d}.png')
                 bar.update(len(chunk))
     finally:
         generator.train(was_training)

@@ -7,8 +7,6 @@ TF-ported FID weights), so features match `python -m pytorch_fid` exactly.
 import functools
 import hashlib
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from unittest import mock
 
@@ -102,8 +100,9 @@ def load_weights_file(path):
         raise InceptionWeightsError(f"Inception weights not found: {path}")
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, ValueError) as error:
-        raise InceptionWeightsError(f"{path} is not a readable PyTorch weights file ({error}); "
+    except Exception as error:  # noqa: BLE001 -- whatever torch.load raises, the file is unusable
+        from checkpoints.format import load_error_summary
+        raise InceptionWeightsError(f"{path} is not a readable PyTorch weights file ({load_error_summary(error)}); "
                                     f"fetch {WEIGHTS_URL} again") from None
 
 

@@ -152,3 +152,11 @@ def test_scripts_report_a_typo_as_one_line_and_load_old_recorded_keys(tmp_path, 
     generator, metadata = load_generator(run)
     assert 'learnable_dist' not in metadata and metadata['hidden_dim'] == 16
     assert "sets 'learnable_dist', which no code of this version reads; ignored" in capsys.readouterr().err
+
+
+def test_train_reports_a_typo_before_starting_any_process(tmp_path):
+    import train
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(['--nproc', '2', '--output_dir', str(tmp_path / 'run'), '--set', 'fade_step=100'])
+    assert exit_info.value.code == "error: unknown curriculum key 'fade_step'; did you mean 'fade_steps'?"
+    assert not (tmp_path / 'run').exists()

@@ -6,7 +6,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ('checkpoints', 'generators', 'siren', 'discriminators', 'training', 'metrics', 'inference', 'torch_utils')
+PACKAGES = ('checkpoints', 'generators', 'siren', 'discriminators', 'training', 'metrics', 'inference', 'torch_utils',
+            'preprocessing')
 LIBRARY_TOP_LEVEL = ('curriculums', 'datasets', 'synthetic_dataset')
 SCRIPTS = {'train', 'eval_metrics', 'fid_evaluation', 'interpolate_w', 'shape_extraction', 'inverse_render',
            'convert_official_checkpoint', 'viewer', 'prepare_dataset'}
@@ -120,3 +121,45 @@ def test_cycle_finder_finds_cycles():
     assert find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
     assert find_cycle({'a': {'b', 'c'}, 'b': {'c'}, 'c': set()}) is None
     assert find_cycle(package_graph({'x.one': {'y.two'}, 'y.two': {'x.three'}, 'x.three': set()})) == ['x', 'y', 'x']
+
+
+# --- the README's layout table ----------------------------------------------------------
+
+PATH_TOKEN = r'[\w.]+(?:/[\w.]*)*(?:\.py|/)'
+
+
+def readme_layout_paths():
+    """Paths the README's Layout block names: first-column entries, with '  file.py' lines inside the
+    folder named on the line above them. Description text (after the names) is not read."""
+    import re
+    text = (ROOT / 'README.md').read_text()
+    block = text.split('## Layout', 1)[1].split('```', 2)[1]
+    paths, folder = [], ''
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if not line.strip() or indent > 2:
+            continue  # a blank line or a description's continuation
+        names = re.match(rf'\s*((?:{PATH_TOKEN}(?:,?\s+|$))+)', line)
+        if not names:
+            continue
+        found = re.findall(PATH_TOKEN, names.group(1))
+        if indent == 0:
+            folder = found[0] if found[0].endswith('/') else ''
+            paths += found
+        else:
+            paths += [folder + name for name in found]
+    return paths
+
+
+def test_readme_layout_matches_the_tree():
+    paths = readme_layout_paths()
+    assert 'training/schedules.py' in paths and 'generators/' in paths  # the parser reads both kinds of line
+    assert [path for path in paths if not (ROOT / path).exists()] == []
+    top_level = {path.name for path in ROOT.glob('*.py')}
+    top_level |= {f'{path.name}/' for path in ROOT.iterdir()
+                  if path.is_dir() and not path.name.startswith(('.', '_')) and any(path.rglob('*.py'))}
+    assert top_level - set(paths) == set()
+    listed_folders = {path.split('/')[0] for path in paths if path.count('/') == 1 and not path.endswith('/')}
+    for folder in listed_folders:  # a folder whose files are listed one by one lists all of them
+        files = {f'{folder}/{path.name}' for path in (ROOT / folder).glob('*.py') if path.name != '__init__.py'}
+        assert files - set(paths) == set(), folder

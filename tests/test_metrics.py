@@ -17,7 +17,9 @@ from inception_standin import standin_torch_home, use_standin_weights, write_ran
 from metrics import (ImageFolderError, InceptionWeightsError, MetricInputs, calc_metric, folder_metrics,
                      list_metrics)
 from metrics.fid import fid_from_statistics
-from metrics.image_files import ImageFiles, list_images, require_images
+from metrics.features import fid_images
+from metrics.image_files import require_images
+from torch_utils.media import list_images
 from metrics.inception import load_inception
 from metrics.inception_score import inception_score
 from metrics.kid import kernel_inception_distance, mmd2_unbiased
@@ -54,7 +56,7 @@ def ours(folders, tmp_path_factory):
 
 def test_features_match_pytorch_fid_network_and_are_not_degenerate(standin, folders):
     from pytorch_fid.inception import InceptionV3
-    images = torch.stack([ImageFiles(list_images(folders[0]))[i] for i in range(2)])
+    images = torch.stack([fid_images(list_images(folders[0]))[i][0] for i in range(2)])
     inception = load_inception('cpu')
     with torch.no_grad():
         features, logits = inception.network(images)
@@ -189,7 +191,7 @@ class CountingFeatures:
 
     def __call__(self, files):
         self.calls += 1
-        features = np.stack([np.resize(ImageFiles([f])[0].numpy().mean((1, 2)), 2048) for f in files])
+        features = np.stack([np.resize(fid_images([f])[0][0].numpy().mean((1, 2)), 2048) for f in files])
         return features.astype(np.float64), None
 
 

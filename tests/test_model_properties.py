@@ -8,7 +8,8 @@ import torch
 from discriminators import discriminators
 from generators.camera_utils import look_at_origin, sample_camera_angles
 from generators.generators import ImplicitGenerator3d
-from generators.ray_sampler import importance_sample, sample_pdf, sample_rays
+from generators.ray_sampler import (importance_sample, points_along_rays, rays_from_cameras, sample_depths,
+                                    sample_pdf)
 from siren import siren
 
 RENDER = dict(img_size=8, fov=12, ray_start=0.88, ray_end=1.12, num_steps=6, h_stddev=0.3, v_stddev=0.155,
@@ -111,15 +112,20 @@ def test_camera_looks_at_origin_from_unit_sphere():
 
 def test_samples_lie_on_rays_between_near_and_far():
     torch.manual_seed(0)
-    rays = sample_rays(2, 8, 12, 4, 0.88, 1.12, 0.3, 0.15, math.pi / 2, math.pi / 2, 'gaussian', perturb=True)
-    offsets = rays['points'] - rays['ray_origins'].unsqueeze(2)
-    distance = offsets.norm(dim=-1, keepdim=True)
-    assert torch.allclose(distance, rays['z_vals'], atol=1e-5)
-    assert torch.allclose(offsets / distance, rays['ray_directions'].unsqueeze(2).expand_as(offsets), atol=1e-5)
+    pitch, yaw = sample_camera_angles(2, 0.3, 0.15, math.pi / 2, math.pi / 2, 'gaussian')
+    origins, directions = rays_from_cameras(look_at_origin(pitch, yaw), 12, 5)
+    z_vals = sample_depths(2, 25, 8, 0.88, 1.12, perturb=True)
+    offsets = points_along_rays(origins, directions, z_vals) - origins.unsqueeze(2)
+    assert torch.allclose(offsets.norm(dim=-1, keepdim=True), z_vals, atol=1e-5)
+    assert torch.allclose(directions.norm(dim=-1), torch.ones(2, 25))
+    # The centre pixel looks at the origin; the middle row's end pixels are fov apart.
+    assert torch.allclose(directions[:, 12], -origins[:, 12], atol=1e-6)
+    angle = torch.arccos((directions[:, 10] * directions[:, 14]).sum(-1))
+    assert torch.allclose(angle, torch.full((2,), math.radians(12)), atol=1e-5)
     step = 0.24 / 7
-    assert rays['z_vals'].min() >= 0.88 - step / 2 and rays['z_vals'].max() <= 1.12 + step / 2
-    fixed = sample_rays(1, 8, 12, 4, 0.88, 1.12, 0, 0, 1.0, 1.0, None, perturb=False)
-    assert torch.allclose(fixed['z_vals'][0, 0, :, 0], torch.linspace(0.88, 1.12, 8))
+    assert z_vals.min() >= 0.88 - step / 2 and z_vals.max() <= 1.12 + step / 2
+    fixed = sample_depths(1, 16, 8, 0.88, 1.12, perturb=False)
+    assert torch.allclose(fixed[0, 0, :, 0], torch.linspace(0.88, 1.12, 8))
 
 
 # --- generator -------------------------------------------------------------------------------

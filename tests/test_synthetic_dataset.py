@@ -11,6 +11,7 @@ from PIL import Image
 
 import datasets
 import synthetic_dataset as sd
+from torch_utils.media import to_uint8
 
 FRONT = math.pi / 2
 CAMERA = dict(fov=12, h_mean=FRONT, v_mean=FRONT, h_stddev=0.3, v_stddev=0.155, sample_dist='gaussian')
@@ -76,10 +77,10 @@ def test_stored_pose_and_params_rerender_the_png(small_dataset):
         stored = read_png(small_dataset / entry['file'])
         image = sd.render_heads(entry['params'], [entry['pitch']], [entry['yaw']], 32, CAMERA['fov'],
                                 supersample=metadata['supersample'])
-        assert np.array_equal(sd.to_uint8(image)[0], stored)
+        assert np.array_equal(to_uint8(image, value_range=(0, 1))[0], stored)
         if index == 0:
             turned = sd.render_heads(entry['params'], [entry['pitch']], [entry['yaw'] + 0.2], 32, CAMERA['fov'])
-            assert np.abs(sd.to_uint8(turned)[0].astype(int) - stored).mean() > 2
+            assert np.abs(to_uint8(turned, value_range=(0, 1))[0].astype(int) - stored).mean() > 2
 
 
 def test_interrupted_run_is_not_complete(tmp_path, monkeypatch):

@@ -45,9 +45,9 @@ def pick_device(name=None):
 
 
 def one_line(error):
-    """The error's message on one line (a worker's exception arrives with its traceback: keep its last line)."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[-1].strip('"\'') if lines else type(error).__name__
+    """The error's whole message on one line: its lines joined, so no path or instruction is lost."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return ' '.join(lines) if lines else type(error).__name__
 
 
 def run_cli(main, errors):

@@ -1,4 +1,4 @@
-"""Images and videos on disk: PNGs, grids, depth maps, H.264 mp4s."""
+"""Images and videos on disk: listing image folders, pixels to uint8, PNGs, grids, depth maps, H.264 mp4s."""
 
 from pathlib import Path
 
@@ -7,11 +7,26 @@ import numpy as np
 import torch
 from PIL import Image
 
+# pytorch-fid's list (pytorch_fid.fid_score.IMAGE_EXTENSIONS): FID reads the files it reads.
+IMAGE_EXTENSIONS = ('bmp', 'jpg', 'jpeg', 'pgm', 'png', 'ppm', 'tif', 'tiff', 'webp')
 
-def to_uint8(pixels):
-    """Pixels [3, H, W] in [-1, 1] -> uint8 [H, W, 3]."""
-    image = ((pixels.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
-    return image.to(torch.uint8).permute(1, 2, 0).numpy()
+
+def list_images(folder, any_case=False):
+    """The image files at the top level of folder, sorted: names ending in .<one of IMAGE_EXTENSIONS>.
+
+    The extension must be lower case, as for pytorch-fid, unless any_case.
+    """
+    def extension(file):
+        ext = file.name.rpartition('.')[2] if '.' in file.name else ''
+        return ext.lower() if any_case else ext
+    return sorted(file for file in Path(folder).iterdir() if file.is_file() and extension(file) in IMAGE_EXTENSIONS)
+
+
+def to_uint8(images, value_range=(-1, 1)):
+    """Pixels [..., 3, H, W] in value_range -> uint8 numpy [..., H, W, 3], clamped and rounded to nearest."""
+    low, high = value_range
+    scaled = ((images.detach().float().cpu() - low) / (high - low)).clamp(0, 1) * 255
+    return scaled.round().to(torch.uint8).movedim(-3, -1).numpy()
 
 
 def depth_to_uint8(depth, near, far):
@@ -34,9 +49,30 @@ def image_grid(images, columns=None):
     return grid
 
 
+def flatten_to_rgb(image):
+    """A PIL image of any mode as 8-bit RGB: transparency over white, 16-bit and float scaled, CMYK converted."""
+    if image.mode == 'P' and 'transparency' in image.info:
+        image = image.convert('RGBA')
+    if image.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'):
+        rgba = image.convert('RGBA')
+        image = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
+        image.alpha_composite(rgba)
+    elif image.mode in ('I', 'F') or image.mode.startswith('I;16'):
+        # convert('L') would clip 16-bit values at 255; scale to the full range instead.
+        values = np.asarray(image, dtype=np.float64)
+        top = 1.0 if image.mode == 'F' and values.max() <= 1 else (255.0 if values.max() <= 255 else 65535.0)
+        image = Image.fromarray(np.clip(values / top * 255, 0, 255).round().astype(np.uint8), 'L')
+    return image.convert('RGB')
+
+
 def save_image(array, path):
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
+    """A uint8 [H, W, 3] array as an image file (format from the suffix), written atomically:
+    readers never see half a file. Creates the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    Image.fromarray(np.ascontiguousarray(array)).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
+    tmp.replace(path)
 
 
 def load_image(path, size):

@@ -6,6 +6,7 @@
   --nproc workers on the CPU (gloo), rendezvousing on localhost:--port.
 """
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -35,6 +36,14 @@ class LaunchError(Exception):
     pass
 
 
+class WorkerError(Exception):
+    """A user error (bad input, see training/errors.py) in a spawned worker, as its one-line message."""
+
+
+# Marks a worker's user error in the traceback text mp.spawn hands to the parent.
+WORKER_ERROR_MARK = 'pigan-user-error: '
+
+
 def port_is_free(port, host='localhost'):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -49,8 +58,12 @@ def launched_by_torchrun():
     return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
 
 
-def launch(worker, opt):
-    """Runs worker(info, opt) in every process of the job."""
+def launch(worker, opt, user_errors=()):
+    """Runs worker(info, opt) in every process of the job.
+
+    user_errors: exception classes that mean bad input; raised in a spawned worker, they reach
+    this process as a WorkerError with their one-line message, while any other keeps its traceback.
+    """
     if launched_by_torchrun():
         _run(int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', 0)), int(os.environ['WORLD_SIZE']),
              worker, opt, init_method='env://')
@@ -62,11 +75,28 @@ def launch(worker, opt):
         return
     if not port_is_free(opt.port):
         raise LaunchError(f"port {opt.port} is in use (another training run?); pass --port with a free port")
-    mp.spawn(_spawned, args=(world_size, worker, opt), nprocs=world_size, join=True)
+    from training.stopping import StopRequest
+    # When one worker fails, stopping the others is expected: no warning lines about it, neither from
+    # mp.spawn nor from c10d's store in the workers (TORCH_CPP_LOG_LEVEL=INFO shows them again).
+    logging.getLogger('torch.multiprocessing.spawn').setLevel(logging.ERROR)
+    os.environ.setdefault('TORCH_CPP_LOG_LEVEL', 'ERROR')
+    try:
+        with StopRequest(announce=False):  # Ctrl-C: the workers save and end; this process waits for them
+            mp.spawn(_spawned, args=(world_size, worker, opt, user_errors), nprocs=world_size, join=True)
+    except mp.ProcessRaisedException as error:
+        # A user error becomes one line again; a real bug keeps the worker's full traceback.
+        text = str(error)
+        if WORKER_ERROR_MARK not in text:
+            raise
+        raise WorkerError(text.rsplit(WORKER_ERROR_MARK, 1)[1].strip()) from None
 
 
-def _spawned(rank, world_size, worker, opt):
-    _run(rank, rank, world_size, worker, opt, init_method=f'tcp://localhost:{opt.port}')
+def _spawned(rank, world_size, worker, opt, user_errors):
+    from torch_utils.cli import one_line
+    try:
+        _run(rank, rank, world_size, worker, opt, init_method=f'tcp://localhost:{opt.port}')
+    except user_errors as error:
+        raise RuntimeError(WORKER_ERROR_MARK + one_line(error)) from None
 
 
 def _run(rank, local_rank, world_size, worker, opt, init_method):

@@ -2,14 +2,13 @@
 
 
 def user_errors():
-    from torch.multiprocessing import ProcessRaisedException
-
     from curriculums import ConfigError
     from datasets import DatasetError
     from metrics import ImageFolderError, InceptionWeightsError
     from checkpoints import CheckpointError
-    from training.distributed import LaunchError
+    from training.distributed import LaunchError, WorkerError
+    from training.stopping import TrainingInterrupted
     from training.training_loop import TrainingDiverged
     return (CheckpointError, ConfigError, DatasetError, ImageFolderError, InceptionWeightsError, LaunchError,
-            TrainingDiverged, ProcessRaisedException)
+            TrainingDiverged, TrainingInterrupted, WorkerError)
 

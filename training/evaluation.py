@@ -13,9 +13,9 @@ from tqdm import tqdm
 import datasets
 from metrics import folder_metrics, load_inception
 from metrics.generate import evaluation_metadata, write_generated_images
-from metrics.image_files import list_images, save_png, to_uint8
 from torch_utils.cli import pick_device
 from torch_utils.ema import averaged_weights
+from torch_utils.media import list_images, save_image, to_uint8
 from training.distributed import barrier
 
 REAL_BATCH_SIZE = 16
@@ -66,7 +66,7 @@ def output_real_images(dataloader, num_imgs, real_dir):
         for images, _ in dataloader:
             batch = to_uint8(images[:num_imgs - count])
             for image in batch:
-                save_png(image, Path(real_dir) / f'{count:05d}.png')
+                save_image(image, Path(real_dir) / f'{count:05d}.png')
                 count += 1
             bar.update(len(batch))
             if count >= num_imgs:

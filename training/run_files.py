@@ -11,7 +11,8 @@ import torch
 from torchvision.utils import save_image
 
 from checkpoints import (CheckpointError, ema_checkpoint, generator_checkpoint, safe_load,
-                                    save_all, DISCRIMINATOR_FORMAT, EMA_FORMAT, GENERATOR_FORMAT)
+                         save_all, validation, DISCRIMINATOR_FORMAT, EMA_FORMAT, GENERATOR_FORMAT)
+from checkpoints.builders import DISCRIMINATOR_CLASSES
 from torch_utils.ema import averaged_weights
 
 CHECKPOINT_FILES = ('generator.pth', 'ema.pth', 'ema2.pth', 'discriminator.pth',
@@ -35,11 +36,6 @@ def write_options(output_dir, argv, opt, curriculum, info):
     options = {'command_line': argv, 'options': vars(opt), 'world_size': info.world_size,
                'device': str(info.device), 'torch': torch.__version__, 'curriculum': curriculum}
     (Path(output_dir) / 'options.json').write_text(json.dumps(jsonable(options), indent=2) + '\n')
-
-
-def append_stats(output_dir, record):
-    with open(Path(output_dir) / 'stats.jsonl', 'a') as f:
-        f.write(json.dumps(jsonable(record)) + '\n')
 
 
 # --- sample grids ------------------------------------------------------------------
@@ -69,6 +65,12 @@ def save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata, sampl
     for name, images in grids.items():
         save_image(images.float(), Path(output_dir) / f'{step}_{name}.png', nrow=nrow, normalize=True,
                    value_range=(-1, 1))
+
+
+def save_final_grids(output_dir, step, *args):
+    """save_sample_grids at the run's last step, unless that step's grids were written already."""
+    if not (Path(output_dir) / f'{step}_fixed.png').exists():
+        save_sample_grids(output_dir, step, *args)
 
 
 # --- checkpoints -------------------------------------------------------------------
@@ -117,14 +119,42 @@ def load_checkpoint(folder):
     missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
     if missing:
         raise CheckpointError(f"--load_dir {folder}: incomplete checkpoint, missing {', '.join(missing)}")
-    files = {name: safe_load(folder / name, name) for name in CHECKPOINT_FILES}
-    expected = {'generator.pth': GENERATOR_FORMAT, 'ema.pth': EMA_FORMAT, 'ema2.pth': EMA_FORMAT,
-                'discriminator.pth': DISCRIMINATOR_FORMAT}
-    for name, fmt in expected.items():
-        if files[name].get('format') != fmt:
-            raise CheckpointError(f"{folder / name} is not a '{fmt}' file of this project")
-    steps = {name: files[name]['step'] for name in (*expected, 'training_state.pth')}
+    files = {}
+    for name in sorted(CHECKPOINT_FILES, key=lambda name: (folder / name).stat().st_size):  # small ones first
+        files[name] = check_run_file(name, safe_load(folder / name, name), folder / name)
+    steps = {name: files[name]['step'] for name in ('generator.pth', 'ema.pth', 'ema2.pth', 'discriminator.pth',
+                                                    'training_state.pth')}
     if len(set(steps.values())) != 1:
         raise CheckpointError(f"--load_dir {folder}: files are from different steps {steps}; "
                               f"use a snapshot folder instead")
     return files
+
+
+def check_run_file(name, value, path):
+    """The checked content of one file of a run folder (see checkpoints/validation.py)."""
+    if name == 'generator.pth':
+        return validation.check_generator_file(value, path, GENERATOR_FORMAT)
+    if name in ('ema.pth', 'ema2.pth'):
+        return validation.check_ema_file(value, path, EMA_FORMAT)
+    if name == 'discriminator.pth':
+        return validation.check_discriminator_file(value, path, DISCRIMINATOR_FORMAT, DISCRIMINATOR_CLASSES)
+    if name == 'scaler.pth':
+        return validation.check_scaler_file(value, path)
+    if name == 'training_state.pth':
+        return validation.check_training_state_file(value, path)
+    return validation.check_dict(value, path, 'optimizer state')  # checked against the optimizer on restore
+
+
+def restore_checkpoint(files, folder, generator, discriminator, ema, ema2, optimizer_G, optimizer_D, scaler):
+    """Loads a checked run folder (load_checkpoint) into freshly built training objects."""
+    folder = Path(folder)
+    validation.load_module_state(generator, files['generator.pth']['state_dict'], folder / 'generator.pth')
+    validation.load_module_state(discriminator, files['discriminator.pth']['state_dict'],
+                                 folder / 'discriminator.pth')
+    for name, average in (('ema.pth', ema), ('ema2.pth', ema2)):
+        validation.check_matches(files[name]['shadow'], average.shadow, folder / name, 'EMA shadow')
+        average.load_state_dict(files[name])
+    for name, optimizer in (('optimizer_G.pth', optimizer_G), ('optimizer_D.pth', optimizer_D)):
+        optimizer.load_state_dict(validation.check_optimizer_file(files[name], folder / name, optimizer))
+    if files['scaler.pth']:  # empty when saved without fp16: keep the fresh scaler
+        scaler.load_state_dict(files['scaler.pth'])

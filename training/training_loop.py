@@ -18,7 +18,10 @@ from checkpoints import resolve_curriculum
 from torch_utils.ema import ExponentialMovingAverage
 from checkpoints.builders import build_discriminator, build_generator
 from training import geometry_eval, monitor, run_files, schedules, steps
+from training.fid_check import fid_available
+from training.stopping import StopRequest, TrainingInterrupted
 from training.evaluation import evaluate_fid
+from training.stats_log import StatsLog
 from training.distributed import all_finite, any_rank, barrier, gather_objects
 
 PRECISIONS = ('fp16', 'bf16', 'fp32')
@@ -111,7 +114,9 @@ def check_curriculum(metadata, discriminator):
                          f"{type(discriminator).__name__} has no encoder head; use --set pos_lambda=0 --set z_lambda=0")
 
 
-def training_loop(info, opt):
+def training_loop(info, opt, stop=None):
+    """stop: a StopRequest that Ctrl-C sets (the run then saves and ends)."""
+    stop = stop or StopRequest()
     output_dir = Path(opt.output_dir)
     resumed = run_files.load_checkpoint(opt.load_dir) if opt.load_dir else None
     curriculum = run_curriculum(opt, resumed)
@@ -135,13 +140,8 @@ def training_loop(info, opt):
     optimizer_G, optimizer_D = make_optimizers(generator, discriminator, metadata)
     scaler = torch.amp.GradScaler(info.device.type, enabled=precision == 'fp16')
     if resumed:
-        generator.load_state_dict(resumed['generator.pth']['state_dict'])
-        discriminator.load_state_dict(resumed['discriminator.pth']['state_dict'])
-        ema.load_state_dict(resumed['ema.pth'])
-        ema2.load_state_dict(resumed['ema2.pth'])
-        optimizer_G.load_state_dict(resumed['optimizer_G.pth'])
-        optimizer_D.load_state_dict(resumed['optimizer_D.pth'])
-        scaler.load_state_dict(resumed['scaler.pth'])
+        run_files.restore_checkpoint(resumed, opt.load_dir, generator, discriminator, ema, ema2,
+                                     optimizer_G, optimizer_D, scaler)
     generator.set_device(info.device)
 
     if info.distributed:
@@ -175,6 +175,9 @@ def training_loop(info, opt):
     if info.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
         run_files.write_options(output_dir, sys.argv, opt, curriculum, info)
+    stats_log = StatsLog(output_dir) if info.is_main else None
+    eval_names = geometry_eval.metrics_to_log(opt, metadata) if opt.eval_freq > 0 else []
+    fid_ok = 'fid' in eval_names and fid_available(info, opt)  # checked now, never hours into the run
 
     def checkpoint_state():
         return dict(generator=generator, discriminator=discriminator, ema=ema, ema2=ema2,
@@ -196,6 +199,7 @@ def training_loop(info, opt):
     stage_bar = tqdm(desc='Progress to next stage', dynamic_ncols=True, disable=not info.is_main)
     dataloader = sampler = loader_settings = None
     finished = step >= max_steps
+    interrupted = False
     loader_generator = torch.Generator().manual_seed(opt.seed + info.rank)
     timer = monitor.StepTimer(step)
 
@@ -258,7 +262,7 @@ def training_loop(info, opt):
                           'alpha': alpha, 'img_size': metadata['img_size'], 'batch_size': metadata['batch_size'],
                           'topk': topk_num, 'scale': scaler.get_scale(), 'time': time.time(),
                           'sec_per_step': timer.lap(step), 'peak_mem_gib': monitor.peak_memory_gib(info.device)}
-                run_files.append_stats(output_dir, record)
+                stats_log.append(record)
                 tqdm.write(f"[Experiment: {output_dir}] [Epoch: {epoch}/{opt.n_epochs}] [D loss: {record['d_loss']:.4f}] "
                            f"[G loss: {record['g_loss']:.4f}] [Step: {step}] [Alpha: {alpha:.2f}] "
                            f"[Img Size: {metadata['img_size']}] [Batch Size: {metadata['batch_size']}] "
@@ -274,13 +278,15 @@ def training_loop(info, opt):
                 if step % opt.model_save_interval == 0:
                     save(run_files.snapshot_folder(output_dir, step))
                 if opt.eval_freq > 0 and step % opt.eval_freq == 0:
-                    names = geometry_eval.metrics_to_log(opt, metadata)
-                    if 'fid' in names:
+                    if fid_ok:
                         evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
-                    geometry_eval.evaluate_geometry(info, output_dir, step, generator, ema, metadata, opt, names)
+                    geometry_eval.evaluate_geometry(info, output_dir, step, generator, ema, metadata, opt,
+                                                    eval_names)
             out_of_time = deadline < float('inf') and any_rank(time.time() >= deadline, info)
-            if step >= max_steps or out_of_time:
+            stop_requested = stop.agreed(info)  # every rank asks, every step (it is collective)
+            if step >= max_steps or out_of_time or stop_requested:
                 finished = True
+                interrupted = stop_requested and step < max_steps and not out_of_time
                 break
         else:
             epoch += 1
@@ -290,9 +296,17 @@ def training_loop(info, opt):
         if stage_changed:
             epoch_position = 0  # the new stage's loader starts a fresh pass over the data
 
+    if info.is_main:  # the final grids go with the final checkpoint
+        generator_ddp.eval()
+        run_files.save_final_grids(output_dir, step, generator, ema, fixed_z, metadata, sample_size, ctx.autocast)
     save(output_dir)
     total_bar.close()
     stage_bar.close()
+    if info.is_main:
+        stats_log.close()
+    if interrupted:
+        raise TrainingInterrupted(f"interrupted at step {step}: checkpoint and sample grids saved in "
+                                  f"{output_dir}; continue with --load_dir {output_dir}")
     if info.is_main:
         tqdm.write(f"done: step {step}, epoch {epoch}; checkpoint and samples in {output_dir}")
 
