@@ -17,7 +17,8 @@ and chance level), and writes pictures to pictures/:
     tMM_grid.png    4x4 samples from the front (psi 0.7)
     tMM_yaw.png     4 samples (rows) at yaw -0.5 .. +0.5 rad from the front (columns)
     tMM_mesh.png    one sample's mesh (marching cubes of its density), front and side, shaded
-and once real_heads.png: training images, for comparison.
+once real_heads.png and real_mesh.png (training images and a true head's surface), and at
+the end yaw_sweeps.png: two samples' yaw sweeps at every point, one above the other.
 """
 
 import argparse
@@ -224,6 +225,17 @@ def draw_pictures(generator, metadata, folder, tag):
     return {key: round(value, 3) for key, value in stats.items()}
 
 
+def sweep_summary(pictures, tags, rows=2):
+    """uint8 image: the first `rows` samples of each point's yaw sweep, one labelled band per point."""
+    bands = []
+    for tag in tags:
+        sweep = np.asarray(Image.open(pictures / f'{tag}_yaw.png').convert('RGB'))[:rows * PICTURE_SIZE]
+        label = Image.new('RGB', (sweep.shape[1], 14), (255, 255, 255))
+        ImageDraw.Draw(label).text((2, 1), f'{int(tag[1:])} min', fill=(0, 0, 0))
+        bands += [np.asarray(label), sweep]
+    return np.concatenate(bands)
+
+
 # --- the curve --------------------------------------------------------------------------
 
 def write_curve(output_dir, points):
@@ -314,6 +326,9 @@ def main(argv=None):
     points = [json.loads((folder / 'point.json').read_text()) for folder in folders
               if (folder / 'point.json').exists()]
     write_curve(output_dir, points)
+    drawn = [folder.name for folder in folders if (output_dir / 'pictures' / f'{folder.name}_yaw.png').exists()]
+    if drawn:
+        save_image(sweep_summary(output_dir / 'pictures', drawn), output_dir / 'pictures' / 'yaw_sweeps.png')
     for folder in folders:
         if not (folder / 'point.json').exists():
             print(f"note: measuring {folder} failed; see {folder / 'measure.log'}")

@@ -15,7 +15,7 @@ SIREN_KEYS = ('hidden_dim',)  # curriculum keys passed on to the SIREN construct
 GENERATOR_CLASSES = ('ImplicitGenerator3d',)
 SIREN_CLASSES = ('SPATIALSIRENBASELINE', 'TALLSIREN', 'EmbeddingPiGAN128', 'EmbeddingPiGAN256')
 DISCRIMINATOR_CLASSES = ('ProgressiveDiscriminator', 'ProgressiveEncoderDiscriminator', 'StridedDiscriminator',
-                         'CCSDiscriminator', 'CCSEncoderDiscriminator')
+                         'CCSDiscriminator', 'CCSEncoderDiscriminator', 'NarrowCCSEncoderDiscriminator')
 
 
 def siren_kwargs(metadata):

@@ -223,9 +223,9 @@ class CCSEncoderDiscriminator(_ProgressiveBase):
 class NarrowCCSEncoderDiscriminator(CCSEncoderDiscriminator):
     """CCSEncoderDiscriminator with far fewer channels at high resolution, for CPU training.
 
-    The original's 256-400 channels at 32x32 cost about 20x the generator's time per step
-    on a CPU (R1 doubles the backward pass); these widths keep the same blocks, outputs and
-    sizes (2 to 256) at a fraction of the cost.
+    The original's 256-400 channels at 16x16 to 32x32 (with R1's double backward) took several
+    times the generator's time per step on a CPU; these widths keep the same blocks, outputs
+    and sizes (2 to 256) at a fraction of the cost.
     """
 
     channels = (16, 32, 32, 32, 64, 128, 256, 256)
