@@ -21,7 +21,7 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
 import synthetic_dataset
-from torch_utils.media import IMAGE_EXTENSIONS, list_images
+from torch_utils.media import IMAGE_EXTENSIONS, flatten_to_rgb, list_images
 
 NORMALIZE = transforms.Normalize([0.5], [0.5])  # [0, 1] -> [-1, 1]
 
@@ -76,13 +76,7 @@ def load_rgb(path, composite_alpha=True):
     try:
         with Image.open(path) as image:
             image.load()
-            if composite_alpha and image.mode == 'P' and 'transparency' in image.info:
-                image = image.convert('RGBA')
-            if composite_alpha and image.mode in ('RGBA', 'LA', 'PA'):
-                rgba = image.convert('RGBA')
-                image = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
-                image.alpha_composite(rgba)
-            return image.convert('RGB')
+            return flatten_to_rgb(image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise DatasetError(f'cannot read image file {path}: {error}') from None
 

@@ -1,8 +1,13 @@
 """Inverse rendering: fits a latent (and optionally the poses) to one image or several views, then renders it anew.
 
     python inverse_render.py RUN/generator.pth face.png --output_dir inversion/
+    python inverse_render.py RUN/generator.pth my_photo.jpg --align --optimize_pose --output_dir inversion/
     python inverse_render.py RUN/generator.pth front.png --yaw 1.571 --pitch 1.571 \\
         --view left.png 1.071 1.571 --view right.png 2.071 1.571 --fit_weights --output_dir inversion/
+
+--align takes an unaligned photo (phone snapshot, portrait): the face is found,
+levelled and cropped as prepare_dataset.py does for training (aligned.png in
+--output_dir), and the fit starts from its estimated yaw and pitch.
 
 Each --view IMAGE YAW PITCH adds an image of the same scene seen from that pose
 (radians, the generator's convention); all views share one latent. --fit_weights
@@ -42,6 +47,19 @@ def save_tuned_generator(generator, metadata, output_dir):
     })
 
 
+def align_for_inversion(photo, aligned_path):
+    """(aligned_path, yaw, pitch): the photo's face aligned as for training, saved there, and its estimated pose."""
+    from preprocessing.images import PhotoError
+    from preprocessing.photos import align_photo
+    try:
+        aligned, record = align_photo(photo)
+    except PhotoError as error:
+        raise SystemExit(f"error: --align: {photo}: {error.reason} ({error})") from None
+    aligned.save(aligned_path)
+    print(f"aligned {photo} -> {aligned_path}; estimated yaw {record['yaw']:.3f}, pitch {record['pitch']:.3f}")
+    return str(aligned_path), record['yaw'], record['pitch']
+
+
 def parse_views(parser, args):
     """--view triples as (image, yaw, pitch) with float angles."""
     views = []
@@ -57,6 +75,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_generator_arguments(parser)
     parser.add_argument('image', help="image to fit (centre-cropped to a square)")
+    parser.add_argument('--align', action='store_true',
+                        help="the image is an unaligned photo: find, level and crop its face as prepare_dataset.py "
+                             "does, and start from its estimated pose (unless --yaw/--pitch are given)")
     parser.add_argument('--view', nargs=3, action='append', default=[], metavar=('IMAGE', 'YAW', 'PITCH'),
                         help="another image of the same scene and its camera's yaw and pitch, radians (repeatable)")
     parser.add_argument('--output_dir', default='inversion', help="folder for the outputs (created)")
@@ -87,17 +108,19 @@ def main(argv=None):
     generator, metadata, _ = load_generator_from_args(args)
     options = inference_options(metadata, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
     fov = metadata['fov']
-    start = Camera(metadata['h_mean'] if args.yaw is None else args.yaw,
-                   metadata['v_mean'] if args.pitch is None else args.pitch, fov)
-    views = [(args.image, start)] + [(image, Camera(yaw, pitch, fov)) for image, yaw, pitch in extra_views]
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    first, start_yaw, start_pitch = args.image, metadata['h_mean'], metadata['v_mean']
+    if args.align:
+        first, start_yaw, start_pitch = align_for_inversion(args.image, output_dir / 'aligned.png')
+    start = Camera(start_yaw if args.yaw is None else args.yaw, start_pitch if args.pitch is None else args.pitch, fov)
+    views = [(first, start)] + [(image, Camera(yaw, pitch, fov)) for image, yaw, pitch in extra_views]
     targets = torch.cat([load_image(image, args.image_size) for image, _ in views])
     fit = fit_latent(generator, targets, options, [camera for _, camera in views], args.num_iterations, args.lr,
                      args.pose_lr, args.noise_scale, args.optimize_pose, args.seed, fit_weights=args.fit_weights,
                      weight_lr=args.weight_lr, rays_per_step=args.rays_per_step)
     print(f"MSE {fit.initial_loss:.4f} -> {fit.final_loss:.4f}; yaw {fit.camera.yaw:.3f}, pitch {fit.camera.pitch:.3f}")
 
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     atomic_save(fit_to_dict(fit, image=str(args.image), images=[str(image) for image, _ in views],
                             image_size=args.image_size), output_dir / 'latent.pt')
     if args.fit_weights:

@@ -36,6 +36,8 @@ def parse_args(argv=None):
     parser.add_argument('--dataset_path', default=None, help="glob or folder of training images")
     add_override_argument(parser)
     parser.add_argument('--max_steps', type=int, default=None, help="stop cleanly after this many steps")
+    parser.add_argument('--max_minutes', type=float, default=None,
+                        help="stop cleanly (checkpoint saved) after this many minutes of wall-clock time")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--precision', choices=PRECISIONS, default=None,
                         help="fp16 (autocast + GradScaler, the original's; default on GPU), bf16, or fp32 "

@@ -9,10 +9,10 @@ from .camera_utils import normalize_vecs
 
 
 def camera_ray_directions(fov, resolution, device='cpu'):
-    """Unit ray directions in camera space, [1 or B, R, 3]; the camera looks down -z.
+    """Unit ray directions in camera space: [R, 3] for a number fov, [B, R, 3] for a tensor fov [B].
 
-    fov: the full field of view in degrees, a number or a tensor [B] (one per
-    camera). Pixel centres span [-1, 1] on the image plane, as in the original.
+    fov: the full field of view in degrees (one per camera if a tensor); the camera
+    looks down -z. Pixel centres span [-1, 1] on the image plane, as in the original.
     """
     width, height = resolution
     xs = torch.linspace(-1, 1, width, device=device)
@@ -22,7 +22,8 @@ def camera_ray_directions(fov, resolution, device='cpu'):
     half_angle = torch.deg2rad(torch.as_tensor(fov, dtype=torch.float64, device=device).reshape(-1, 1)) / 2
     z = (-1 / torch.tan(half_angle)).float().expand(-1, x.numel())
     xy = torch.stack([x, y], -1).reshape(1, -1, 2).expand(z.shape[0], -1, -1)
-    return normalize_vecs(torch.cat([xy, z.unsqueeze(-1)], -1))
+    directions = normalize_vecs(torch.cat([xy, z.unsqueeze(-1)], -1))
+    return directions if torch.is_tensor(fov) and fov.dim() > 0 else directions[0]
 
 
 def rays_from_cameras(cam2world, fov, img_size):
@@ -33,7 +34,8 @@ def rays_from_cameras(cam2world, fov, img_size):
     """
     directions = camera_ray_directions(fov, (img_size, img_size), cam2world.device).to(cam2world.dtype)
     rotation, origin = cam2world[:, :3, :3], cam2world[:, :3, 3]
-    world_directions = torch.einsum('bij,brj->bri', rotation, directions.expand(cam2world.shape[0], -1, -1))
+    directions = directions.expand(cam2world.shape[0], -1, -1)  # [R, 3] or [B, R, 3] -> [B, R, 3]
+    world_directions = torch.einsum('bij,brj->bri', rotation, directions)
     return origin.unsqueeze(1).expand_as(world_directions), world_directions
 
 

@@ -37,7 +37,7 @@ def lift(depth, camera):
     """World points [S*S, 3] at distance depth [S, S] along the camera's pixel rays (inf: far away)."""
     size = depth.shape[-1]
     rotation, origin = _cam2world(camera)
-    directions = camera_ray_directions(camera.fov, (size, size)) @ rotation.T
+    directions = camera_ray_directions(camera.fov, (size, size)).reshape(-1, 3) @ rotation.T
     return origin + torch.nan_to_num(depth.reshape(-1, 1).float(), posinf=1e3) * directions
 
 

@@ -8,8 +8,8 @@ import torch
 from discriminators import discriminators
 from generators.camera_utils import look_at_origin, sample_camera_angles
 from generators.generators import ImplicitGenerator3d
-from generators.ray_sampler import (importance_sample, points_along_rays, rays_from_cameras, sample_depths,
-                                    sample_pdf)
+from generators.ray_sampler import (camera_ray_directions, importance_sample, points_along_rays, rays_from_cameras,
+                                    sample_depths, sample_pdf)
 from siren import siren
 
 RENDER = dict(img_size=8, fov=12, ray_start=0.88, ray_end=1.12, num_steps=6, h_stddev=0.3, v_stddev=0.155,
@@ -126,6 +126,14 @@ def test_samples_lie_on_rays_between_near_and_far():
     assert z_vals.min() >= 0.88 - step / 2 and z_vals.max() <= 1.12 + step / 2
     fixed = sample_depths(1, 16, 8, 0.88, 1.12, perturb=False)
     assert torch.allclose(fixed[0, 0, :, 0], torch.linspace(0.88, 1.12, 8))
+
+
+def test_camera_ray_directions_for_one_or_several_fields_of_view():
+    one = camera_ray_directions(12, (5, 4))
+    assert one.shape == (20, 3)  # a number: one grid, as the original
+    several = camera_ray_directions(torch.tensor([12.0, 30.0]), (5, 4))
+    assert several.shape == (2, 20, 3)
+    assert torch.equal(several[0], one) and torch.equal(several[1], camera_ray_directions(30, (5, 4)))
 
 
 # --- generator -------------------------------------------------------------------------------

@@ -22,15 +22,19 @@ def tiny_curriculum(**overrides):
     return curriculum
 
 
-def make_tiny_run(folder, step=100, seed=0, ema_shift=0.01, **overrides):
+def make_tiny_run(folder, step=100, seed=0, ema_shift=0.01, colour_gain=1, **overrides):
     """Writes generator.pth, ema.pth and ema2.pth for a freshly initialised tiny model.
 
     The EMA weights differ from the raw ones by ema_shift, so tests can tell them apart.
+    colour_gain scales the colour layer: a fresh model is almost uniformly grey, and
+    30 spreads its pixels over most of 0..255 (for tests that compare pictures).
     Returns the path of generator.pth.
     """
     torch.manual_seed(seed)
     curriculum = tiny_curriculum(**overrides)
     generator = build_generator(curriculums.extract_metadata(curriculum, step))
+    with torch.no_grad():
+        generator.siren.color_layer_linear[0].weight.mul_(colour_gain)
     ema = ExponentialMovingAverage(generator, 0.999)
     ema2 = ExponentialMovingAverage(generator, 0.9999)
     with torch.no_grad():

@@ -49,6 +49,22 @@ def image_grid(images, columns=None):
     return grid
 
 
+def flatten_to_rgb(image):
+    """A PIL image of any mode as 8-bit RGB: transparency over white, 16-bit and float scaled, CMYK converted."""
+    if image.mode == 'P' and 'transparency' in image.info:
+        image = image.convert('RGBA')
+    if image.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'):
+        rgba = image.convert('RGBA')
+        image = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
+        image.alpha_composite(rgba)
+    elif image.mode in ('I', 'F') or image.mode.startswith('I;16'):
+        # convert('L') would clip 16-bit values at 255; scale to the full range instead.
+        values = np.asarray(image, dtype=np.float64)
+        top = 1.0 if image.mode == 'F' and values.max() <= 1 else (255.0 if values.max() <= 255 else 65535.0)
+        image = Image.fromarray(np.clip(values / top * 255, 0, 255).round().astype(np.uint8), 'L')
+    return image.convert('RGB')
+
+
 def save_image(array, path):
     """A uint8 [H, W, 3] array as an image file (format from the suffix), written atomically:
     readers never see half a file. Creates the folder."""

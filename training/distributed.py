@@ -123,6 +123,15 @@ def all_finite(value, info):
     return bool(flag.item())
 
 
+def any_rank(flag, info):
+    """True on every rank iff flag is true on some rank (so all ranks stop at the same step)."""
+    if not info.distributed:
+        return bool(flag)
+    value = torch.tensor([float(flag)], device=info.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def gather_objects(obj, info):
     """List of obj from every rank (a one-element list without distribution)."""
     if not info.distributed:

@@ -22,7 +22,7 @@ from training.fid_check import fid_available
 from training.stopping import StopRequest, TrainingInterrupted
 from training.evaluation import evaluate_fid
 from training.stats_log import StatsLog
-from training.distributed import all_finite, barrier, gather_objects
+from training.distributed import all_finite, any_rank, barrier, gather_objects
 
 PRECISIONS = ('fp16', 'bf16', 'fp32')
 
@@ -101,6 +101,11 @@ def set_rng_state(state, device):
     torch.set_rng_state(state['cpu'])
     if device.type == 'cuda' and 'cuda' in state:
         torch.cuda.set_rng_state(state['cuda'], device)
+
+
+def data_settings(metadata):
+    """What the data loader depends on: a stage that changes either needs a new loader."""
+    return metadata['batch_size'], metadata['img_size']
 
 
 def check_curriculum(metadata, discriminator):
@@ -187,10 +192,12 @@ def training_loop(info, opt, stop=None):
             run_files.save_checkpoint(folder, state)
 
     max_steps = opt.max_steps if opt.max_steps is not None else float('inf')
+    max_minutes = getattr(opt, 'max_minutes', None)
+    deadline = time.time() + max_minutes * 60 if max_minutes is not None else float('inf')
     total_bar = tqdm(total=opt.n_epochs, initial=epoch, desc='Total progress', dynamic_ncols=True,
                      disable=not info.is_main)
     stage_bar = tqdm(desc='Progress to next stage', dynamic_ncols=True, disable=not info.is_main)
-    dataloader = sampler = None
+    dataloader = sampler = loader_settings = None
     finished = step >= max_steps
     interrupted = False
     loader_generator = torch.Generator().manual_seed(opt.seed + info.rank)
@@ -199,7 +206,7 @@ def training_loop(info, opt, stop=None):
     while epoch < opt.n_epochs and not finished:
         metadata = curriculums.extract_metadata(curriculum, step)
         set_learning_rates(optimizer_G, optimizer_D, metadata)
-        if dataloader is None or dataloader.batch_size != metadata['batch_size']:
+        if dataloader is None or loader_settings != data_settings(metadata):
             if not info.is_main:
                 barrier(info)  # rank 0 first, so a missing synthetic dataset is generated once
             dataset = datasets.make_dataset(metadata['dataset'], **metadata)
@@ -210,6 +217,7 @@ def training_loop(info, opt, stop=None):
             dataloader = DataLoader(dataset, batch_size=metadata['batch_size'], sampler=sampler, drop_last=True,
                                     num_workers=opt.num_workers, pin_memory=info.device.type == 'cuda',
                                     generator=loader_generator, persistent_workers=False)
+            loader_settings = data_settings(metadata)
             step_next_upsample = curriculums.next_upsample_step(curriculum, step)
             step_last_upsample = curriculums.last_upsample_step(curriculum, step)
             stage_bar.reset(total=None if step_next_upsample == float('inf')
@@ -221,7 +229,7 @@ def training_loop(info, opt, stop=None):
         stage_changed = False
         for imgs, poses in dataloader:
             metadata = curriculums.extract_metadata(curriculum, step)
-            if dataloader.batch_size != metadata['batch_size']:
+            if loader_settings != data_settings(metadata):
                 stage_changed = True
                 break
             generator_ddp.train()
@@ -274,8 +282,11 @@ def training_loop(info, opt, stop=None):
                         evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
                     geometry_eval.evaluate_geometry(info, output_dir, step, generator, ema, metadata, opt,
                                                     eval_names)
-            if step >= max_steps or stop.agreed(info):
-                finished, interrupted = True, step < max_steps
+            out_of_time = deadline < float('inf') and any_rank(time.time() >= deadline, info)
+            stop_requested = stop.agreed(info)  # every rank asks, every step (it is collective)
+            if step >= max_steps or out_of_time or stop_requested:
+                finished = True
+                interrupted = stop_requested and step < max_steps and not out_of_time
                 break
         else:
             epoch += 1

@@ -1,0 +1,98 @@
+"""Crops that frame a face the way the CelebA curriculum sees aligned CelebA, with the roll removed.
+
+Aligned CelebA images are 178x218 with the face landmarks near fixed positions
+(the means below, from the dataset's list_landmarks_align_celeba.txt, rounded).
+datasets.CelebA resizes them to 320 on the short side (320x391) and takes the
+centre 256x256, so in that crop, as fractions of its side:
+eyes at y 0.516 and x 0.36 / 0.63 (eye distance 0.27 of the side), nose tip at y 0.68,
+mouth corners at y 0.80. celeba_targets() derives these from the dataset's
+numbers; an aligned crop puts the detected landmarks there by a similarity
+transform whose rotation makes the eye line horizontal.
+"""
+
+import math
+
+import numpy as np
+from PIL import Image
+
+CELEBA_ALIGNED_SIZE = (178, 218)  # width, height of img_align_celeba images
+CELEBA_LANDMARKS = np.array([      # x, y in those images; MTCNN's order (image-left eye first)
+    [68.9, 111.6], [107.7, 111.6], [88.3, 134.9], [71.7, 152.1], [105.3, 152.1]])
+CELEBA_RESIZE, CELEBA_CROP = 320, 256  # datasets.CelebA: Resize(320), CenterCrop(256)
+
+
+def celeba_targets(size):
+    """[5, 2] landmark positions in a size x size crop framed as datasets.CelebA frames aligned CelebA."""
+    width, height = CELEBA_ALIGNED_SIZE
+    resized = np.array([CELEBA_RESIZE, int(CELEBA_RESIZE * height / width)])   # torchvision's Resize(int)
+    offset = np.array([int(round((side - CELEBA_CROP) / 2)) for side in resized])  # its CenterCrop
+    in_crop = CELEBA_LANDMARKS * resized / np.array([width, height]) - offset
+    return in_crop * (size / CELEBA_CROP)
+
+
+def eye_roll(landmarks):
+    """In-plane angle of the eye line, radians, clockwise on screen (image y points down)."""
+    dx, dy = landmarks[1] - landmarks[0]
+    return math.atan2(dy, dx)
+
+
+def face_transform(landmarks, size):
+    """2x3 similarity matrix from image to crop pixels: eye line level, landmarks on celeba_targets.
+
+    The rotation comes from the eyes alone, so the roll is removed exactly; scale and
+    shift are the least-squares fit of all five points.
+    """
+    roll = eye_roll(landmarks)
+    rotation = np.array([[math.cos(roll), math.sin(roll)], [-math.sin(roll), math.cos(roll)]])
+    targets = celeba_targets(size)
+    rotated = landmarks @ rotation.T
+    centred_source, centred_target = rotated - rotated.mean(0), targets - targets.mean(0)
+    scale = (centred_source * centred_target).sum() / (centred_source ** 2).sum()
+    shift = targets.mean(0) - scale * rotated.mean(0)
+    return np.hstack([scale * rotation, shift[:, None]])
+
+
+def center_transform(image_size, size):
+    """2x3 matrix from image to crop pixels for the centred square of an image (width, height)."""
+    side = min(image_size)
+    scale = size / side
+    shift = -scale * (np.array(image_size) - side) / 2
+    return np.array([[scale, 0, shift[0]], [0, scale, shift[1]]])
+
+
+def crop_corners(matrix, size):
+    """[4, 2] the crop's corners in image pixels (top-left, top-right, bottom-right, bottom-left)."""
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    corners = np.array([[0, 0], [size, 0], [size, size], [0, size]], np.float64)
+    return corners @ inverse[:, :2].T + inverse[:, 2]
+
+
+def describe_crop(matrix, size, scale=1.0):
+    """The crop box as plain numbers, in pixels of an image `scale` times larger than the one matrix maps."""
+    corners = crop_corners(matrix, size) * scale
+    side = float(np.linalg.norm(corners[1] - corners[0]))
+    angle = math.degrees(math.atan2(*(corners[1] - corners[0])[::-1]))
+    return {'corners': np.round(corners, 2).tolist(), 'center': np.round(corners.mean(0), 2).tolist(),
+            'side': round(side, 2), 'angle_deg': round(angle, 3)}
+
+
+def warp(image, matrix, size):
+    """The size x size crop of an RGB PIL image under a 2x3 image-to-crop matrix.
+
+    A shrinking crop is cut at the photo's own resolution (bicubic, rotation only) and
+    then resized with Lanczos, which filters as it shrinks; an enlarging one is one
+    bicubic warp. A crop reaching past the image is filled by mirroring the image at its edges.
+    """
+    matrix = np.array(matrix, np.float64)
+    scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    cut = max(size, int(math.ceil(size / scale)))
+    matrix *= cut / size  # to the cut's pixels
+    corners = crop_corners(matrix, cut)
+    pad = int(math.ceil(max(0, -corners.min(), *(corners.max(0) - image.size)))) + 2
+    if pad > 2:
+        pixels = np.pad(np.asarray(image), ((pad, pad), (pad, pad), (0, 0)), mode='reflect')
+        image = Image.fromarray(pixels)
+        matrix[:, 2] -= matrix[:, :2] @ np.array([pad, pad])
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    cropped = image.transform((cut, cut), Image.AFFINE, data=tuple(inverse.ravel()), resample=Image.BICUBIC)
+    return cropped if cut == size else cropped.resize((size, size), Image.LANCZOS)

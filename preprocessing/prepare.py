@@ -1,0 +1,228 @@
+"""A folder of photos to a training folder: images/, dataset.json, pose_histogram.png, and the train.py command.
+
+Photos are processed by CPU worker processes; every result is appended to
+progress.jsonl as it comes, so an interrupted run resumes where it stopped
+(files already done, unchanged in size and time, are skipped).
+"""
+
+import json
+import multiprocessing
+import os
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from preprocessing.alignment import celeba_targets
+from preprocessing.camera_fit import fit_camera_distribution
+from preprocessing.images import PhotoError
+from preprocessing.photos import Settings, file_signature, prepare_photo
+from preprocessing.report import save_pose_histogram, train_command
+
+IMAGES_DIR, METADATA_FILE, PROGRESS_FILE, HISTOGRAM_FILE = 'images', 'dataset.json', 'progress.jsonl', 'pose_histogram.png'
+FORMAT = 'pigan-prepared-dataset'
+
+
+class PreparationError(Exception):
+    """The command cannot run as given; the message says what to change."""
+
+
+def list_photos(input_dir, output_dir):
+    """Every file under input_dir (recursively; hidden files and output_dir left out), relative, sorted."""
+    input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
+    files = []
+    for root, folders, names in os.walk(input_dir):
+        folders[:] = sorted(f for f in folders if not f.startswith('.') and Path(root, f).resolve() != output_dir)
+        files += [Path(root, name).relative_to(input_dir).as_posix() for name in names if not name.startswith('.')]
+    return sorted(files)
+
+
+def output_names(sources):
+    """Source path -> PNG name in images/: the path with '/' as '__'; the extension kept when stems collide."""
+    stems = Counter(os.path.splitext(source)[0] for source in sources)
+    names = {}
+    for source in sources:
+        stem, extension = os.path.splitext(source)
+        if stems[stem] > 1:
+            stem += '_' + extension.lstrip('.')
+        names[source] = stem.replace('/', '__') + '.png'
+    return names
+
+
+_worker = {}
+
+
+def _start_worker(settings):
+    import torch
+    torch.set_num_threads(1)  # one process per core does better than threads inside MTCNN's small convolutions
+    _worker['settings'] = settings
+    _worker['detector'] = None
+    if settings.mode == 'faces':
+        from preprocessing.faces import FaceDetector
+        _worker['detector'] = FaceDetector(settings.min_score, settings.detect_side)
+
+
+def _process(task):
+    """One photo: writes images/NAME atomically and returns its record (or its rejection)."""
+    source, path, target, signature = task
+    try:
+        image, record = prepare_photo(path, _worker['settings'], _worker['detector'])
+    except PhotoError as error:
+        return {'source': source, 'reason': error.reason, 'detail': str(error), **signature}
+    except Exception as error:  # noqa: BLE001 - one odd file must not end a long run; it is reported
+        return {'source': source, 'reason': 'unreadable', **signature,
+                'detail': f'failed while processing: {type(error).__name__}: {error}'}
+    partial = f'{target}.partial.png'
+    image.save(partial)
+    os.replace(partial, target)
+    return {'source': source, 'file': os.path.basename(target), **record, **signature}
+
+
+def load_progress(output_dir, input_dir, sources, settings):
+    """Records of files already done in an earlier run with the same settings and unchanged since (by source)."""
+    done = {}
+    path = Path(output_dir, PROGRESS_FILE)
+    lines = path.read_text().splitlines() if path.exists() else []
+    if not lines or lines[0] != settings_line(settings):
+        if lines:
+            print(f'settings differ from the earlier run in {output_dir}: preparing every file again')
+        path.write_text(settings_line(settings) + '\n')
+        return done
+    for line in lines[1:]:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption
+        source = record.get('source')
+        if source not in sources or file_signature(Path(input_dir, source)) != {
+                'bytes': record.get('bytes'), 'mtime': record.get('mtime')}:
+            continue
+        if 'file' in record and not Path(output_dir, IMAGES_DIR, record['file']).exists():
+            continue
+        done[source] = record
+    return done
+
+
+def settings_line(settings):
+    """progress.jsonl's first line: what the images were made with, so a resume never mixes two settings."""
+    return json.dumps({'settings': asdict(settings)}, sort_keys=True)
+
+
+def run_workers(tasks, settings, workers, progress_file, done_count, total):
+    """Records of the tasks, in completion order, each also appended to progress_file."""
+    records = []
+    bar = tqdm(total=total, initial=done_count, unit='photo', desc='preparing')
+    if workers > 0:
+        pool = multiprocessing.get_context('spawn').Pool(workers, _start_worker, (settings,))
+        results = pool.imap_unordered(_process, tasks, chunksize=1)
+    else:
+        pool = None
+        _start_worker(settings)
+        results = map(_process, tasks)
+    try:
+        with open(progress_file, 'a') as log:
+            for record in results:
+                log.write(json.dumps(record) + '\n')
+                log.flush()
+                records.append(record)
+                if 'reason' in record:
+                    tqdm.write(f"rejected {record['source']}: {record['reason']} ({record['detail']})")
+                bar.update(1)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    return records
+
+
+def write_json(path, content):
+    partial = f'{path}.partial'
+    with open(partial, 'w') as file:
+        json.dump(content, file, indent=1)
+    os.replace(partial, path)
+
+
+def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=True, curriculum=None,
+                    train_output_dir=None):
+    """Prepares output_dir from the photos under input_dir; returns the content of dataset.json."""
+    if not Path(input_dir).is_dir():
+        raise PreparationError(f'{input_dir} is not a folder; give the folder that holds the photos')
+    output_dir = Path(output_dir)
+    if output_dir.resolve() == Path(input_dir).resolve():
+        raise PreparationError('the output folder is the photo folder; give a new folder for the prepared dataset')
+    images_dir = Path(output_dir, IMAGES_DIR)
+    if images_dir.is_dir() and any(images_dir.iterdir()) and not Path(output_dir, PROGRESS_FILE).exists():
+        raise PreparationError(f'{images_dir} holds files that prepare_dataset.py did not write; '
+                               f'give a new output folder')
+    images_dir.mkdir(parents=True, exist_ok=True)
+    sources = list_photos(input_dir, output_dir)
+    if not sources:
+        raise PreparationError(f'{input_dir} holds no files; put the photos there')
+    names = output_names(sources)
+    done = load_progress(output_dir, input_dir, set(sources), settings)
+    if done:
+        print(f'resuming: {len(done)} of {len(sources)} files already done')
+    tasks = [(source, str(Path(input_dir, source)), str(Path(output_dir, IMAGES_DIR, names[source])),
+              file_signature(Path(input_dir, source))) for source in sources if source not in done]
+    new = run_workers(tasks, settings, workers, Path(output_dir, PROGRESS_FILE), len(done), len(sources))
+    records = sorted([*done.values(), *new], key=lambda record: record['source'])
+    images = [record for record in records if 'file' in record]
+    rejected = [record for record in records if 'reason' in record]
+    remove_stale_images(output_dir, {record['file'] for record in images})
+
+    curriculum = curriculum or ('CelebA' if settings.mode == 'faces' else 'CATS')
+    camera = None
+    dataset_path = str(Path(output_dir, IMAGES_DIR))
+    if settings.mode == 'faces' and len(images) >= 2:
+        yaw, pitch = (np.array([record[key] for record in images]) for key in ('yaw', 'pitch'))
+        camera = fit_camera_distribution(yaw, pitch, flip)
+        shown_yaw = np.concatenate([yaw, np.pi - yaw]) if flip else yaw
+        what = f'{len(images)} faces' + (' and their mirror images' if flip else '')
+        save_pose_histogram(Path(output_dir, HISTOGRAM_FILE), shown_yaw, np.tile(pitch, 1 + flip), camera, what)
+    command = train_command(dataset_path, curriculum, camera, flip, train_output_dir or f'output/{output_dir.resolve().name}')
+    content = {
+        'format': FORMAT, 'version': 1, 'source_dir': str(Path(input_dir).resolve()), 'mode': settings.mode,
+        'settings': asdict(settings), 'flip': flip, 'images_dir': IMAGES_DIR,
+        'alignment': alignment_note(settings), 'camera': camera, 'train_command': command,
+        'summary': {'files': len(records), 'accepted': len(images),
+                    'rejected': dict(sorted(Counter(record['reason'] for record in rejected).items()))},
+        'images': images, 'rejected': rejected}
+    write_json(Path(output_dir, METADATA_FILE), content)
+    print_summary(content, output_dir, settings.mode == 'faces' and camera is None)
+    return content
+
+
+def remove_stale_images(output_dir, kept):
+    """Images of files no longer in the input, or now rejected, go: the folder trains as it is."""
+    for path in Path(output_dir, IMAGES_DIR).iterdir():
+        if path.name not in kept:
+            path.unlink()
+
+
+def alignment_note(settings):
+    if settings.mode == 'center':
+        return {'description': 'centre square of each photo, resized; no face detection, no pose'}
+    return {'description': 'similarity transform: eye line level (roll removed), the 5 landmarks fitted by '
+                           'least squares to where datasets.CelebA puts them in aligned CelebA '
+                           '(resize 320, centre crop 256), scaled to size',
+            'target_landmarks': np.round(celeba_targets(settings.size), 2).tolist(),
+            'pose_convention': "pi-GAN's: yaw, pitch in radians, (pi/2, pi/2) frontal and level; larger yaw "
+                               "shows more of the person's right cheek, smaller pitch looks down on the face"}
+
+
+def print_summary(content, output_dir, no_fit):
+    summary = content['summary']
+    reasons = ', '.join(f'{count} {reason}' for reason, count in summary['rejected'].items()) or 'none'
+    print(f"done: {summary['files']} files, {summary['accepted']} images written to "
+          f"{Path(output_dir, IMAGES_DIR)}, rejected: {reasons} (details in {Path(output_dir, METADATA_FILE)})")
+    camera = content['camera']
+    if camera:
+        print(f"camera fit: {camera['sample_dist']} (log-likelihood gaussian {camera['log_likelihood']['gaussian']}, "
+              f"hybrid {camera['log_likelihood']['hybrid']}), h_mean {camera['h_mean']}, v_mean {camera['v_mean']}, "
+              f"h_stddev {camera['h_stddev']}, v_stddev {camera['v_stddev']}; "
+              f"histogram: {Path(output_dir, HISTOGRAM_FILE)}")
+    elif no_fit:
+        print('too few faces to fit a camera distribution; the command keeps the curriculum\'s camera settings')
+    print('train with:\n  ' + content['train_command'])

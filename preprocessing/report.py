@@ -1,0 +1,77 @@
+"""What preparation tells the user: the train.py command and a picture of the poses with the fitted distribution."""
+
+import math
+import shlex
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from preprocessing.camera_fit import marginal_density
+
+CAMERA_KEYS = ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')
+
+
+def train_command(dataset_dir, curriculum, fit, flip, output_dir):
+    """The train.py command line for a prepared folder (camera keys from the fit when there is one)."""
+    words = ['python', 'train.py', '--curriculum', curriculum, '--dataset_path', str(dataset_dir),
+             '--output_dir', output_dir, '--set', 'dataset=ImageFolder']
+    if flip:
+        words += ['--set', 'random_flip=True']
+    for key in CAMERA_KEYS if fit else ():
+        words += ['--set', f'{key}={fit[key]}']
+    return ' '.join(shlex.quote(word) for word in words)
+
+
+def _font(size):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow built without FreeType
+        return ImageFont.load_default()
+
+
+def _panel(draw, box, values, mean, std, sample_dist, label, font):
+    """One histogram (degrees from frontal/level) with the fitted density on top, inside box (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    degrees = np.degrees(np.asarray(values, np.float64) - math.pi / 2)
+    centre, spread = math.degrees(mean - math.pi / 2), math.degrees(std)
+    low = min(degrees.min(initial=centre), centre - 3 * spread) - 5
+    high = max(degrees.max(initial=centre), centre + 3 * spread) + 5
+    bins = max(10, min(40, len(degrees) // 3))
+    counts, edges = np.histogram(degrees, bins=bins, range=(low, high))
+    width = edges[1] - edges[0]
+    curve_x = np.linspace(low, high, 400)
+    curve = marginal_density(sample_dist, np.radians(curve_x - centre), 0.0, std) * math.radians(1) * len(degrees) * width
+    top = max(counts.max(initial=1), curve.max()) * 1.1
+
+    def to_screen(x, y):
+        return x0 + (x - low) / (high - low) * (x1 - x0), y1 - y / top * (y1 - y0)
+
+    for count, left in zip(counts, edges[:-1]):
+        (a, b), (c, d) = to_screen(left, count), to_screen(left + width, 0)
+        draw.rectangle([a + 1, b, c - 1, d], fill=(120, 160, 210))
+    draw.line([to_screen(x, y) for x, y in zip(curve_x, curve)], fill=(200, 40, 40), width=3)
+    draw.line([(x0, y1), (x1, y1)], fill='black', width=1)
+    step = next(step for step in (5, 10, 20, 30, 45, 90) if (high - low) / step <= 10)
+    for tick in range(int(math.ceil(low / step)) * step, int(high) + 1, step):
+        x, _ = to_screen(tick, 0)
+        draw.line([(x, y1), (x, y1 + 5)], fill='black')
+        draw.text((x, y1 + 8), str(tick), fill='black', font=font, anchor='ma')
+    draw.text(((x0 + x1) / 2, y1 + 28), label, fill='black', font=font, anchor='ma')
+
+
+def save_pose_histogram(path, yaw, pitch, fit, what):
+    """PNG: histograms of yaw and pitch (degrees from pi/2) with the fitted marginal densities in red.
+
+    what: the title's account of the poses shown, e.g. '120 faces and their mirror images'.
+    """
+    image = Image.new('RGB', (1000, 420), 'white')
+    draw = ImageDraw.Draw(image)
+    font, title_font = _font(15), _font(18)
+    title = (f"{what}; red: fitted {fit['sample_dist']}, h_stddev {fit['h_stddev']:.3f}, "
+             f"v_stddev {fit['v_stddev']:.3f} rad")
+    draw.text((500, 12), title, fill='black', font=title_font, anchor='ma')
+    _panel(draw, (40, 50, 480, 350), yaw, fit['h_mean'], fit['h_stddev'], fit['sample_dist'],
+           f"yaw - pi/2, degrees (mean {math.degrees(fit['h_mean'] - math.pi / 2):+.1f})", font)
+    _panel(draw, (540, 50, 980, 350), pitch, fit['v_mean'], fit['v_stddev'], fit['sample_dist'],
+           f"pitch - pi/2, degrees (mean {math.degrees(fit['v_mean'] - math.pi / 2):+.1f})", font)
+    image.save(path)

@@ -1,0 +1,80 @@
+"""The SYNTHETIC_CPU recipe: a valid curriculum, a cheap discriminator, and real training steps."""
+
+import json
+
+import pytest
+import torch
+
+import curriculums
+import train
+from checkpoints.builders import build_discriminator, build_generator
+from discriminators.discriminators import CCSEncoderDiscriminator, NarrowCCSEncoderDiscriminator
+from synthetic_dataset import make_synthetic_dataset
+
+
+def test_curriculum_is_valid_at_every_stage():
+    curriculum = curriculums.get('SYNTHETIC_CPU')
+    sizes = []
+    for step in curriculums.stage_steps(curriculum):
+        metadata = curriculums.extract_metadata(curriculum, step)
+        sizes.append(metadata['img_size'])
+        assert metadata['dataset'] == 'Synthetic' and metadata['pos_lambda'] > 0
+        assert metadata['img_size'] <= metadata['synthetic_size']
+        generator, discriminator = build_generator(metadata), build_discriminator(metadata)
+        images, poses = generator(torch.randn(2, metadata['latent_dim']), **dict(metadata, img_size=8))
+        assert images.shape == (2, 3, 8, 8) and poses.shape == (2, 2)
+        prediction, latent, position = discriminator(torch.zeros(2, 3, metadata['img_size'], metadata['img_size']),
+                                                     alpha=1)
+        assert prediction.shape == (2, 1) and latent.shape == (2, 256) and position.shape == (2, 2)
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]  # progressive: small images first
+
+
+def test_narrow_discriminator_keeps_interface_at_a_fraction_of_the_size():
+    narrow, original = NarrowCCSEncoderDiscriminator(), CCSEncoderDiscriminator()
+    assert narrow.img_size_to_layer == original.img_size_to_layer
+    # The cost is in the blocks at 16x16 and above: there it is at most a quarter as wide.
+    for size in (16, 32, 64):
+        layer = narrow.img_size_to_layer[size]
+        assert narrow.channels[layer] * 4 <= original.channels[layer]
+    for size in (16, 32, 64):
+        images = torch.randn(3, 3, size, size)
+        for alpha in (0.5, 1):
+            prediction, latent, position = narrow(images, alpha)
+            assert prediction.shape == (3, 1) and latent.shape == (3, 256) and position.shape == (3, 2)
+            assert torch.isfinite(prediction).all()
+    with pytest.raises(ValueError, match='square images'):
+        narrow(torch.randn(1, 3, 24, 24), 1)
+
+
+@pytest.fixture(scope='module')
+def heads(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('data') / 'synthetic_32'
+    make_synthetic_dataset(str(folder), 16, img_size=32, seed=0, progress=False)
+    return folder
+
+
+def test_recipe_trains_across_its_stage_change(tmp_path, heads):
+    curriculum = curriculums.get('SYNTHETIC_CPU')
+    second = curriculums.stage_steps(curriculum)[1]
+    out = tmp_path / 'run'
+    # Real widths, fewer samples per ray; start one step before the 16 -> 32 stage change.
+    train.main(['--curriculum', 'SYNTHETIC_CPU', '--output_dir', str(out), '--dataset_path', str(heads),
+                '--set_step', str(second - 1), '--max_steps', str(second + 1), '--set', 'num_steps=4',
+                '--set', 'batch_size=4', '--num_workers', '0', '--eval_freq', '0', '--sample_interval', '1000',
+                '--log_every', '1', '--sample_size', '16'])
+    rows = [json.loads(line) for line in (out / 'stats.jsonl').read_text().splitlines()]
+    first, last = curriculums.extract_metadata(curriculum, second - 1), curriculums.extract_metadata(curriculum, second)
+    assert [(row['step'], row['img_size']) for row in rows] == [(second, first['img_size']),
+                                                                 (second + 1, last['img_size'])]
+    assert all(torch.isfinite(torch.tensor([row['d_loss'], row['g_loss']])).all() for row in rows)
+    state = torch.load(out / 'discriminator.pth', weights_only=True)
+    assert state['discriminator'] == 'NarrowCCSEncoderDiscriminator' and state['step'] == second + 1
+
+
+def test_max_minutes_stops_cleanly(tmp_path, heads):
+    out = tmp_path / 'run'
+    train.main(['--curriculum', 'SYNTHETIC_CPU', '--output_dir', str(out), '--dataset_path', str(heads),
+                '--max_minutes', '0', '--set', 'num_steps=4', '--set', 'batch_size=4', '--num_workers', '0',
+                '--eval_freq', '0', '--sample_interval', '1000', '--log_every', '1'])
+    # The deadline is checked after each step: one step, then a saved checkpoint.
+    assert torch.load(out / 'training_state.pth', weights_only=True)['step'] == 1

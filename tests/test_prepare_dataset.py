@@ -1,0 +1,339 @@
+"""prepare_dataset.py and the preprocessing library on real photos that scikit-image ships (the astronaut, the
+cameraman, LFW faces): alignment, pose, camera fit, odd files, resume, and training on the result."""
+
+import io
+import json
+import math
+import shlex
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+from skimage import data
+
+import inverse_render
+import prepare_dataset
+import train
+from generators.camera_utils import look_at_origin, sample_camera_angles
+from preprocessing.alignment import celeba_targets, eye_roll
+from preprocessing.camera_fit import fit_camera_distribution
+from preprocessing.faces import FaceDetector
+from preprocessing.images import REASONS, PhotoError, open_photo
+from preprocessing.photos import Settings, prepare_photo
+from preprocessing.pose import TEMPLATE, estimate_pose
+from test_inverse_render import smooth_run  # noqa: F401  (a fixture: a tiny generator that renders smoothly)
+from test_training import TINY
+
+# LFW faces (25x25 crops) with a clear yaw either way, and how they are made big enough to detect.
+TURNED_FACES = (0, 2, 40, 58)
+
+
+def lfw_face(index):
+    pixels = np.pad((data.lfw_subset()[index] * 255).round().astype(np.uint8), 8, mode='reflect')
+    return Image.fromarray(pixels).resize((164, 164), Image.BICUBIC).convert('RGB')
+
+
+def astronaut():
+    return Image.fromarray(data.astronaut())
+
+
+@pytest.fixture(scope='module')
+def detector():
+    return FaceDetector()
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+    """Real photos: the astronaut (JPEG), the cameraman (greyscale PNG) and six LFW faces."""
+    folder = tmp_path_factory.mktemp('photos')
+    astronaut().save(folder / 'astronaut.jpg', quality=95)
+    Image.fromarray(data.camera()).save(folder / 'cameraman.png')
+    (folder / 'lfw').mkdir()
+    for index in (0, 2, 4, 6, 40, 58):
+        lfw_face(index).save(folder / 'lfw' / f'face{index}.png')
+    return folder
+
+
+def run_prepare(capsys, *args):
+    prepare_dataset.main([str(arg) for arg in args])
+    return capsys.readouterr().out
+
+
+def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp_path, capsys):
+    out = tmp_path / 'prepared'
+    printed = run_prepare(capsys, photos, out, '--workers', '1', '--size', '64', '--min_face_size', '60')
+    metadata = json.loads((out / 'dataset.json').read_text())
+    assert metadata['summary'] == {'files': 8, 'accepted': 8, 'rejected': {}}
+    assert [entry['source'] for entry in metadata['images']] == [
+        'astronaut.jpg', 'cameraman.png', *(f'lfw/face{i}.png' for i in (0, 2, 4, 40, 58, 6))]
+    for entry in metadata['images']:
+        with Image.open(out / 'images' / entry['file']) as image:
+            assert (image.size, image.mode) == ((64, 64), 'RGB')
+        assert 0.5 < entry['yaw'] < math.pi - 0.5 and 0.8 < entry['pitch'] < math.pi - 0.8
+        assert len(entry['crop']['corners']) == 4 and entry['crop']['side'] >= 60
+    astronaut_entry = metadata['images'][0]
+    # The astronaut's face: crop box around her face (it is at x 180..270, y 60..170 in the photo), near frontal.
+    assert 150 < astronaut_entry['crop']['center'][0] < 300 and 60 < astronaut_entry['crop']['center'][1] < 200
+    assert abs(astronaut_entry['yaw'] - math.pi / 2) < 0.1
+    camera = metadata['camera']
+    assert camera['h_mean'] == pytest.approx(math.pi / 2, abs=1e-4)  # flips on: mirrored yaws count too
+    assert camera['sample_dist'] in ('gaussian', 'hybrid') and 0.1 < camera['h_stddev'] < 1.0
+    with Image.open(out / 'pose_histogram.png') as image:
+        pixels = np.asarray(image.convert('RGB'))
+    assert pixels.shape == (420, 1000, 3)
+    red = (pixels == (200, 40, 40)).all(-1)
+    bars = (pixels == (120, 160, 210)).all(-1)
+    for half in (slice(0, 500), slice(500, 1000)):  # yaw and pitch panels: bars with the fitted curve over them
+        assert red[:, half].sum() > 300 and bars[:, half].sum() > 1000
+    assert metadata['train_command'] in printed and f"h_stddev={camera['h_stddev']}" in metadata['train_command']
+
+    # Again, with one photo added and one removed: only the new one is processed; the removed one's image goes.
+    stamps = {path.name: path.stat().st_mtime_ns for path in (out / 'images').iterdir()}
+    lfw_face(20).save(photos / 'lfw' / 'face20.png')
+    (photos / 'lfw' / 'face6.png').rename(tmp_path / 'face6.png')
+    try:
+        printed = run_prepare(capsys, photos, out, '--workers', '0', '--size', '64', '--min_face_size', '60')
+    finally:
+        (photos / 'lfw' / 'face20.png').unlink()
+        (tmp_path / 'face6.png').rename(photos / 'lfw' / 'face6.png')
+    assert 'resuming: 7 of 8 files already done' in printed
+    after = {path.name: path.stat().st_mtime_ns for path in (out / 'images').iterdir()}
+    del stamps['lfw__face6.png']
+    assert {name: after[name] for name in stamps} == stamps and set(after) == {*stamps, 'lfw__face20.png'}
+    assert len(json.loads((out / 'dataset.json').read_text())['images']) == 8
+
+    # Other settings: nothing is reused.
+    printed = run_prepare(capsys, photos, out, '--workers', '0', '--size', '32', '--min_face_size', '60')
+    assert 'settings differ from the earlier run' in printed and 'resuming' not in printed
+    for path in (out / 'images').iterdir():
+        with Image.open(path) as image:
+            assert image.size == (32, 32)
+
+    # The printed command trains (one step, tiny model).
+    words = shlex.split(metadata['train_command'])
+    assert words[:2] == ['python', 'train.py']
+    run = tmp_path / 'run'
+    train.main(words[2:] + ['--output_dir', str(run), '--max_steps', '1', '--sample_interval', '1', *TINY])
+    steps = [json.loads(line) for line in (run / 'stats.jsonl').read_text().splitlines()]
+    assert steps[-1]['step'] == 1 and math.isfinite(steps[-1]['g_loss']) and math.isfinite(steps[-1]['d_loss'])
+    curriculum = json.loads((run / 'options.json').read_text())['curriculum']
+    assert curriculum['dataset'] == 'ImageFolder' and curriculum['random_flip'] is True
+    assert {key: curriculum[key] for key in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')} == {
+        key: camera[key] for key in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')}
+
+
+def test_pose_uses_the_generators_camera_convention():
+    """Landmarks projected by look_at_origin cameras give back those cameras' yaw and pitch."""
+    for yaw, pitch in ((1.2, 1.7), (1.95, 1.35), (math.pi / 2, math.pi / 2)):
+        cam2world = look_at_origin(torch.tensor([[pitch]]), torch.tensor([[yaw]]))[0].double().numpy()
+        right, up = cam2world[:3, 0], cam2world[:3, 1]
+        landmarks = np.stack([TEMPLATE @ right, -(TEMPLATE @ up)], axis=-1) * 2.5 + [300, 200]
+        pose = estimate_pose(landmarks)
+        assert (pose.yaw, pose.pitch, pose.roll) == pytest.approx((yaw, pitch, 0), abs=1e-4)
+    # The template is the mean aligned-CelebA face: frontal and level (to the 0.2% the resize squeezes y).
+    frontal = estimate_pose(celeba_targets(256))
+    assert (frontal.yaw, frontal.pitch) == pytest.approx((math.pi / 2, math.pi / 2), abs=1e-3)
+
+
+def test_mirroring_flips_the_sign_of_the_yaw(detector, tmp_path):
+    """Tolerance: yaw - pi/2 of a photo and of its mirror image add up to within 0.1 rad (5.7 degrees)."""
+    for index in TURNED_FACES:
+        photo = lfw_face(index)
+        turn, mirrored_turn = (aligned(image, tmp_path, name, detector)[1]['yaw'] - math.pi / 2
+                               for image, name in ((photo, 'face.png'), (ImageOps.mirror(photo), 'mirrored.png')))
+        assert abs(turn) > 0.3 and np.sign(turn) == -np.sign(mirrored_turn)
+        assert abs(turn + mirrored_turn) < 0.1, (index, turn, mirrored_turn)
+
+
+def aligned(image, tmp_path, name, detector, size=128):
+    image.save(tmp_path / name)
+    return prepare_photo(tmp_path / name, Settings(size=size, min_face_size=0), detector)
+
+
+def thumbnail(image):
+    """32x32 pixels as floats: compares framing without the sub-pixel landmark noise that hair edges show."""
+    return np.asarray(image.resize((32, 32), Image.BOX), np.float64)
+
+
+def test_in_plane_rotation_is_removed(detector, tmp_path):
+    """The astronaut turned 25 degrees in the image plane: the roll is measured (within 1.5 degrees), the crop
+    comes out level (its eyes within 1.5 degrees) and framed as the upright photo's (thumbnails within 4 of 255)."""
+    upright, upright_record = aligned(astronaut(), tmp_path, 'upright.png', detector)
+    rotated = astronaut().rotate(25, resample=Image.BICUBIC, expand=True)  # counter-clockwise on screen
+    level, record = aligned(rotated, tmp_path, 'rotated.png', detector)
+    assert record['roll_deg'] - upright_record['roll_deg'] == pytest.approx(-25, abs=1.5)
+    assert record['crop']['angle_deg'] - upright_record['crop']['angle_deg'] == pytest.approx(-25, abs=1.5)
+    assert abs(math.degrees(eye_roll(detector(level)[0].landmarks))) < 1.5
+    assert np.abs(thumbnail(level) - thumbnail(upright)).mean() < 4
+
+
+def test_a_crop_scaled_twice_gives_the_same_aligned_image(detector, tmp_path):
+    """Tolerance: crop box 2x the other's (side within 2%, centre within 1% of the side, angle within
+    0.5 degree), thumbnails within 6 of 255, yaw within 0.03 rad."""
+    crop = astronaut().crop((80, 0, 380, 300))
+    small, small_record = aligned(crop, tmp_path, 'small.png', detector)
+    large, large_record = aligned(crop.resize((600, 600), Image.LANCZOS), tmp_path, 'large.png', detector)
+    small_crop, large_crop = small_record['crop'], large_record['crop']
+    assert large_crop['side'] == pytest.approx(2 * small_crop['side'], rel=0.02)
+    assert np.abs(np.subtract(large_crop['center'], 2 * np.array(small_crop['center']))).max() < 0.01 * large_crop['side']
+    assert large_crop['angle_deg'] == pytest.approx(small_crop['angle_deg'], abs=0.5)
+    assert np.abs(thumbnail(small) - thumbnail(large)).mean() < 6
+    assert large_record['yaw'] == pytest.approx(small_record['yaw'], abs=0.03)
+
+
+def odd_folder(folder):
+    """Every kind of file a photo folder holds, and the reason each should get (None: accepted)."""
+    photo = astronaut().resize((320, 320), Image.LANCZOS)  # face crop about 97 px
+    expected = {}
+
+    def save(name, image, reason=None, **options):
+        image.save(folder / name, **options)
+        expected[name] = reason
+
+    save('plain.jpg', photo)
+    grey16 = (np.asarray(photo.convert('L'), np.uint16) * 257)
+    save('grey16.png', Image.fromarray(grey16))  # 16-bit greyscale
+    save('cmyk.jpg', photo.convert('CMYK'))
+    rgba = photo.convert('RGBA')
+    rgba.paste((0, 0, 0, 0), (0, 0, 320, 28))  # a transparent strip above the hair
+    save('alpha.png', rgba)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned; shown turned 90 degrees clockwise
+    save('exif_rotated.jpg', photo.transpose(Image.ROTATE_90), exif=exif.tobytes())
+    big = photo.resize((3840, 3840), Image.BILINEAR)  # read at 1/2 size by JPEG draft, then reduced
+    save('very_large.jpg', big, quality=80)
+    save('palette.gif', photo.convert('P'))
+    two = Image.new('RGB', (640, 320))
+    two.paste(photo, (0, 0))
+    two.paste(ImageOps.mirror(photo), (320, 0))
+    save('two_people.png', two, 'several faces')
+    save('small_face.png', photo.resize((150, 150), Image.LANCZOS), 'face too small')
+    save('coffee.png', Image.fromarray(data.coffee()), 'no face')
+    save('not_a_face.png', Image.fromarray((data.lfw_subset()[150] * 255).astype(np.uint8)).resize((150, 150)),
+         'no face')
+    buffer = io.BytesIO()
+    photo.save(buffer, 'JPEG')
+    (folder / 'truncated.jpg').write_bytes(buffer.getvalue()[:2000])
+    expected['truncated.jpg'] = 'unreadable'
+    (folder / 'empty.png').write_bytes(b'')
+    expected['empty.png'] = 'unreadable'
+    (folder / 'notes.txt').write_text('not an image')
+    expected['notes.txt'] = 'unreadable'
+    return expected
+
+
+def test_a_mixed_folder_reports_every_file_with_its_reason(tmp_path, capsys):
+    folder = tmp_path / 'mixed'
+    folder.mkdir()
+    expected = odd_folder(folder)
+    assert set(expected.values()) == {None, *REASONS}  # every reason is met
+    out = tmp_path / 'out'
+    printed = run_prepare(capsys, folder, out, '--workers', '0', '--size', '64', '--min_face_size', '60')
+    metadata = json.loads((out / 'dataset.json').read_text())
+    reasons = {entry['source']: entry['reason'] for entry in metadata['rejected']}
+    reasons.update({entry['source']: None for entry in metadata['images']})
+    assert reasons == expected
+    for name, reason in expected.items():
+        if reason:
+            assert f'rejected {name}: {reason}' in printed
+    accepted = [name for name, reason in expected.items() if reason is None]
+    assert (f"done: {len(expected)} files, {len(accepted)} images written to {out / 'images'}, rejected: "
+            f"1 face too small, 2 no face, 1 several faces, 3 unreadable") in printed
+
+    # Each odd format frames the same face as the plain JPEG does; the EXIF-rotated one is turned upright
+    # and its crop box is in upright pixels; the very large one's box is in its own (12x) pixels.
+    entries = {entry['source']: entry for entry in metadata['images']}
+    reference = entries['plain.jpg']
+    for name in accepted:
+        assert entries[name]['yaw'] == pytest.approx(reference['yaw'], abs=0.08), name
+        scale = 12 if name == 'very_large.jpg' else 1
+        assert np.allclose(entries[name]['crop']['center'], np.array(reference['crop']['center']) * scale,
+                           atol=4 * scale), name
+    with Image.open(out / 'images' / entries['alpha.png']['file']) as image:
+        assert np.asarray(image)[1:3, 16:48].min() > 200  # the transparent strip came out white
+
+
+def test_open_photo_reads_16_bit_at_full_range_and_reduces_large_files(tmp_path):
+    ramp = np.linspace(0, 65535, 256 * 64).astype(np.uint16).reshape(64, 256)
+    Image.fromarray(ramp).save(tmp_path / 'ramp.png')
+    image, scale = open_photo(tmp_path / 'ramp.png')
+    pixels = np.asarray(image)
+    assert image.mode == 'RGB' and scale == 1 and pixels.min() == 0 and pixels.max() == 255
+    Image.new('RGB', (5000, 1000), (10, 200, 30)).save(tmp_path / 'wide.jpg')
+    image, scale = open_photo(tmp_path / 'wide.jpg', max_side=1000)
+    assert image.size == (1000, 200) and scale == pytest.approx(5)
+    with pytest.raises(PhotoError, match='empty file'):
+        (tmp_path / 'empty.jpg').write_bytes(b'')
+        open_photo(tmp_path / 'empty.jpg')
+
+
+def test_center_mode_crops_the_middle_square_without_pose(tmp_path, capsys):
+    folder = tmp_path / 'cats'
+    folder.mkdir()
+    Image.fromarray(data.chelsea()).save(folder / 'chelsea.png')  # 451 x 300
+    out = tmp_path / 'out'
+    printed = run_prepare(capsys, folder, out, '--mode', 'center', '--size', '32', '--workers', '0')
+    metadata = json.loads((out / 'dataset.json').read_text())
+    entry, = metadata['images']
+    assert entry['crop']['corners'] == [[75.5, 0.0], [375.5, 0.0], [375.5, 300.0], [75.5, 300.0]]
+    assert 'yaw' not in entry and metadata['camera'] is None
+    expected = np.asarray(Image.fromarray(data.chelsea()).crop((75, 0, 375, 300)).resize((32, 32), Image.BOX), float)
+    with Image.open(out / 'images' / 'chelsea.png') as image:
+        assert np.abs(np.asarray(image, float) - expected).mean() < 6
+    assert '--curriculum CATS' in printed and 'h_stddev' not in printed
+
+
+def test_camera_fit_recovers_the_curriculum_distributions():
+    torch.manual_seed(0)
+    for mode, h_stddev, v_stddev in (('gaussian', 0.3, 0.155), ('hybrid', 0.4, 0.2)):
+        batches = [sample_camera_angles(50, h_stddev, v_stddev, math.pi / 2 + 0.1, math.pi / 2 - 0.05, mode)
+                   for _ in range(80)]
+        pitch = torch.cat([p for p, _ in batches]).flatten().numpy()
+        yaw = torch.cat([y for _, y in batches]).flatten().numpy()
+        fit = fit_camera_distribution(yaw, pitch, flip=False)
+        assert fit['sample_dist'] == mode
+        assert (fit['h_mean'], fit['v_mean']) == pytest.approx((math.pi / 2 + 0.1, math.pi / 2 - 0.05), abs=0.02)
+        assert (fit['h_stddev'], fit['v_stddev']) == pytest.approx((h_stddev, v_stddev), rel=0.1)
+    # With flips, the yaws count mirrored too: centred on pi/2, spread widened by the mean's offset.
+    flipped = fit_camera_distribution(yaw, pitch, flip=True)['alternatives']['gaussian']
+    assert flipped['h_mean'] == pytest.approx(math.pi / 2)
+    assert flipped['h_stddev'] == pytest.approx(math.sqrt(yaw.var() + (yaw.mean() - math.pi / 2) ** 2), rel=1e-6)
+
+
+def test_inverse_render_aligns_a_photo_and_starts_from_its_pose(smooth_run, tmp_path, detector):  # noqa: F811
+    photo = tmp_path / 'photo.jpg'
+    lfw_face(0).save(photo)
+    _, record = prepare_photo(photo, Settings(min_face_size=0), detector)
+    out = tmp_path / 'out'
+    inverse_render.main([str(smooth_run), str(photo), '--align', '--no_ema', '--image_size', '12',
+                         '--render_size', '10', '--num_iterations', '2', '--num_frames', '2',
+                         '--output_dir', str(out)])
+    with Image.open(out / 'aligned.png') as image:
+        assert image.size == (256, 256)
+    saved = torch.load(out / 'latent.pt', weights_only=True)
+    assert (saved['yaw'], saved['pitch']) == pytest.approx((record['yaw'], record['pitch']))
+    assert abs(saved['yaw'] - math.pi / 2) > 0.3  # this face is turned: not the curriculum's mean
+
+    (tmp_path / 'coffee.png').write_bytes(b'')
+    Image.fromarray(data.coffee()).save(tmp_path / 'coffee.png')
+    with pytest.raises(SystemExit, match='no face'):
+        inverse_render.main([str(smooth_run), str(tmp_path / 'coffee.png'), '--align', '--no_ema',
+                             '--output_dir', str(tmp_path / 'none')])
+
+
+def test_bad_folders_get_one_line(tmp_path, capsys):
+    (tmp_path / 'photos').mkdir()
+    for args, message in (((tmp_path / 'missing', tmp_path / 'out'), 'is not a folder'),
+                          ((tmp_path / 'photos', tmp_path / 'out'), 'holds no files'),
+                          ((tmp_path / 'photos', tmp_path / 'photos'), 'the output folder is the photo folder')):
+        with pytest.raises(SystemExit) as stop:
+            prepare_dataset.run_cli(lambda: prepare_dataset.main([str(arg) for arg in args]),
+                                    prepare_dataset.PreparationError)
+        assert message in str(stop.value) and '\n' not in str(stop.value)
+    astronaut().save(tmp_path / 'photos' / 'a.png')
+    (tmp_path / 'theirs' / 'images').mkdir(parents=True)
+    (tmp_path / 'theirs' / 'images' / 'keep.png').write_bytes(b'x')
+    with pytest.raises(prepare_dataset.PreparationError, match='did not write'):
+        prepare_dataset.main([str(tmp_path / 'photos'), str(tmp_path / 'theirs')])
+    assert (tmp_path / 'theirs' / 'images' / 'keep.png').exists()
