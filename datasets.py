@@ -71,12 +71,12 @@ def dataset_files(pattern, name):
 
 
 def load_rgb(path, composite_alpha=True):
-    """An image file as RGB. composite_alpha: transparent pixels over white; else the alpha channel
-    is dropped, as pytorch-fid reads images."""
+    """An image file as RGB. composite_alpha: flatten_to_rgb (transparency over white, 16-bit scaled);
+    else PIL's plain convert('RGB'), as pytorch-fid reads images, so FID sees what `python -m pytorch_fid` sees."""
     try:
         with Image.open(path) as image:
             image.load()
-            return flatten_to_rgb(image)
+            return flatten_to_rgb(image) if composite_alpha else image.convert('RGB')
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise DatasetError(f'cannot read image file {path}: {error}') from None
 

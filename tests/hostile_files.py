@@ -248,9 +248,10 @@ def first_key(mapping):
     return next(iter(mapping))
 
 
-def official_change(change):
+def official_change(change, name='generator.pth'):
+    """A builder: the original release's `name` with change(tree) applied to its object tree."""
     def build(path, ctx):
-        tree = ctx.official('generator.pth')
+        tree = ctx.official(name)
         change(tree)
         save_named(as_original(tree), path)
     return build
@@ -267,14 +268,6 @@ def modules_deep(tree):
         child.state = {'_modules': {}, '_parameters': {}, '_buffers': {}}
         node.state['_modules']['deeper'] = child
         node = child
-
-
-def official_ema_change(change):
-    def build(path, ctx):
-        tree = ctx.official('ema.pth')
-        change(tree)
-        save_named(as_original(tree), path)
-    return build
 
 
 def optimizer_wrong_shapes(state):
@@ -383,10 +376,10 @@ CASES = [
      'SIREN is not one of'),
     ('official_step_string', 'generator', official_change(lambda t: t.state.update(step='41000')),
      'step must be a whole number'),
-    ('official_ema_not_tensors', 'official_ema', official_ema_change(lambda t: t.state.update(
-        shadow_params=['x'] * len(t.state['shadow_params']))), 'not a dense tensor'),
-    ('official_ema_wrong_shape', 'official_ema', official_ema_change(lambda t: t.state['shadow_params'].__setitem__(
-        0, torch.zeros(1))), 'has shape (1,)'),
+    ('official_ema_not_tensors', 'official_ema', official_change(lambda t: t.state.update(
+        shadow_params=['x'] * len(t.state['shadow_params'])), 'ema.pth'), 'not a dense tensor'),
+    ('official_ema_wrong_shape', 'official_ema', official_change(lambda t: t.state['shadow_params'].__setitem__(
+        0, torch.zeros(1)), 'ema.pth'), 'has shape (1,)'),
     # latent.pt of inverse_render.py.
     ('latent_wrong_shape', 'latent', lambda p, c: torch.save({'frequencies': torch.zeros(1, 5),
                                                               'phase_shifts': torch.zeros(1, 5)}, p), 'needs (1,'),

@@ -3,12 +3,12 @@
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
 import torch
 
+from hostile_files import Payload, save_sneaky
 from reference import OFFICIAL_DIR, close, max_rel
 from tiny_checkpoint import make_tiny_run
 from checkpoints import CheckpointError, load_generator
@@ -90,33 +90,6 @@ def test_truncated_files_are_explained(tmp_path):
         load_generator(tiny)
 
 
-class Payload:
-    """Unpickling this would create a file; a safe loader must never get that far."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
-
-
-def save_with_foreign_class(path, marker):
-    """A checkpoint naming a class of a module that exists only while saving (as a stranger's code would)."""
-    module = types.ModuleType('stranger_code')
-
-    class Sneaky:
-        def __setstate__(self, state):
-            Path(marker).touch()
-
-    Sneaky.__module__, Sneaky.__qualname__ = module.__name__, 'Sneaky'
-    module.Sneaky = Sneaky
-    sys.modules[module.__name__] = module
-    try:
-        torch.save({'weights': torch.zeros(2), 'extra': Sneaky()}, path)
-    finally:
-        del sys.modules[module.__name__]
-
-
 @pytest.mark.parametrize('kind', ['os.system', 'foreign class', 'torch class not on the list'])
 def test_pickles_naming_anything_else_are_refused(tmp_path, kind):
     marker = tmp_path / 'payload_ran'
@@ -125,7 +98,7 @@ def test_pickles_naming_anything_else_are_refused(tmp_path, kind):
         torch.save({'model': Payload(marker)}, path)
         culprit = 'system'
     elif kind == 'foreign class':
-        save_with_foreign_class(path, marker)
+        save_sneaky(path, marker)
         culprit = 'stranger_code.Sneaky'
     else:
         torch.save(torch.nn.Conv2d(1, 1, 1), path)
