@@ -99,7 +99,7 @@ def test_offline_fid_warns_at_start_up_and_training_goes_on(tmp_path, synthetic_
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'empty_torch_home'))
     out = tmp_path / 'run'
     train.main(['--output_dir', str(out), '--dataset_path', str(synthetic_dir), '--max_steps', '2',
-                '--sample_interval', '2', *TINY, '--eval_freq', '1'])
+                '--sample_interval', '2', *TINY, '--eval_freq', '1', '--eval_metrics', 'fid'])
     printed = capsys.readouterr()
     warning = [line for line in (printed.out + printed.err).splitlines() if line.startswith('warning: no FID')]
     assert len(warning) == 1
@@ -114,7 +114,7 @@ def test_missing_inception_weights_file_fails_at_once(tmp_path, synthetic_dir):
     missing = tmp_path / 'nowhere' / 'pt_inception.pth'
     result = subprocess.run([sys.executable, 'train.py', '--output_dir', str(tmp_path / 'run'),
                              '--dataset_path', str(synthetic_dir), '--max_steps', '2', *TINY,
-                             '--eval_freq', '1', '--inception_weights', str(missing)],
+                             '--eval_freq', '1', '--eval_metrics', 'fid', '--inception_weights', str(missing)],
                             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and 'Traceback' not in result.stderr
     assert f'error: --inception_weights: Inception weights not found: {missing}' in result.stderr
