@@ -38,7 +38,7 @@ def main():
             page.get_by_text('(full)').wait_for(timeout=600_000)
             for close in page.locator('.mantine-Notification-closeButton').all():
                 close.click()  # the note that WebGL runs in software: true here, not the viewer's business
-            page.wait_for_timeout(500)
+            page.wait_for_timeout(3000)
             Image.open(io.BytesIO(page.screenshot())).quantize(256).save(args.screenshot, optimize=True)  # small PNG
             browser.close()
     finally:
