@@ -36,6 +36,7 @@ KEYS = {
     'resize_antialias': "datasets: antialiased resize instead of the original's nearest-neighbour",
     'synthetic_size': "Synthetic dataset: side of the generated images",
     'synthetic_count': "Synthetic dataset: number of generated images",
+    'synthetic_background': "Synthetic dataset: 'grey' (a light grey per image) or 'white' (for white_back)",
     # camera and rays
     'fov': "full field of view, degrees",
     'ray_start': "near bound along each ray",
@@ -327,6 +328,9 @@ SYNTHETIC_CPU = {
     'dataset_path': None,
     'synthetic_size': 64,
     'synthetic_count': 2000,
+    # Heads on pure white, drawn by white_back: empty space is then the cheapest background,
+    # so density goes into the head instead of a fog painted grey (as π-GAN's CARLA setup).
+    'synthetic_background': 'white',
     'fov': 12,
     'ray_start': 0.88,
     'ray_end': 1.12,
@@ -352,8 +356,8 @@ SYNTHETIC_CPU = {
     'z_dist': 'gaussian',
     'z_lambda': 0,
     'pos_lambda': 15,
+    'white_back': True,
     'last_back': False,
-    'eval_last_back': True,
 }
 
 CURRICULA = ('CelebA', 'CARLA', 'CATS', 'SPATIALSIRENBASELINE', 'SYNTHETIC_CPU')

@@ -40,13 +40,19 @@ BACKGROUND, HEAD, HAIR, LEFT_EYE, RIGHT_EYE, NOSE = range(6)
 PART_NAMES = ('background', 'head', 'hair', 'left_eye', 'right_eye', 'nose')
 
 AMBIENT, DIFFUSE = 0.35, 0.65
+# 'grey': each image on its own flat light grey (0.82..0.95); 'white': every image on pure
+# white, which a generator with white_back draws as empty space (as π-GAN's CARLA setup).
+BACKGROUNDS = ('grey', 'white')
 BOUNDING_RADIUS = 0.095  # no head point is farther from the origin (checked by tests)
 
 
 # --- parameters ----------------------------------------------------------------------
 
-def sample_head_params(num, rng):
+def sample_head_params(num, rng, background='grey'):
     """`num` random heads as JSON-friendly dicts; rng is a numpy Generator."""
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
+
     def u(low, high, size=None):
         return rng.uniform(low, high, size)
 
@@ -76,6 +82,8 @@ def sample_head_params(num, rng):
             'background': [u(0.82, 0.95)] * 3,
             'light_dir': (light / np.linalg.norm(light)).tolist(),
         })
+        if background == 'white':  # the grey is still drawn, so the heads match the grey set's
+            heads[-1]['background'] = [1.0] * 3
     return [{k: (float(v) if np.isscalar(v) else [float(x) for x in v]) for k, v in h.items()} for h in heads]
 
 
@@ -342,7 +350,7 @@ def sample_poses(num, seed, h_mean, v_mean, h_stddev, v_stddev, sample_dist):
 
 def make_synthetic_dataset(output_dir, num_images, img_size=64, seed=0, fov=12, h_mean=math.pi / 2,
                            v_mean=math.pi / 2, h_stddev=0.3, v_stddev=0.155, sample_dist='gaussian',
-                           progress=True, batch_size=32, supersample=2):
+                           progress=True, batch_size=32, supersample=2, background='grey'):
     """Writes output_dir/00000.png ... and output_dir/poses.json; returns the metadata dict.
 
     poses.json is written last (atomically), so a folder without it is an interrupted
@@ -355,7 +363,7 @@ def make_synthetic_dataset(output_dir, num_images, img_size=64, seed=0, fov=12, 
     camera = {'fov': fov, 'h_mean': h_mean, 'v_mean': v_mean, 'h_stddev': h_stddev,
               'v_stddev': v_stddev, 'sample_dist': sample_dist}
     pitch, yaw = sample_poses(num_images, seed, h_mean, v_mean, h_stddev, v_stddev, sample_dist)
-    heads = sample_head_params(num_images, np.random.default_rng(seed))
+    heads = sample_head_params(num_images, np.random.default_rng(seed), background)
     width = max(5, len(str(num_images - 1)))
     names = [f'{i:0{width}d}.png' for i in range(num_images)]
 
@@ -375,6 +383,7 @@ def make_synthetic_dataset(output_dir, num_images, img_size=64, seed=0, fov=12, 
         'img_size': img_size,
         'seed': seed,
         'supersample': supersample,
+        'background': background,
         'camera': camera,
         'conventions': 'pitch from +y, yaw from +x towards +z, radians; camera at distance 1 looking '
                        'at the origin (generators/camera_utils.py); the head faces +z',
@@ -408,12 +417,14 @@ def main(argv=None):
     parser.add_argument('--curriculum', default='SPATIALSIRENBASELINE',
                         help='camera settings (fov, h/v mean and stddev, sample_dist) come from this curriculum')
     parser.add_argument('--supersample', type=int, default=2, help='anti-aliasing: rays per pixel side')
+    parser.add_argument('--background', choices=BACKGROUNDS, default='grey',
+                        help="'grey': a flat light grey per image; 'white': pure white (train with white_back)")
     args = parser.parse_args(argv)
 
     curriculum = curriculums.get(args.curriculum)
     camera = {k: curriculum.get(k, DEFAULT_CAMERA[k]) for k in CAMERA_KEYS}
     make_synthetic_dataset(args.output_dir, args.num_images, args.img_size, args.seed,
-                           supersample=args.supersample, **camera)
+                           supersample=args.supersample, background=args.background, **camera)
     print(f'wrote {args.num_images} images and {METADATA_FILE} to {args.output_dir}')
 
 

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from checkpoints import load_generator  # noqa: E402
+from datasets import default_synthetic_folder  # noqa: E402
 from inference.meshing import density_grid, extract_mesh  # noqa: E402
 from inference.rendering import Camera, inference_options, latent_from_seed, render_view, yaw_row  # noqa: E402
 from torch_utils.media import image_grid, save_image, to_uint8  # noqa: E402
@@ -135,7 +136,7 @@ def dataset_folder(metadata):
     """The synthetic dataset the run trained on (train.py's default folder unless dataset_path is set)."""
     if metadata.get('dataset_path'):
         return Path(metadata['dataset_path'])
-    return ROOT / 'data' / f"synthetic_{int(metadata.get('synthetic_size', 64))}"
+    return ROOT / default_synthetic_folder(metadata)
 
 
 # --- pictures ---------------------------------------------------------------------------
