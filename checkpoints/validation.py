@@ -239,7 +239,7 @@ def check_training_state_file(value, path):
 def check_latent_file(value, path, generator):
     """A latent.pt of inverse_render.py: finite frequencies and phase shifts [1, F] that fit generator."""
     check_dict(value, path, 'latent file')
-    width = generator.siren.mapping_network.network[-1].out_features // 2
+    width = generator.siren.mapping_network.film_width
     tensors = []
     for key in ('frequencies', 'phase_shifts'):
         tensor = check_tensor(value.get(key), path, key)

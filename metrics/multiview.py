@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from generators.camera_utils import look_at_origin
+from generators.camera_utils import cam2world_from_cameras
 from generators.ray_sampler import camera_ray_directions
 from inference.rendering import Camera
 
@@ -28,15 +28,15 @@ def camera_pair(metadata, separation=None):
     return Camera(yaw - separation / 2, pitch, fov), Camera(yaw + separation / 2, pitch, fov)
 
 
-def _cam2world(camera):
-    matrix = look_at_origin(torch.tensor([[float(camera.pitch)]]), torch.tensor([[float(camera.yaw)]]))[0]
+def _rotation_and_origin(camera):
+    matrix = cam2world_from_cameras(camera)[0][0]
     return matrix[:3, :3], matrix[:3, 3]
 
 
 def lift(depth, camera):
     """World points [S*S, 3] at distance depth [S, S] along the camera's pixel rays (inf: far away)."""
     size = depth.shape[-1]
-    rotation, origin = _cam2world(camera)
+    rotation, origin = _rotation_and_origin(camera)
     directions = camera_ray_directions(camera.fov, (size, size)).reshape(-1, 3) @ rotation.T
     return origin + torch.nan_to_num(depth.reshape(-1, 1).float(), posinf=1e3) * directions
 
@@ -50,7 +50,7 @@ def warp(image_b, depth_b, depth_a, camera_a, camera_b):
     size = depth_a.shape[-1]
     points = lift(depth_a, camera_a)
     on_head = points.norm(dim=-1) < HEAD_RADIUS
-    rotation_b, origin_b = _cam2world(camera_b)
+    rotation_b, origin_b = _rotation_and_origin(camera_b)
 
     in_b = (points - origin_b) @ rotation_b                       # camera B coordinates
     scale = 1 / math.tan(math.radians(camera_b.fov) / 2)

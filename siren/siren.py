@@ -79,6 +79,7 @@ class CustomMappingNetwork(nn.Module):
 
     def __init__(self, z_dim, map_hidden_dim, map_output_dim):
         super().__init__()
+        self.film_width = map_output_dim // 2  # values in each of frequencies and phase_shifts
         self.network = nn.Sequential(
             nn.Linear(z_dim, map_hidden_dim), nn.LeakyReLU(0.2, inplace=True),
             nn.Linear(map_hidden_dim, map_hidden_dim), nn.LeakyReLU(0.2, inplace=True),
@@ -90,8 +91,7 @@ class CustomMappingNetwork(nn.Module):
 
     def forward(self, z):
         out = self.network(z)
-        half = out.shape[-1] // 2
-        return out[..., :half], out[..., half:]
+        return out[..., :self.film_width], out[..., self.film_width:]
 
 
 class UniformBoxWarp(nn.Module):

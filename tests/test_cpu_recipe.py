@@ -9,6 +9,7 @@ import curriculums
 import train
 from checkpoints.builders import build_discriminator, build_generator
 from discriminators.discriminators import CCSEncoderDiscriminator, NarrowCCSEncoderDiscriminator
+from inference.rendering import inference_options
 from synthetic_dataset import make_synthetic_dataset
 
 
@@ -27,6 +28,20 @@ def test_curriculum_is_valid_at_every_stage():
                                                      alpha=1)
         assert prediction.shape == (2, 1) and latent.shape == (2, 256) and position.shape == (2, 2)
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]  # progressive: small images first
+
+
+def test_recipe_draws_empty_space_as_its_white_background():
+    # Trained on heads over pure white with white_back, and rendered the same way at inference:
+    # last_back would hand the leftover light to the last sample instead of the white background.
+    metadata = curriculums.extract_metadata(curriculums.get('SYNTHETIC_CPU'), 0)
+    assert metadata['synthetic_background'] == 'white'
+    options = inference_options(metadata, image_size=8)
+    assert options['white_back'] and not options['last_back']
+    generator = build_generator(metadata)
+    with torch.no_grad():  # no density anywhere: every pixel is the background
+        generator.siren.final_layer.bias[-1] = -1e4
+        images, _ = generator(torch.randn(2, metadata['latent_dim']), **options)
+    assert torch.allclose(images, torch.ones_like(images), atol=1e-4)
 
 
 def test_narrow_discriminator_keeps_interface_at_a_fraction_of_the_size():

@@ -176,3 +176,13 @@ def test_render_keys_are_the_renderers_keywords_and_unknown_keys_fail():
     with pytest.raises(TypeError, match='hierarchical_sampling'):
         generator.render(*latent_of(generator, 0), cam2world, fov, **renderer.render_options(OPTIONS),
                          hierarchical_sampling=True)
+
+
+def test_original_module_path_still_imports():
+    # Users' code from the original imports the renderer's functions from volumetric_rendering.
+    from generators import camera_utils, ray_marcher, ray_sampler, volumetric_rendering
+    for name, home in (('fancy_integration', ray_marcher), ('get_initial_rays_trig', ray_sampler),
+                       ('perturb_points', ray_sampler), ('sample_pdf', ray_sampler),
+                       ('create_cam2world_matrix', camera_utils), ('sample_camera_positions', camera_utils),
+                       ('normalize_vecs', camera_utils), ('truncated_normal_', camera_utils)):
+        assert getattr(volumetric_rendering, name) is getattr(home, name)

@@ -229,3 +229,40 @@ def test_synthetic_dataset_from_explicit_path(small_dataset):
     assert torch.equal(pose, torch.tensor([entry['pitch'], entry['yaw']], dtype=torch.float32))
     with pytest.raises(datasets.DatasetError, match='not a complete synthetic dataset'):
         datasets.Synthetic(str(small_dataset / 'missing'), img_size=32)
+
+
+# --- white background (SYNTHETIC_CPU, drawn by white_back) ------------------------------------
+
+def test_white_background_keeps_the_same_heads(small_dataset, tmp_path):
+    white = tmp_path / 'white'
+    sd.make_synthetic_dataset(str(white), 6, img_size=32, seed=0, progress=False, batch_size=4,
+                              background='white', **CAMERA)
+    grey_meta, white_meta = sd.load_metadata(str(small_dataset)), sd.load_metadata(str(white))
+    assert white_meta['background'] == 'white' and grey_meta['background'] == 'grey'
+    for grey_entry, white_entry in zip(grey_meta['images'], white_meta['images']):
+        assert (grey_entry['pitch'], grey_entry['yaw']) == (white_entry['pitch'], white_entry['yaw'])
+        assert {k: v for k, v in grey_entry['params'].items() if k != 'background'} == \
+               {k: v for k, v in white_entry['params'].items() if k != 'background'}
+        grey, white_pixels = read_png(small_dataset / grey_entry['file']), read_png(white / white_entry['file'])
+        # Corners are background: white there, a light grey (below white) in the grey set.
+        corners = (slice(None, 2), slice(None, 2))
+        assert (white_pixels[corners] == 255).all() and (grey[corners] < 250).all()
+        # Pixels wholly on the head are the same in both sets (edges mix in the background).
+        _, buffers = sd.render_heads(grey_entry['params'], [grey_entry['pitch']], [grey_entry['yaw']], 32, 12,
+                                     return_buffers=True)  # 2x supersampled, as the files
+        on_head = torch.nn.functional.max_pool2d(
+            (buffers['part'][0] == sd.BACKGROUND).float()[None, None], 2)[0, 0].numpy() == 0
+        assert on_head.sum() > 100
+        assert np.abs(grey[on_head].astype(int) - white_pixels[on_head].astype(int)).max() <= 1
+
+
+def test_default_folder_follows_background(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv('PIGAN_SYNTHETIC_PATH', raising=False)
+    options = dict(CAMERA, img_size=16, synthetic_size=16, synthetic_count=2)
+    dataset = datasets.make_dataset('Synthetic', synthetic_background='white', **options)
+    assert dataset.folder == os.path.join('data', 'synthetic_16_white')
+    assert (read_png(tmp_path / dataset.folder / '00000.png')[0, 0] == 255).all()
+    assert datasets.make_dataset('Synthetic', **options).folder == os.path.join('data', 'synthetic_16')
+    with pytest.raises(datasets.DatasetError, match="synthetic_background must be one of grey, white, got 'black'"):
+        datasets.make_dataset('Synthetic', synthetic_background='black', **options)
