@@ -70,7 +70,7 @@ def extract_mesh(volume, level, cube_size):
     from skimage.measure import marching_cubes
 
     if not volume.min() < level < volume.max():
-        raise ValueError(f"the density never crosses --level {level} (it spans {volume.min():.3g} to "
+        raise ValueError(f"the density never crosses the mesh level {level} (it spans {volume.min():.3g} to "
                          f"{volume.max():.3g}); pick a level inside that range")
     spacing = cube_size / (volume.shape[0] - 1)
     vertices, faces, _, _ = marching_cubes(volume, level, spacing=(spacing,) * 3)

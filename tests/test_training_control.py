@@ -154,3 +154,35 @@ def test_a_user_error_in_spawned_workers_is_one_line(tmp_path):
     assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith('error: ') and 'incomplete checkpoint' in lines[0], lines
     assert str(tmp_path) in lines[0]
+
+
+def test_a_bug_in_a_spawned_worker_keeps_its_traceback(tmp_path):
+    # The launch path of train.py (run_cli around launch) with a worker that has a real bug in
+    # rank 1: unlike a user error, it must reach the terminal with the worker's own traceback.
+    script = tmp_path / 'buggy_run.py'
+    script.write_text(f"""
+import argparse, sys
+sys.path.insert(0, {str(ROOT)!r})
+from torch_utils.cli import run_cli
+from training.distributed import launch
+from training.errors import user_errors
+
+
+def worker(info, opt):
+    if info.rank == 1:
+        buggy_helper()
+
+
+def buggy_helper():
+    return {{}}['no such key']
+
+
+if __name__ == '__main__':
+    errors = user_errors()
+    run_cli(lambda: launch(worker, argparse.Namespace(nproc=2, port={free_port()}), errors), errors)
+""")
+    result = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert 'Traceback' in result.stderr and "KeyError: 'no such key'" in result.stderr, result.stderr[-3000:]
+    assert 'in buggy_helper' in result.stderr  # the worker's frames, not only the parent's
+    assert 'error: ' not in result.stderr.splitlines()[-1]  # not turned into a one-line user error
