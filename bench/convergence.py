@@ -65,7 +65,9 @@ def parse_args(argv=None):
     parser.add_argument('--train_args', default='', help="extra train.py arguments, e.g. \"--set gen_lr=2e-4\"")
     parser.add_argument('--no_overlap', dest='overlap', action='store_false',
                         help="pause training while a point is measured (default: measure alongside training)")
-    parser.add_argument('--measure', default=None, help=argparse.SUPPRESS)  # internal: measure one snapshot
+    parser.add_argument('--measure', default=None, metavar='SNAPSHOT',
+                        help="measure one kept snapshot (OUTPUT/snapshots/tMM) and exit, e.g. again with more "
+                             "--num_samples; rewrites its point.json and the run's pictures for it")
     return parser.parse_args(argv)
 
 
