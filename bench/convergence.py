@@ -104,6 +104,12 @@ def keep_snapshot(run_dir, folder):
         shutil.copyfile(run_dir / name, folder / name)
 
 
+def last_logged_step(run_dir):
+    stats = run_dir / 'stats.jsonl'
+    lines = stats.read_text().splitlines() if stats.exists() else []
+    return json.loads(lines[-1])['step'] if lines else 0
+
+
 def training_speed(run_dir, since_step):
     """(last step, median seconds per step of the log rows after since_step)."""
     rows = [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
@@ -306,7 +312,8 @@ def main(argv=None):
     run_dir = output_dir / 'run'
     run_dir.mkdir(parents=True, exist_ok=True)
     measurer = Measurer(args)
-    folders, trained, cpu_used, last_step = [], 0.0, 0.0, 0
+    folders, trained, cpu_used = [], 0.0, 0.0
+    last_step = last_logged_step(run_dir)  # a resumed or copied run: time only the steps trained here
     while trained < args.minutes * 60 - 1:
         chunk = min(args.every * 60, args.minutes * 60 - trained)
         wall, cpu = train_chunk(args, run_dir, chunk / 60)
