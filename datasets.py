@@ -190,6 +190,9 @@ class Synthetic(ImageFiles):
 def default_synthetic_folder(kwargs):
     """data/synthetic_<size>[_white]: where a curriculum's synthetic heads live when no path is set."""
     background = kwargs.get('synthetic_background', 'grey')
+    if background not in synthetic_dataset.BACKGROUNDS:
+        raise DatasetError(f"Synthetic: synthetic_background must be one of "
+                           f"{', '.join(synthetic_dataset.BACKGROUNDS)}, got {background!r}")
     suffix = '' if background == 'grey' else f'_{background}'
     return os.path.join('data', f"synthetic_{int(kwargs.get('synthetic_size', 64))}{suffix}")
 
@@ -198,10 +201,6 @@ def ensure_default_synthetic(kwargs):
     """(folder, metadata) of data/synthetic_<size>, generating it when it is not complete."""
     size = int(kwargs.get('synthetic_size', 64))
     count = int(kwargs.get('synthetic_count', 2000))
-    background = kwargs.get('synthetic_background', 'grey')
-    if background not in synthetic_dataset.BACKGROUNDS:
-        raise DatasetError(f"Synthetic: synthetic_background must be one of "
-                           f"{', '.join(synthetic_dataset.BACKGROUNDS)}, got {background!r}")
     camera = {key: kwargs.get(key, synthetic_dataset.DEFAULT_CAMERA[key]) for key in synthetic_dataset.CAMERA_KEYS}
     folder = default_synthetic_folder(kwargs)
     metadata = synthetic_dataset.load_metadata(folder)
@@ -217,7 +216,8 @@ def ensure_default_synthetic(kwargs):
     # leaves a half-written folder under the final name.
     partial = f'{folder}.partial-{os.getpid()}'
     shutil.rmtree(partial, ignore_errors=True)
-    synthetic_dataset.make_synthetic_dataset(partial, count, img_size=size, seed=0, background=background, **camera)
+    synthetic_dataset.make_synthetic_dataset(partial, count, img_size=size, seed=0,
+                                             background=kwargs.get('synthetic_background', 'grey'), **camera)
     if os.path.exists(folder) and synthetic_dataset.load_metadata(folder) is None:
         shutil.rmtree(folder, ignore_errors=True)
     try:
