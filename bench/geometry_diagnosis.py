@@ -1,0 +1,89 @@
+"""Why a generator's pose and shape errors are what they are, on the synthetic heads.
+
+    python bench/geometry_diagnosis.py RUN/generator.pth --dataset_dir data/synthetic_64_white
+
+Pose: samples rendered at the `pose` metric's cameras, their (yaw, pitch) read back by the
+dataset's pose regressor, and each angle fitted as read = slope * camera + bias. Prints the
+mean |error|, the slope (1: the head turns exactly with the camera), the bias (a constant
+offset: the heads face off the world's front), and the error left after removing the bias
+alone and after removing the best line.
+
+Shape: the 5-95% vertex extents (x, y, z) of the level-10 meshes of a few samples (psi 0.7),
+beside the same for as many true heads of the dataset, drawn the same way.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from checkpoints import load_generator  # noqa: E402
+from inference.meshing import density_grid, extract_mesh  # noqa: E402
+from inference.rendering import latent_from_seed  # noqa: E402
+from metrics import pose  # noqa: E402
+from metrics.geometry import as_heads, reference  # noqa: E402
+from metrics.heads import TrueHeads  # noqa: E402
+
+MESH_LEVEL, RESOLUTION, CUBE_SIZE = 10, 64, 0.3
+
+
+def pose_fit(generator, metadata, dataset_dir, num_samples):
+    """Per angle: mean |error|, slope, bias, error without the bias, error off the best line (degrees)."""
+    regressor = reference(dataset_dir).regressor
+    with torch.no_grad():
+        images, true = pose.render_at_random_poses(as_heads(generator, metadata), metadata, num_samples,
+                                                   regressor.network.input_size, seed=0)
+        read, _ = regressor.predict(images)
+    fits = {}
+    for index, name in enumerate(('yaw', 'pitch')):
+        camera, seen = np.degrees(true[:, index].numpy()), np.degrees(read[:, index].numpy())
+        slope, intercept = np.polyfit(camera, seen, 1)
+        error = seen - camera
+        fits[name] = {'mean_abs_error': np.abs(error).mean(), 'slope': slope, 'bias': error.mean(),
+                      'error_without_bias': np.abs(error - error.mean()).mean(),
+                      'error_off_best_line': np.abs(seen - (slope * camera + intercept)).mean()}
+    return fits
+
+
+def extents(vertices):
+    return np.percentile(vertices, 95, 0) - np.percentile(vertices, 5, 0)
+
+
+def mesh_extents(generator, dataset_dir, count):
+    """(mean 5-95% extents of `count` samples' meshes, the same for the dataset's first `count` heads)."""
+    generated = []
+    for seed in range(count):
+        volume = density_grid(generator, latent_from_seed(generator, seed, 0.7), RESOLUTION, CUBE_SIZE)
+        generated.append(extents(extract_mesh(volume, MESH_LEVEL, CUBE_SIZE)[0]))
+    heads = [entry['params'] for entry in json.loads((Path(dataset_dir) / 'poses.json').read_text())['images'][:count]]
+    true_heads = TrueHeads(heads, fov=12)
+    true = [extents(extract_mesh(*true_heads.surface_volume(index, RESOLUTION, CUBE_SIZE), CUBE_SIZE)[0])
+            for index in range(count)]
+    return np.mean(generated, 0), np.mean(true, 0)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('checkpoint', help="generator.pth (a run's, or a convergence.py snapshot's)")
+    parser.add_argument('--dataset_dir', required=True, help="the synthetic dataset the run trained on")
+    parser.add_argument('--num_samples', type=int, default=64, help="samples for the pose fit")
+    parser.add_argument('--num_meshes', type=int, default=4, help="samples (and true heads) for the extents")
+    args = parser.parse_args(argv)
+    generator, metadata = load_generator(args.checkpoint)
+    torch.manual_seed(0)
+    for name, fit in pose_fit(generator, metadata, args.dataset_dir, args.num_samples).items():
+        print(f"{name:5s}  mean |error| {fit['mean_abs_error']:5.2f}   slope {fit['slope']:4.2f}   "
+              f"bias {fit['bias']:+5.2f}   without the bias {fit['error_without_bias']:5.2f}   "
+              f"off the best line {fit['error_off_best_line']:5.2f}   (degrees)")
+    generated, true = mesh_extents(generator, args.dataset_dir, args.num_meshes)
+    print(f"mesh 5-95% extents x, y, z: samples {np.round(generated, 3)}, true heads {np.round(true, 3)}, "
+          f"ratio {np.round(generated / true, 2)}")
+
+
+if __name__ == '__main__':
+    main()
