@@ -78,6 +78,8 @@ KEYS = {
     'grad_clip': "gradient norm clip",
     'z_lambda': "weight of the latent identity loss",
     'pos_lambda': "weight of the camera (pose) identity loss",
+    'disc_fake_pose': "the discriminator learns the camera pose of generated images too (the original); "
+                      "False: only the known poses of real images train its pose head (Synthetic data)",
     'instance_noise': "std of the noise added to the discriminator's input (0: none)",
 }
 
