@@ -8,6 +8,12 @@ mean |error|, the slope (1: the head turns exactly with the camera), the bias (a
 offset: the heads face off the world's front), and the error left after removing the bias
 alone and after removing the best line.
 
+Discriminator (with --discriminator, e.g. RUN/discriminator.pth): mean |error| of its pose
+head on real training images against their true poses and on the same generated images
+against their cameras, beside the pose regressor's on those images. A pose head that reads
+generated images' cameras far better than the regressor does has learned cues of its own
+for them, and the generator's pose loss no longer asks for heads that turn like real ones.
+
 Shape: the 5-95% vertex extents (x, y, z) of the level-10 meshes of a few samples (psi 0.7),
 beside the same for as many true heads of the dataset, drawn the same way.
 """
@@ -22,7 +28,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import datasets  # noqa: E402
 from checkpoints import load_generator  # noqa: E402
+from checkpoints.builders import build_discriminator  # noqa: E402
 from inference.meshing import density_grid, extract_mesh  # noqa: E402
 from inference.rendering import latent_from_seed  # noqa: E402
 from metrics import pose  # noqa: E402
@@ -50,6 +58,31 @@ def pose_fit(generator, metadata, dataset_dir, num_samples):
     return fits
 
 
+def discriminator_pose(generator, metadata, discriminator_path, dataset_dir, num_samples):
+    """{'real': D on real images, 'generated': D on generated ones, 'regressor': the regressor on
+    those}: each the mean |error| (yaw, pitch) in degrees against the true poses or cameras."""
+    discriminator = build_discriminator(metadata)
+    discriminator.load_state_dict(torch.load(discriminator_path, map_location='cpu', weights_only=True)['state_dict'])
+    discriminator.eval()
+    size = metadata['img_size']
+    real = datasets.make_dataset('Synthetic', **{**metadata, 'dataset_path': dataset_dir, 'img_size': size})
+    picked = torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:num_samples].tolist()
+    real_images = torch.stack([real[i][0] for i in picked])
+    real_poses = torch.stack([real[i][1] for i in picked])[:, [1, 0]]  # datasets give (pitch, yaw)
+    regressor = reference(dataset_dir).regressor
+    heads = as_heads(generator, metadata)
+    with torch.no_grad():  # the same samples and cameras, at D's size and at the regressor's
+        images, cameras = pose.render_at_random_poses(heads, metadata, num_samples, size, seed=0)
+        for_regressor, _ = pose.render_at_random_poses(heads, metadata, num_samples, regressor.network.input_size,
+                                                       seed=0)
+        read_real = discriminator(real_images, 1)[2][:, [1, 0]]  # its pose head reads (pitch, yaw)
+        read_generated = discriminator(images, 1)[2][:, [1, 0]]
+    read_by_regressor, _ = regressor.predict(for_regressor)
+    return {'real': pose.mean_abs_degrees(read_real, real_poses),
+            'generated': pose.mean_abs_degrees(read_generated, cameras),
+            'regressor': pose.mean_abs_degrees(read_by_regressor, cameras)}
+
+
 def extents(vertices):
     return np.percentile(vertices, 95, 0) - np.percentile(vertices, 5, 0)
 
@@ -72,6 +105,8 @@ def main(argv=None):
     parser.add_argument('checkpoint', help="generator.pth (a run's, or a convergence.py snapshot's)")
     parser.add_argument('--dataset_dir', required=True, help="the synthetic dataset the run trained on")
     parser.add_argument('--num_samples', type=int, default=64, help="samples for the pose fit")
+    parser.add_argument('--discriminator', default=None,
+                        help="the run's discriminator.pth, to check its pose head (needs the run's checkpoint)")
     parser.add_argument('--num_meshes', type=int, default=4, help="samples (and true heads) for the extents")
     args = parser.parse_args(argv)
     generator, metadata = load_generator(args.checkpoint)
@@ -80,6 +115,12 @@ def main(argv=None):
         print(f"{name:5s}  mean |error| {fit['mean_abs_error']:5.2f}   slope {fit['slope']:4.2f}   "
               f"bias {fit['bias']:+5.2f}   without the bias {fit['error_without_bias']:5.2f}   "
               f"off the best line {fit['error_off_best_line']:5.2f}   (degrees)")
+    if args.discriminator:
+        names = {'real': 'D on real images', 'generated': 'D on generated images',
+                 'regressor': 'regressor on generated images'}
+        for name, (yaw, pitch) in discriminator_pose(generator, metadata, args.discriminator, args.dataset_dir,
+                                                     args.num_samples).items():
+            print(f"pose head  {names[name]:30s} |error| yaw {yaw:5.2f}  pitch {pitch:5.2f}  (degrees)")
     generated, true = mesh_extents(generator, args.dataset_dir, args.num_meshes)
     print(f"mesh 5-95% extents x, y, z: samples {np.round(generated, 3)}, true heads {np.round(true, 3)}, "
           f"ratio {np.round(generated / true, 2)}")
