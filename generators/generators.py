@@ -40,10 +40,11 @@ AVG_FREQUENCY_SAMPLES = 10000
 
 
 class ImplicitGenerator3d(nn.Module):
-    def __init__(self, siren, z_dim, fast_path=True, **siren_kwargs):
+    def __init__(self, siren, z_dim, fast_path=True, density_scale=1.0, **siren_kwargs):
         super().__init__()
         self.z_dim = z_dim
         self.fast_path = fast_path
+        self.density_scale = density_scale  # curriculum key; 1 in the original
         self.siren = siren(output_dim=4, z_dim=z_dim, input_dim=3, device=None, **siren_kwargs)
         self.epoch = 0
         self.step = 0
@@ -164,6 +165,12 @@ class ImplicitGenerator3d(nn.Module):
         fast_path: siren/fast_path/ (None: self.fast_path); else the eager SIREN.
         With max_batch_size, each image is evaluated in chunks of at most that many points.
         """
+        out = self._siren_outputs(points, view_directions, frequencies, phase_shifts, max_batch_size, fast_path)
+        if self.density_scale != 1:
+            out = torch.cat([out[..., :3], out[..., 3:] * self.density_scale], -1)
+        return out
+
+    def _siren_outputs(self, points, view_directions, frequencies, phase_shifts, max_batch_size, fast_path):
         batch, rays, steps, _ = points.shape
         if self.fast_path if fast_path is None else fast_path:
             # Whole rays per call, at most max_batch_size points per image, so big renders fit in memory.
