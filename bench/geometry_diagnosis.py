@@ -14,6 +14,11 @@ against their cameras, beside the pose regressor's on those images. A pose head 
 generated images' cameras far better than the regressor does has learned cues of its own
 for them, and the generator's pose loss no longer asks for heads that turn like real ones.
 
+Density: the largest density the SIREN can output at all (its density layer reads sines in
+[-1, 1], so that is |w|_1 + |b| of the layer, times density_scale), beside the densest point
+of the sample volumes below. When the two agree, the density is held at that bound, and the
+bound grows only as fast as the optimiser moves the layer's weights.
+
 Shape: the 5-95% vertex extents (x, y, z) of the level-10 meshes of a few samples (psi 0.7),
 beside the same for as many true heads of the dataset, drawn the same way.
 """
@@ -83,21 +88,28 @@ def discriminator_pose(generator, metadata, discriminator_path, dataset_dir, num
             'regressor': pose.mean_abs_degrees(read_by_regressor, cameras)}
 
 
+def density_bound(generator):
+    layer = generator.siren.final_layer
+    return float(layer.weight.abs().sum() + layer.bias.abs().sum()) * generator.density_scale
+
+
 def extents(vertices):
     return np.percentile(vertices, 95, 0) - np.percentile(vertices, 5, 0)
 
 
 def mesh_extents(generator, dataset_dir, count):
-    """(mean 5-95% extents of `count` samples' meshes, the same for the dataset's first `count` heads)."""
-    generated = []
+    """(mean 5-95% extents of `count` samples' meshes, the same for the dataset's first `count` heads,
+    the samples' densest point)."""
+    generated, densest = [], 0.0
     for seed in range(count):
         volume = density_grid(generator, latent_from_seed(generator, seed, 0.7), RESOLUTION, CUBE_SIZE)
+        densest = max(densest, float(volume.max()))
         generated.append(extents(extract_mesh(volume, MESH_LEVEL, CUBE_SIZE)[0]))
     heads = [entry['params'] for entry in json.loads((Path(dataset_dir) / 'poses.json').read_text())['images'][:count]]
     true_heads = TrueHeads(heads, fov=12)
     true = [extents(extract_mesh(*true_heads.surface_volume(index, RESOLUTION, CUBE_SIZE), CUBE_SIZE)[0])
             for index in range(count)]
-    return np.mean(generated, 0), np.mean(true, 0)
+    return np.mean(generated, 0), np.mean(true, 0), densest
 
 
 def main(argv=None):
@@ -121,7 +133,8 @@ def main(argv=None):
         for name, (yaw, pitch) in discriminator_pose(generator, metadata, args.discriminator, args.dataset_dir,
                                                      args.num_samples).items():
             print(f"pose head  {names[name]:30s} |error| yaw {yaw:5.2f}  pitch {pitch:5.2f}  (degrees)")
-    generated, true = mesh_extents(generator, args.dataset_dir, args.num_meshes)
+    generated, true, densest = mesh_extents(generator, args.dataset_dir, args.num_meshes)
+    print(f"density bound {density_bound(generator):.1f}, densest point of the samples' volumes {densest:.1f}")
     print(f"mesh 5-95% extents x, y, z: samples {np.round(generated, 3)}, true heads {np.round(true, 3)}, "
           f"ratio {np.round(generated / true, 2)}")
 
