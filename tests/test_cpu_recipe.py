@@ -22,6 +22,7 @@ def test_curriculum_is_valid_at_every_stage():
         assert metadata['dataset'] == 'Synthetic' and metadata['pos_lambda'] > 0
         assert metadata['img_size'] <= metadata['synthetic_size']
         generator, discriminator = build_generator(metadata), build_discriminator(metadata)
+        assert generator.density_scale == 5.0  # opaque heads within minutes (bench/RESULTS.md, run 5)
         images, poses = generator(torch.randn(2, metadata['latent_dim']), **dict(metadata, img_size=8))
         assert images.shape == (2, 3, 8, 8) and poses.shape == (2, 2)
         prediction, latent, position = discriminator(torch.zeros(2, 3, metadata['img_size'], metadata['img_size']),
