@@ -339,7 +339,7 @@ SYNTHETIC_CPU = {
     'fade_steps': 200,
     # A SIREN 64 wide cannot output a density above |w|_1 + |b| of its density layer, and Adam
     # grows that by at most about 64 x lr a step. Unscaled, the densest point sat at that bound
-    # all run long (12 at 12 minutes, 38 at 60) and the heads stayed half transparent; x5 gives
+    # all run long (12 at 12 minutes, 38 at 60) and the heads had see-through edges; x5 gives
     # opaque heads (bench/RESULTS.md, runs 2 and 5).
     'density_scale': 5.0,
     # Heads on pure white, drawn by white_back (as the original's CARLA): empty space renders
