@@ -338,7 +338,7 @@ SYNTHETIC_CPU = {
     'discriminator': 'NarrowCCSEncoderDiscriminator',
     'fade_steps': 200,
     # A SIREN 64 wide cannot output a density above |w|_1 + |b| of its density layer, and Adam
-    # grows that by at most about 64 x lr a step. Unscaled, the densest point sat at that bound
+    # typically grows that by about 65 x lr a step. Unscaled, the densest point sat at that bound
     # all run long (12 at 12 minutes, 38 at 60) and the heads had see-through edges; x5 gives
     # opaque heads (bench/RESULTS.md, runs 2 and 5).
     'density_scale': 5.0,
@@ -369,9 +369,10 @@ def apply_overrides(curriculum, overrides):
             curriculum[step].pop(key, None)
         curriculum[key] = value
     for step in stage_steps(curriculum):
-        for key in set(RUN_ONLY_KEYS) & set(curriculum[step]):
-            raise ConfigError(f"stage {step} sets {key!r}, which is fixed when the generator is built; "
-                              f"set it for the whole run (a string key, or --set {key}=...)")
+        fixed = sorted(set(RUN_ONLY_KEYS) & set(curriculum[step]))
+        if fixed:
+            raise ConfigError(f"stage {step} sets {fixed[0]!r}, which is fixed when the generator is built; "
+                              f"set it for the whole run (a string key, or --set {fixed[0]}=...)")
     return curriculum
 
 

@@ -252,9 +252,11 @@ def check_enough_images(dataset, name, batch_size, world_size=1):
                            f'use more images or a smaller batch_size')
 
 
-def check_known_poses(dataset, name, metadata):
-    """disc_fake_pose False trains the discriminator's pose head on real poses only: the data must know them."""
-    if not metadata.get('disc_fake_pose', True) and metadata.get('pos_lambda', 0) > 0 and not hasattr(dataset, 'poses'):
+def check_known_poses(dataset, name, settings):
+    """disc_fake_pose False trains the discriminator's pose head on real poses only: the data must know
+    them. settings: the metadata of every stage the dataset will serve."""
+    needed = any(not stage.get('disc_fake_pose', True) and stage.get('pos_lambda', 0) > 0 for stage in settings)
+    if needed and not hasattr(dataset, 'poses'):
         raise DatasetError(f'{name} dataset has no known camera poses, so disc_fake_pose=False would leave the '
                            f"discriminator's pose head untrained; use the Synthetic dataset or leave disc_fake_pose on")
 

@@ -96,13 +96,17 @@ def density_bound(generator):
 def surfaces(generator, metadata, dataset_dir, count):
     """Per sample, its `shape` mesh against the nearest bank head: (share of vertices > 1 cm inside
     it, share > 1 cm outside, median signed distance, median distance from the centre of the
-    inside ones, densest point of its volume)."""
+    inside ones, densest point of its volume), or None where it has no surface."""
     bank = reference(dataset_dir).bank
     heads = as_heads(generator, metadata)
     rows = []
     for index in range(count):
         volume, level = heads.surface_volume(index, shape.GRID_RESOLUTION, shape.CUBE_SIZE)
-        vertices = torch.from_numpy(extract_mesh(volume, level, shape.CUBE_SIZE)[0].copy())
+        try:
+            vertices = torch.from_numpy(extract_mesh(volume, level, shape.CUBE_SIZE)[0].copy())
+        except ValueError:  # the density never reaches the level: no surface (an early snapshot)
+            rows.append(None)
+            continue
         distances = [synthetic_dataset.head_signed_distance(vertices, params) for params in bank.params]
         signed = min(distances, key=lambda d: float(d.abs().median())).numpy()
         inside = signed < -0.01
@@ -133,8 +137,11 @@ def main(argv=None):
                                                      args.num_samples).items():
             print(f"pose head  {names[name]:30s} |error| yaw {yaw:5.2f}  pitch {pitch:5.2f}  (degrees)")
     print(f"density bound {density_bound(generator):.1f}")
-    for index, (inside, outside, median, radius, densest) in enumerate(
-            surfaces(generator, metadata, args.dataset_dir, args.num_meshes)):
+    for index, row in enumerate(surfaces(generator, metadata, args.dataset_dir, args.num_meshes)):
+        if row is None:
+            print(f"surface of sample {index}: none (its density never reaches the mesh level)")
+            continue
+        inside, outside, median, radius, densest = row
         print(f"surface of sample {index}: {inside:.0%} of vertices > 1 cm inside the nearest true head "
               f"(median {radius:.3f} from the centre), {outside:.0%} > 1 cm outside, median signed distance "
               f"{median:+.4f}; densest point {densest:.1f}")

@@ -34,10 +34,7 @@ def build_generator(metadata):
     generator_class = _lookup(generators, metadata.get('generator', 'ImplicitGenerator3d'), GENERATOR_CLASSES,
                               'generator')
     siren_class = _lookup(siren, metadata['model'], SIREN_CLASSES, 'model (SIREN class)')
-    density_scale = metadata.get('density_scale', 1.0)
-    if not (limits.is_finite_number(density_scale) and density_scale > 0):
-        raise ConfigError(f"density_scale must be a positive number, not {limits.short_repr(density_scale)}")
-    return generator_class(siren_class, metadata['latent_dim'], density_scale=density_scale,
+    return generator_class(siren_class, metadata['latent_dim'], density_scale=metadata.get('density_scale', 1.0),
                            **siren_kwargs(metadata))
 
 

@@ -169,7 +169,8 @@ def official_metadata(info, curriculum, overrides=None):
     if curriculum not in curriculums.CURRICULA:
         raise CheckpointError(f"unknown curriculum {curriculum!r}; choose one of {', '.join(curriculums.CURRICULA)}")
     # The pickled architecture wins over the named curriculum's.
-    architecture = {'model': info['model'], 'latent_dim': info['latent_dim'], 'hidden_dim': info['hidden_dim']}
+    architecture = {'model': info['model'], 'latent_dim': info['latent_dim'], 'hidden_dim': info['hidden_dim'],
+                    'density_scale': 1.0}  # the original's density is unscaled, whatever the named curriculum
     full = resolve_curriculum(None, curriculum, {**architecture, **(overrides or {})})
     return full, curriculums.extract_metadata(full, info['step'])
 

@@ -71,6 +71,8 @@ def test_images_without_poses_are_refused(tmp_path):
     for index in range(2):
         Image.new('RGB', (8, 8), (index * 100, 0, 0)).save(tmp_path / f'{index}.png')
     dataset = datasets.ImageFolder(str(tmp_path), img_size=8)
+    later_off = [{'pos_lambda': 15}, {'disc_fake_pose': False, 'pos_lambda': 15}]  # turned off by a later stage
     with pytest.raises(datasets.DatasetError, match='no known camera poses.*disc_fake_pose'):
-        datasets.check_known_poses(dataset, 'ImageFolder', {'disc_fake_pose': False, 'pos_lambda': 15})
-    datasets.check_known_poses(dataset, 'ImageFolder', {'pos_lambda': 15})  # the original's loss needs none
+        datasets.check_known_poses(dataset, 'ImageFolder', later_off)
+    datasets.check_known_poses(dataset, 'ImageFolder', [{'pos_lambda': 15}])  # the original's loss needs none
+    datasets.check_known_poses(dataset, 'ImageFolder', [{'disc_fake_pose': False, 'pos_lambda': 0}])  # no pose loss

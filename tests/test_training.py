@@ -158,6 +158,15 @@ def test_missing_dataset_is_reported(tmp_path):
     assert pattern in result.stderr and 'Traceback' not in result.stderr
 
 
+def test_real_pose_only_needs_known_poses(tmp_path):
+    for index in range(4):
+        Image.new('RGB', (16, 16), (index * 60, 90, 30)).save(tmp_path / f'{index}.png')
+    result = run_cli('--output_dir', str(tmp_path / 'out'), '--dataset_path', str(tmp_path), '--max_steps', '1',
+                     '--set', 'dataset=ImageFolder', '--set', 'disc_fake_pose=False', *TINY)
+    assert result.returncode != 0
+    assert 'no known camera poses' in result.stderr and 'Traceback' not in result.stderr
+
+
 def test_load_dir_without_checkpoint_is_reported(tmp_path):
     result = run_cli('--load_dir', str(tmp_path), '--output_dir', str(tmp_path), '--max_steps', '1')
     assert result.returncode != 0

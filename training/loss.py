@@ -20,13 +20,13 @@ def r1_penalty(grad_real, r1_lambda):
     return 0.5 * r1_lambda * grad_real.flatten(1).norm(2, dim=1).pow(2).mean()
 
 
-def identity_penalty(metadata, pred_latent, z, pred_position, position, pose=True):
+def identity_penalty(metadata, pred_latent, z, pred_position, position, fake_pose=True):
     """Weighted MSE between the discriminator's predicted and the sampled z (z_lambda) and
-    (pitch, yaw) (pos_lambda, the pose loss; left out when `pose` is False) of generated images."""
+    (pitch, yaw) (pos_lambda, the pose loss; left out when `fake_pose` is False) of generated images."""
     penalty = 0
     if metadata['z_lambda'] > 0:
         penalty = penalty + F.mse_loss(pred_latent, z) * metadata['z_lambda']
-    if pose and metadata['pos_lambda'] > 0:
+    if fake_pose and metadata['pos_lambda'] > 0:
         penalty = penalty + F.mse_loss(pred_position, position) * metadata['pos_lambda']
     return penalty
 

@@ -39,7 +39,7 @@ def discriminator_step(ctx, real_imgs, real_poses, alpha, metadata):
         # With disc_fake_pose False, D's pose head learns real poses only, so the generator
         # cannot settle with D on a pose reading of its own that differs from the real one.
         penalty = identity_penalty(metadata, g_pred_latent, z, g_pred_position, gen_positions,
-                                   pose=metadata.get('disc_fake_pose', True))
+                                   fake_pose=metadata.get('disc_fake_pose', True))
         penalty = penalty + real_pose_penalty(r_pred_position, real_poses, metadata['pos_lambda'])
         d_loss = discriminator_gan_loss(g_preds, r_preds) + grad_penalty + penalty
     return d_loss

@@ -213,7 +213,9 @@ def training_loop(info, opt, stop=None):
             if info.is_main:
                 barrier(info)
             datasets.check_enough_images(dataset, metadata['dataset'], metadata['batch_size'], info.world_size)
-            datasets.check_known_poses(dataset, metadata['dataset'], metadata)
+            later = [s for s in curriculums.stage_steps(curriculum) if s > step]
+            datasets.check_known_poses(dataset, metadata['dataset'],
+                                       [curriculums.extract_metadata(curriculum, s) for s in [step] + later])
             sampler = ResumableDistributedSampler(dataset, info.world_size, info.rank, seed=opt.seed)
             dataloader = DataLoader(dataset, batch_size=metadata['batch_size'], sampler=sampler, drop_last=True,
                                     num_workers=opt.num_workers, pin_memory=info.device.type == 'cuda',
