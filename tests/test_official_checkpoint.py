@@ -66,6 +66,11 @@ def test_overrides_apply_to_official_checkpoints():
     assert metadata['fov'] == 18
 
 
+def test_original_density_stays_unscaled_under_any_curriculum():
+    generator, metadata = load_generator(GENERATOR, ema=None, curriculum='SYNTHETIC_CPU')
+    assert metadata['density_scale'] == 1.0 and generator.density_scale == 1.0
+
+
 def test_missing_curriculum_is_explained():
     with pytest.raises(CheckpointError, match='--curriculum CelebA'):
         load_generator(GENERATOR)
