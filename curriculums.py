@@ -368,12 +368,17 @@ def apply_overrides(curriculum, overrides):
         for step in stage_steps(curriculum):
             curriculum[step].pop(key, None)
         curriculum[key] = value
-    for step in stage_steps(curriculum):
-        fixed = sorted(set(RUN_ONLY_KEYS) & set(curriculum[step]))
-        if fixed:
-            raise ConfigError(f"stage {step} sets {fixed[0]!r}, which is fixed when the generator is built; "
-                              f"set it for the whole run (a string key, or --set {fixed[0]}=...)")
+    check_run_only_keys(curriculum)
     return curriculum
+
+
+def check_run_only_keys(curriculum, source='the curriculum'):
+    """ConfigError if a stage sets one of RUN_ONLY_KEYS (read once, when the generator is built)."""
+    for step in stage_steps(curriculum):
+        fixed = sorted(set(RUN_ONLY_KEYS) & set(curriculum[step])) if isinstance(curriculum[step], dict) else []
+        if fixed:
+            raise ConfigError(f"{source}: stage {step} sets {fixed[0]!r}, which is fixed when the generator is "
+                              f"built; set it for the whole run")
 
 
 def get(name):

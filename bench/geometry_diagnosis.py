@@ -64,8 +64,8 @@ def pose_fit(generator, metadata, dataset_dir, num_samples):
 
 
 def discriminator_pose(generator, metadata, discriminator_path, dataset_dir, num_samples):
-    """{'real': D on real images, 'generated': D on generated ones, 'regressor': the regressor on
-    those}: each the mean |error| (yaw, pitch) in degrees against the true poses or cameras."""
+    """{'real': D on real images, 'generated': D on generated ones at the pose fit's cameras}: each
+    the mean |error| (yaw, pitch) in degrees against the true poses or cameras."""
     discriminator = build_discriminator(metadata)
     discriminator.load_state_dict(torch.load(discriminator_path, map_location='cpu', weights_only=True)['state_dict'])
     discriminator.eval()
@@ -74,22 +74,17 @@ def discriminator_pose(generator, metadata, discriminator_path, dataset_dir, num
     picked = torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:num_samples].tolist()
     real_images = torch.stack([real[i][0] for i in picked])
     real_poses = torch.stack([real[i][1] for i in picked])[:, [1, 0]]  # datasets give (pitch, yaw)
-    regressor = reference(dataset_dir).regressor
-    heads = as_heads(generator, metadata)
-    with torch.no_grad():  # the same samples and cameras, at D's size and at the regressor's
-        images, cameras = pose.render_at_random_poses(heads, metadata, num_samples, size, seed=0)
-        for_regressor, _ = pose.render_at_random_poses(heads, metadata, num_samples, regressor.network.input_size,
-                                                       seed=0)
+    with torch.no_grad():  # the pose fit's samples and cameras, at D's image size
+        images, cameras = pose.render_at_random_poses(as_heads(generator, metadata), metadata, num_samples, size,
+                                                      seed=0)
         read_real = discriminator(real_images, 1)[2][:, [1, 0]]  # its pose head reads (pitch, yaw)
         read_generated = discriminator(images, 1)[2][:, [1, 0]]
-    read_by_regressor, _ = regressor.predict(for_regressor)
     return {'real': pose.mean_abs_degrees(read_real, real_poses),
-            'generated': pose.mean_abs_degrees(read_generated, cameras),
-            'regressor': pose.mean_abs_degrees(read_by_regressor, cameras)}
+            'generated': pose.mean_abs_degrees(read_generated, cameras)}
 
 
 def density_bound(generator):
-    layer = generator.siren.final_layer
+    layer = generator.siren.density_head
     return float(layer.weight.abs().sum() + layer.bias.abs().sum()) * generator.density_scale
 
 
@@ -126,15 +121,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     generator, metadata = load_generator(args.checkpoint)
     torch.manual_seed(0)
-    for name, fit in pose_fit(generator, metadata, args.dataset_dir, args.num_samples).items():
+    fits = pose_fit(generator, metadata, args.dataset_dir, args.num_samples)
+    for name, fit in fits.items():
         print(f"{name:5s}  mean |error| {fit['mean_abs_error']:5.2f}   slope {fit['slope']:4.2f}   "
               f"bias {fit['bias']:+5.2f}   without the bias {fit['error_without_bias']:5.2f}   "
               f"off the best line {fit['error_off_best_line']:5.2f}   (degrees)")
     if args.discriminator:
+        errors = discriminator_pose(generator, metadata, args.discriminator, args.dataset_dir, args.num_samples)
+        errors['regressor'] = (fits['yaw']['mean_abs_error'], fits['pitch']['mean_abs_error'])
         names = {'real': 'D on real images', 'generated': 'D on generated images',
                  'regressor': 'regressor on generated images'}
-        for name, (yaw, pitch) in discriminator_pose(generator, metadata, args.discriminator, args.dataset_dir,
-                                                     args.num_samples).items():
+        for name, (yaw, pitch) in errors.items():
             print(f"pose head  {names[name]:30s} |error| yaw {yaw:5.2f}  pitch {pitch:5.2f}  (degrees)")
     print(f"density bound {density_bound(generator):.1f}")
     for index, row in enumerate(surfaces(generator, metadata, args.dataset_dir, args.num_meshes)):
@@ -145,6 +142,7 @@ def main(argv=None):
         print(f"surface of sample {index}: {inside:.0%} of vertices > 1 cm inside the nearest true head "
               f"(median {radius:.3f} from the centre), {outside:.0%} > 1 cm outside, median signed distance "
               f"{median:+.4f}; densest point {densest:.1f}")
+
 
 if __name__ == '__main__':
     main()

@@ -7,7 +7,7 @@ SIREN 256 wide, 24+24 samples per ray and 256 x 256 images.
 
 import math
 
-from curriculums import RUN_ONLY_KEYS, ConfigError
+from curriculums import ConfigError, check_run_only_keys
 
 MAX_FILE_BYTES = 4 << 30           # one checkpoint file
 MAX_RECORDS = 10_000               # entries in its zip archive
@@ -43,11 +43,7 @@ def check_architecture(curriculum, source):
     if not (is_finite_number(scale) and 0 < scale <= MAX_DENSITY_SCALE):
         raise ConfigError(f"{source}: density_scale must be a positive number up to {MAX_DENSITY_SCALE:g}, "
                           f"not {short_repr(scale)}")
-    for where, values in stages[1:]:
-        for key in RUN_ONLY_KEYS:
-            if key in values:
-                raise ConfigError(f"{source}: {where}{key} is fixed when the generator is built; "
-                                  f"it can only be set for the whole run")
+    check_run_only_keys(curriculum, source)
     for where, values in stages:
         for key, (low, high) in ARCHITECTURE_RANGES.items():
             if key not in values or values[key] is None:

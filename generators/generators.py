@@ -166,8 +166,8 @@ class ImplicitGenerator3d(nn.Module):
         With max_batch_size, each image is evaluated in chunks of at most that many points.
         """
         out = self._siren_outputs(points, view_directions, frequencies, phase_shifts, max_batch_size, fast_path)
-        if self.density_scale != 1:
-            out = torch.cat([out[..., :3], out[..., 3:] * self.density_scale], -1)
+        if self.density_scale != 1:  # in place: both paths end in a fresh torch.cat, which autograd allows
+            out[..., 3:] *= self.density_scale
         return out
 
     def _siren_outputs(self, points, view_directions, frequencies, phase_shifts, max_batch_size, fast_path):
