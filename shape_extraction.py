@@ -19,7 +19,7 @@ from checkpoints.validation import check_latent_file
 from inference.arguments import USER_ERRORS, add_generator_arguments, load_generator_from_args
 from torch_utils.cli import run_cli
 from inference.meshing import density_grid, extract_mesh, save_mesh, save_mrc, vertex_colors
-from inference.rendering import Latent, front_camera, latent_from_seed
+from inference.rendering import Latent, front_camera, latent_from_seed, view_dependence_locked
 
 
 def main(argv=None):
@@ -54,7 +54,7 @@ def main(argv=None):
             tqdm.write(f"{name}: no mesh written: {error}")
             continue
         colors = vertex_colors(generator, latent, vertices, front_camera(metadata), args.max_batch_size,
-                               args.lock_view_dependence)
+                               view_dependence_locked(metadata, args.lock_view_dependence))
         save_mesh(vertices, faces, colors, output_dir / f'{name}.{args.mesh_format}')
     return output_dir
 

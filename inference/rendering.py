@@ -51,6 +51,12 @@ def interpolated_latents(latents, frames_per_seed):
     return path
 
 
+def view_dependence_locked(metadata, requested=False):
+    """Whether colour ignores the view direction: where asked, and always for a generator trained
+    so (its colour branch never saw any other direction)."""
+    return bool(requested or metadata.get('lock_view_dependence', False))
+
+
 def inference_options(metadata, image_size=None, ray_step_multiplier=1, lock_view_dependence=False):
     """Render settings for inference: the camera fixed where asked, no density noise.
 
@@ -61,7 +67,7 @@ def inference_options(metadata, image_size=None, ray_step_multiplier=1, lock_vie
     options.update(img_size=image_size or metadata['img_size'],
                    num_steps=max(2, round(metadata['num_steps'] * ray_step_multiplier)),
                    sample_dist=None, h_stddev=0, v_stddev=0, nerf_noise=0,
-                   lock_view_dependence=lock_view_dependence,
+                   lock_view_dependence=view_dependence_locked(metadata, lock_view_dependence),
                    last_back=metadata.get('eval_last_back', metadata.get('last_back', False)))
     return options
 

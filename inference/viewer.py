@@ -20,7 +20,8 @@ import torch
 from generators.camera_utils import camera_origins
 from generators.ray_sampler import camera_ray_directions
 from inference.meshing import density_grid, extract_mesh, save_mesh, vertex_colors
-from inference.rendering import Camera, inference_options, latent_from_seed, render_to_video, render_view, trajectory
+from inference.rendering import (Camera, inference_options, latent_from_seed, render_to_video, render_view, trajectory,
+                                 view_dependence_locked)
 from torch_utils.media import depth_to_uint8, save_image, to_uint8
 
 DISPLAYS = ('RGB', 'depth', 'normals')
@@ -151,7 +152,9 @@ class ViewRenderer:
         self.lock = threading.Lock()
 
     def default_settings(self, **changes):
-        return replace(ViewSettings(fov=float(self.metadata['fov'])), **changes)
+        settings = ViewSettings(fov=float(self.metadata['fov']),
+                                lock_view_dependence=view_dependence_locked(self.metadata))
+        return replace(settings, **changes)
 
     def front_camera(self):
         return self.metadata['h_mean'], self.metadata['v_mean']
@@ -205,7 +208,7 @@ class ViewRenderer:
             volume = density_grid(self.generator, latent, voxel_resolution, cube_size, self.max_batch_size)
             vertices, faces = extract_mesh(volume, level, cube_size)
             colors = vertex_colors(self.generator, latent, vertices, camera, self.max_batch_size,
-                                   settings.lock_view_dependence)
+                                   view_dependence_locked(self.metadata, settings.lock_view_dependence))
         path = next_free(Path(output_dir), f'{settings.name()}_mesh', '.ply')
         save_mesh(vertices, faces, colors, path)
         return path

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import viser
 
+from inference.rendering import view_dependence_locked
 from inference.viewer import DISPLAYS, PlacedCamera, camera_from_browser, fit_to_canvas, position_from_camera
 
 
@@ -127,7 +128,9 @@ class Tab:
             self.fov = gui.add_slider('fov', 1.0, 60.0, 0.5, settings.fov, hint="field of view in degrees")
             self.steps = gui.add_slider('steps per ray ×', 0.25, 4.0, 0.25, settings.ray_step_multiplier,
                                         hint="samples per ray = the curriculum's num_steps times this")
-            self.lock = gui.add_checkbox('lock view dependence', settings.lock_view_dependence)
+            trained_locked = view_dependence_locked(self.renderer.metadata)
+            self.lock = gui.add_checkbox('lock view dependence', settings.lock_view_dependence, disabled=trained_locked,
+                                         hint="trained locked: always on" if trained_locked else None)
             self.display = gui.add_dropdown('display', DISPLAYS, initial_value=settings.display)
             self.resolution = gui.add_number('resolution', self.config.image_size, min=8, max=1024, step=8,
                                              hint="pixels per side at rest (moving: a preview)")

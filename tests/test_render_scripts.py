@@ -22,6 +22,7 @@ from tiny_checkpoint import make_tiny_run
 from checkpoints import load_generator
 from inference.meshing import density_grid, vertex_colors
 from inference.rendering import Camera, inference_options, latent_from_seed, render_view
+from inference.viewer import ViewRenderer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,6 +164,31 @@ def test_lock_view_dependence(run, locked):
     assert same == locked
     if locked:
         assert all(torch.equal(d, torch.tensor([0.0, 0.0, -1.0]).expand_as(d)) for d in seen)
+
+
+def test_a_generator_trained_locked_is_rendered_locked(tmp_path):
+    """Its colour branch only ever saw -z: renders, mesh colours and the viewer keep the lock unasked."""
+    run = make_tiny_run(tmp_path, colour_gain=30, lock_view_dependence=True)
+    generator, metadata = load_generator(run)
+    assert metadata['lock_view_dependence'] is True
+    seen = spy_view_directions(generator)
+    render_view(generator, latent_from_seed(generator, 0), Camera(1.2, 1.5, 12), inference_options(metadata, 8), 10000)
+    assert all(torch.equal(d, torch.tensor([0.0, 0.0, -1.0]).expand_as(d)) for d in seen)
+
+    assert ViewRenderer(generator, metadata).default_settings().lock_view_dependence is True
+    generator.evaluate_siren = type(generator).evaluate_siren.__get__(generator)  # the spy off again
+    latent = latent_from_seed(generator, 0, 0.7)
+    volume = density_grid(generator, latent, 12, 0.3, 500)
+    level = float(volume.min() + volume.max()) / 2
+    shape_extraction.main([str(run), '--seed', '0', '--voxel_resolution', '12', '--level', str(level),
+                           '--output_dir', str(tmp_path / 'mesh')])
+    import trimesh
+    mesh = trimesh.load(tmp_path / 'mesh' / 'seed0000.ply', process=False)
+    vertices = np.asarray(mesh.vertices, dtype=np.float32)
+    front = Camera(metadata['h_mean'], metadata['v_mean'], metadata['fov'])
+    locked, unlocked = (vertex_colors(generator, latent, vertices, front, 500, lock) for lock in (True, False))
+    assert not np.array_equal(locked, unlocked)
+    np.testing.assert_array_equal(mesh.visual.vertex_colors, locked)
 
 
 def test_vertex_colours_follow_the_lock(run):
