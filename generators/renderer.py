@@ -40,6 +40,7 @@ def render_rays(evaluate, ray_origins, ray_directions, z_vals, frequencies, phas
     evaluate: ImplicitGenerator3d.evaluate_siren, (points [B, R, S, 3], view directions [B, R, 3],
     frequencies, phase_shifts [B, F], max_batch_size, fast_path) -> rgb + sigma [B, R, S, 4].
     hierarchical_sample: S more samples drawn where the coarse pass found density (NeRF).
+    white_back: the ray's leftover transmittance shows white, at the depth of its last sample.
     Differentiable in the rays, the latent and the SIREN's weights.
     """
     view_directions = locked_view_directions(ray_directions) if lock_view_dependence else ray_directions
@@ -54,8 +55,12 @@ def render_rays(evaluate, ray_origins, ray_directions, z_vals, frequencies, phas
                                 frequencies, phase_shifts, **siren_options)
         z_vals, order = torch.sort(torch.cat([fine_z_vals, z_vals], -2), dim=-2)
         outputs = torch.gather(torch.cat([fine_outputs, outputs], -2), -2, order.expand(-1, -1, -1, 4))
-    rgb, depth, _ = fancy_integration(outputs, z_vals, white_back=white_back, last_back=last_back,
-                                      clamp_mode=clamp_mode, noise_std=nerf_noise, fill_mode=fill_mode)
+    rgb, depth, weights = fancy_integration(outputs, z_vals, white_back=white_back, last_back=last_back,
+                                            clamp_mode=clamp_mode, noise_std=nerf_noise, fill_mode=fill_mode)
+    if white_back and not last_back:
+        # The leftover transmittance shows the background: put its depth at the far end as last_back
+        # does, not at 0 (the camera), where the original left it. Training never reads depth.
+        depth = depth + (1 - weights.sum(-2)) * z_vals[:, :, -1]
     return rgb, depth
 
 

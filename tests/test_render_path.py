@@ -186,3 +186,27 @@ def test_original_module_path_still_imports():
                        ('create_cam2world_matrix', camera_utils), ('sample_camera_positions', camera_utils),
                        ('normalize_vecs', camera_utils), ('truncated_normal_', camera_utils)):
         assert getattr(volumetric_rendering, name) is getattr(home, name)
+
+
+def ball(radius, density=1e4, colour=0.25):
+    """An evaluate_siren stand-in: an opaque ball of `colour` around the origin, nothing outside."""
+    def evaluate(points, view_directions, frequencies, phase_shifts, **unused):
+        inside = (points.norm(dim=-1, keepdim=True) < radius).to(points.dtype)
+        return torch.cat([torch.full_like(points, colour), inside * density], -1)
+    return evaluate
+
+
+@pytest.mark.parametrize('white_back', [True, False])
+def test_depth_of_empty_rays_is_the_far_end_under_white_back(white_back):
+    """A ray that misses shows the background; under white_back its depth is the far end (the original
+    left it at 0, the camera), and a ray that hits keeps the surface's depth either way."""
+    origins = torch.tensor([[[0.0, 0.0, 1.0], [0.3, 0.0, 1.0]]])         # [1, 2 rays, 3]: one hits, one misses
+    directions = torch.tensor([[[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]]])
+    z_vals = torch.linspace(0.88, 1.12, 49).reshape(1, 1, 49, 1).expand(1, 2, 49, 1)
+    rgb, depth = renderer.render_rays(ball(0.05), origins, directions, z_vals, None, None, white_back=white_back)
+    assert depth[0, 0, 0] == pytest.approx(0.95, abs=0.006)              # the ball's front, to one sample step
+    torch.testing.assert_close(rgb[0, 0], torch.full((3,), 0.25))
+    if white_back:
+        assert depth[0, 1, 0] == pytest.approx(1.12) and torch.equal(rgb[0, 1], torch.ones(3))
+    else:  # without a background the ray composites nothing, as in the original
+        assert depth[0, 1, 0] == 0 and torch.equal(rgb[0, 1], torch.zeros(3))
