@@ -23,8 +23,10 @@ Surface: the `shape` metric's meshes of the first --num_meshes samples (psi 1), 
 the true head of the metric's bank it sits closest to (median |signed distance|): the share of
 vertices more than 1 cm inside that head and more than 1 cm outside it, how far from the
 centre the inside ones lie, and the median signed distance (positive: the surface lies
-outside the true one, the head is too big). Vertices deep inside are surfaces no camera sees,
-which the metric's accuracy counts all the same.
+outside the true one, the head is too big), and the mean |signed distance| on the half of the
+mesh facing the mean camera and on the back half, which the training cameras (yaw within a
+few h_stddev of the front) see at most in silhouette. Vertices deep inside and the back half
+are surfaces no camera sees, which the metric's accuracy counts all the same.
 """
 
 import argparse
@@ -40,6 +42,7 @@ import datasets  # noqa: E402
 import synthetic_dataset  # noqa: E402
 from checkpoints import load_generator  # noqa: E402
 from checkpoints.builders import build_discriminator  # noqa: E402
+from generators.camera_utils import camera_origins  # noqa: E402
 from inference.meshing import extract_mesh  # noqa: E402
 from metrics import pose, shape  # noqa: E402
 from metrics.geometry import as_heads, reference  # noqa: E402
@@ -85,15 +88,22 @@ def discriminator_pose(generator, metadata, discriminator_path, dataset_dir, num
 
 def density_bound(generator):
     layer = generator.siren.density_head
-    return float(layer.weight.abs().sum() + layer.bias.abs().sum()) * generator.density_scale
+    return float(layer.weight.detach().abs().sum() + layer.bias.detach().abs().sum()) * generator.density_scale
+
+
+def front_direction(metadata):
+    """Unit vector [3] from the origin towards the mean camera."""
+    return camera_origins(torch.tensor([[float(metadata['v_mean'])]]), torch.tensor([[float(metadata['h_mean'])]]))[0]
 
 
 def surfaces(generator, metadata, dataset_dir, count):
     """Per sample, its `shape` mesh against the nearest bank head: (share of vertices > 1 cm inside
     it, share > 1 cm outside, median signed distance, median distance from the centre of the
-    inside ones, densest point of its volume), or None where it has no surface."""
+    inside ones, densest point of its volume, mean |signed distance| of the vertices on the half
+    facing the mean camera and on the back half), or None where it has no surface."""
     bank = reference(dataset_dir).bank
     heads = as_heads(generator, metadata)
+    front = front_direction(metadata)
     rows = []
     for index in range(count):
         volume, level = heads.surface_volume(index, shape.GRID_RESOLUTION, shape.CUBE_SIZE)
@@ -106,7 +116,10 @@ def surfaces(generator, metadata, dataset_dir, count):
         signed = min(distances, key=lambda d: float(d.abs().median())).numpy()
         inside = signed < -0.01
         radius = float(np.median(vertices.norm(dim=-1).numpy()[inside])) if inside.any() else float('nan')
-        rows.append((inside.mean(), (signed > 0.01).mean(), float(np.median(signed)), radius, float(volume.max())))
+        facing = (vertices @ front > 0).numpy()
+        halves = [float(np.abs(signed[half]).mean()) if half.any() else float('nan') for half in (facing, ~facing)]
+        rows.append((inside.mean(), (signed > 0.01).mean(), float(np.median(signed)), radius, float(volume.max()),
+                     *halves))
     return rows
 
 
@@ -138,10 +151,11 @@ def main(argv=None):
         if row is None:
             print(f"surface of sample {index}: none (its density never reaches the mesh level)")
             continue
-        inside, outside, median, radius, densest = row
+        inside, outside, median, radius, densest, front, back = row
         print(f"surface of sample {index}: {inside:.0%} of vertices > 1 cm inside the nearest true head "
               f"(median {radius:.3f} from the centre), {outside:.0%} > 1 cm outside, median signed distance "
-              f"{median:+.4f}; densest point {densest:.1f}")
+              f"{median:+.4f}; mean |distance| {front:.4f} on the half facing the mean camera, {back:.4f} on "
+              f"the back half; densest point {densest:.1f}")
 
 
 if __name__ == '__main__':
