@@ -99,7 +99,8 @@ def main(argv=None):
                         help="pixels per step, drawn at random from all views (default: every pixel)")
     parser.add_argument('--ray_step_multiplier', type=float, default=2,
                         help="samples per ray = the curriculum's num_steps times this")
-    parser.add_argument('--lock_view_dependence', action='store_true', help="colour independent of view direction")
+    parser.add_argument('--lock_view_dependence', action='store_true',
+                        help="colour independent of view direction (always, for a generator trained locked)")
     parser.add_argument('--seed', type=int, default=0, help="seed of the fitting noise")
     add_video_arguments(parser)
     args = parser.parse_args(argv)

@@ -33,7 +33,8 @@ def main(argv=None):
     parser.add_argument('--psi', type=float, default=0.7, help="truncation, as for the rendering scripts")
     parser.add_argument('--level', type=float, default=10, help="density of the mesh's surface")
     parser.add_argument('--mesh_format', choices=['ply', 'obj', 'none'], default='ply', help="mesh file type")
-    parser.add_argument('--lock_view_dependence', action='store_true', help="colour vertices without view effects")
+    parser.add_argument('--lock_view_dependence', action='store_true',
+                        help="colour vertices without view effects (always, for a generator trained locked)")
     args = parser.parse_args(argv)
 
     generator, metadata, _ = load_generator_from_args(args)

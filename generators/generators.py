@@ -140,7 +140,7 @@ class ImplicitGenerator3d(nn.Module):
         if z_vals is None:
             z_vals = sample_depths(*ray_origins.shape[:2], num_steps, ray_start, ray_end, perturb, ray_origins.device)
         return renderer.render_rays(self.evaluate_siren, ray_origins, ray_directions, z_vals, frequencies,
-                                    phase_shifts, **ray_options)
+                                    phase_shifts, ray_end, **ray_options)
 
     def render_sampled_poses(self, frequencies, phase_shifts, **curriculum):
         """render() at B poses drawn from the curriculum's distribution (its CAMERA_KEYS; the rest of its

@@ -53,7 +53,7 @@ def interpolated_latents(latents, frames_per_seed):
 
 def view_dependence_locked(metadata, requested=False):
     """Whether colour ignores the view direction: where asked, and always for a generator trained
-    so (its colour branch never saw any other direction)."""
+    so at the checkpoint's stage (its colour branch saw no other direction there)."""
     return bool(requested or metadata.get('lock_view_dependence', False))
 
 
@@ -163,7 +163,8 @@ def add_render_arguments(parser, output_dir, image_size, ray_step_multiplier=1):
                         help="samples per ray = the curriculum's num_steps times this")
     parser.add_argument('--psi', type=float, default=0.7, help="truncation: 1 for none, lower for safer samples")
     parser.add_argument('--lock_view_dependence', action='store_true',
-                        help="colour independent of the view direction (steadier across views)")
+                        help="colour independent of the view direction (steadier across views); always on "
+                             "for a generator trained locked")
     parser.add_argument('--depth_map', action='store_true', help="also save depth maps")
 
 

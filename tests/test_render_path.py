@@ -166,7 +166,8 @@ def test_render_keys_are_the_renderers_keywords_and_unknown_keys_fail():
     render_rays = inspect.signature(renderer.render_rays).parameters
     generator_keywords = list(inspect.signature(generator.render_rays).parameters)
     assert generator_keywords[4:] == ['ray_start', 'ray_end', 'num_steps', 'perturb', 'z_vals', 'ray_options']
-    keywords = ['img_size'] + generator_keywords[4:8] + list(render_rays)[6:]
+    assert list(render_rays)[6] == 'far'  # the generator's ray_end
+    keywords = ['img_size'] + generator_keywords[4:8] + list(render_rays)[7:]
     assert sorted(keywords) == sorted(renderer.RENDER_KEYS)
     assert not set(CAMERA_KEYS) & set(renderer.RENDER_KEYS)
     # Every key the generator reads from a curriculum is a valid curriculum key, but those its callers set:
@@ -197,16 +198,20 @@ def ball(radius, density=1e4, colour=0.25):
 
 
 @pytest.mark.parametrize('white_back', [True, False])
-def test_depth_of_empty_rays_is_the_far_end_under_white_back(white_back):
-    """A ray that misses shows the background; under white_back its depth is the far end (the original
-    left it at 0, the camera), and a ray that hits keeps the surface's depth either way."""
+@pytest.mark.parametrize('hierarchical_sample', [False, True])
+def test_depth_of_empty_rays_is_the_far_end_under_white_back(white_back, hierarchical_sample):
+    """A ray that misses shows the background; under white_back its depth is ray_end, jitter or not (the
+    original left it at 0, the camera), and a ray that hits keeps the surface's depth either way."""
+    generator = tiny_generator()
+    generator.evaluate_siren = ball(0.05)  # an analytic scene in place of the SIREN
     origins = torch.tensor([[[0.0, 0.0, 1.0], [0.3, 0.0, 1.0]]])         # [1, 2 rays, 3]: one hits, one misses
     directions = torch.tensor([[[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]]])
-    z_vals = torch.linspace(0.88, 1.12, 49).reshape(1, 1, 49, 1).expand(1, 2, 49, 1)
-    rgb, depth = renderer.render_rays(ball(0.05), origins, directions, z_vals, None, None, white_back=white_back)
+    torch.manual_seed(0)
+    rgb, depth = generator.render_rays(None, None, origins, directions, ray_start=0.88, ray_end=1.12, num_steps=49,
+                                       perturb=True, white_back=white_back, hierarchical_sample=hierarchical_sample)
     assert depth[0, 0, 0] == pytest.approx(0.95, abs=0.006)              # the ball's front, to one sample step
     torch.testing.assert_close(rgb[0, 0], torch.full((3,), 0.25))
     if white_back:
-        assert depth[0, 1, 0] == pytest.approx(1.12) and torch.equal(rgb[0, 1], torch.ones(3))
+        assert depth[0, 1, 0] == pytest.approx(1.12, abs=1e-6) and torch.equal(rgb[0, 1], torch.ones(3))
     else:  # without a background the ray composites nothing, as in the original
         assert depth[0, 1, 0] == 0 and torch.equal(rgb[0, 1], torch.zeros(3))
