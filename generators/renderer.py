@@ -32,7 +32,7 @@ def locked_view_directions(ray_directions):
     return directions
 
 
-def render_rays(evaluate, ray_origins, ray_directions, z_vals, frequencies, phase_shifts, far=None,
+def render_rays(evaluate, ray_origins, ray_directions, z_vals, frequencies, phase_shifts, far,
                 hierarchical_sample=False, lock_view_dependence=False, clamp_mode='relu', nerf_noise=0.0,
                 white_back=False, last_back=False, fill_mode=None, max_batch_size=None, fast_path=None):
     """Colours [B, R, 3] in [0, 1] and depths [B, R, 1] of rays [B, R, 3] sampled at z_vals [B, R, S, 1].
@@ -40,8 +40,8 @@ def render_rays(evaluate, ray_origins, ray_directions, z_vals, frequencies, phas
     evaluate: ImplicitGenerator3d.evaluate_siren, (points [B, R, S, 3], view directions [B, R, 3],
     frequencies, phase_shifts [B, F], max_batch_size, fast_path) -> rgb + sigma [B, R, S, 4].
     hierarchical_sample: S more samples drawn where the coarse pass found density (NeRF).
-    white_back: the ray's leftover transmittance shows white, at depth far (the sampled range's
-    end, before jitter; default: the ray's last sample).
+    far: the sampled range's end (ray_end, before jitter). white_back: the ray's leftover
+    transmittance shows white, at depth far.
     Differentiable in the rays, the latent and the SIREN's weights.
     """
     view_directions = locked_view_directions(ray_directions) if lock_view_dependence else ray_directions
@@ -59,9 +59,9 @@ def render_rays(evaluate, ray_origins, ray_directions, z_vals, frequencies, phas
     rgb, depth, weights = fancy_integration(outputs, z_vals, white_back=white_back, last_back=last_back,
                                             clamp_mode=clamp_mode, noise_std=nerf_noise, fill_mode=fill_mode)
     if white_back and not last_back:
-        # The leftover transmittance shows the background: put its depth at the far end as last_back
-        # does, not at 0 (the camera), where the original left it. Training never reads depth.
-        depth = depth + (1 - weights.sum(-2)) * (z_vals[:, :, -1] if far is None else far)
+        # The leftover transmittance shows the background: its depth is the far end, not 0 (the
+        # camera), where the original left it. Training never reads depth.
+        depth = depth + (1 - weights.sum(-2)) * far
     return rgb, depth
 
 
