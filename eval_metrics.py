@@ -34,7 +34,7 @@ def parse_args(argv=None):
     parser.add_argument('--real_image_dir', default=None,
                         help="folder of real images (e.g. from fid_evaluation.py); needed by fid, kid and is")
     parser.add_argument('--num_images', type=int, default=8000, help="generated images to evaluate")
-    parser.add_argument('--img_size', type=int, default=None, help="render size (default: the real images' size)")
+    parser.add_argument('--img_size', type=int, default=None, help="render size (default: the real images' size; for mv_consistency, the synthetic dataset's)")
     parser.add_argument('--output_dir', default=None,
                         help="where images, metrics.json and the real-statistics cache go "
                              "(default: <run folder>/evaluation)")
@@ -104,8 +104,10 @@ def evaluate(args):
         image_metrics(args, generator, metadata, device, output_dir, report)
     if args.geometry_metrics:
         dataset_dir = synthetic_folder(metadata, args.dataset_dir)
-        inputs = GeneratorInputs(generator, metadata, dataset_dir, args.geometry_samples, args.seed,
-                                 {'max_batch_size': args.max_batch_size, 'surface_level': args.level})
+        options = {'max_batch_size': args.max_batch_size, 'surface_level': args.level}
+        if args.img_size:  # mv_consistency's render size (pose renders at its regressor's input size)
+            options['img_size'] = args.img_size
+        inputs = GeneratorInputs(generator, metadata, dataset_dir, args.geometry_samples, args.seed, options)
         # One inputs object, so one cache: pose_fd reuses pose's renders.
         for name in args.geometry_metrics:
             report['results'].update(calc_metric(name, inputs))

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import synthetic_dataset as sd
+from checkpoints import load_generator
 from metrics import GeneratorInputs, MetricInputs, calc_metric, geometry, multiview, pose_regressor, shape
 from metrics.heads import Camera, GeneratorHeads, SphereHeads, TrueHeads, front_camera, turned
 
@@ -227,6 +228,15 @@ def test_eval_metrics_prints_values_with_floor_and_chance(tmp_path, dataset, cap
     saved = json.loads((tmp_path / 'evaluation' / 'metrics.json').read_text())
     assert saved['results']['pose_yaw_deg'] == pytest.approx(report['results']['pose_yaw_deg'])
     assert 'fid' not in saved['results']
+
+    # --img_size sets mv_consistency's render size: its floor is the true heads' at that size.
+    small = eval_metrics.main([str(path), '--metrics', 'mv_consistency', '--geometry_samples', '3',
+                               '--dataset_dir', str(dataset), '--device', 'cpu', '--img_size', '16'])
+    camera_a, camera_b = multiview.camera_pair(load_generator(path)[1])
+    floor_16, _ = multiview.photometric_error(geometry.reference(dataset).held_out_heads, [0, 1, 2], camera_a,
+                                              camera_b, 16)
+    assert small['results']['mv_consistency_floor'] == pytest.approx(floor_16)
+    assert small['results']['mv_consistency_floor'] != pytest.approx(report['results']['mv_consistency_floor'])
 
 
 def test_eval_metrics_needs_real_images_only_for_inception_metrics(tmp_path, capsys):
