@@ -80,14 +80,17 @@ KEYS = {
     'grad_clip': "gradient norm clip",
     'z_lambda': "weight of the latent identity loss",
     'pos_lambda': "weight of the camera (pose) identity loss",
+    'use_real_poses': "the real images' known camera poses (Synthetic data) train the discriminator's pose "
+                      "head; False (the default, as the original): training sees images only, as with photos",
     'disc_fake_pose': "the discriminator learns the camera pose of generated images too (the original); "
-                      "False: only the known poses of real images train its pose head (Synthetic data)",
+                      "False: only the known poses of real images train its pose head (needs use_real_poses)",
     'instance_noise': "std of the noise added to the discriminator's input (0: none)",
 }
 
 
-# Keys read once, when the generator is built: a stage cannot change them.
-RUN_ONLY_KEYS = ('density_scale',)
+# Keys that hold for the whole run (read when the generator is built, or a choice of what the
+# run learns from): a stage cannot change them.
+RUN_ONLY_KEYS = ('density_scale', 'use_real_poses')
 
 
 def describe_keys():
@@ -323,8 +326,8 @@ SPATIALSIRENBASELINE = {
 }
 
 # Fast CPU recipe for the synthetic heads on 2 CPU cores: pi-GAN's method (SIREN+FiLM
-# generator, volume rendering, progressive encoder discriminator, pose loss on the known
-# real poses), made cheap: a narrow discriminator, 16x16 images first, then 32x32, and
+# generator, volume rendering, progressive encoder discriminator, pose loss on the generated
+# images' cameras), learning from the images alone as it must on photos, made cheap: a narrow discriminator, 16x16 images first, then 32x32, and
 # hierarchical sampling from step 4000, with the density scaled up so that heads become
 # opaque within minutes. The rest is the demo's. bench/convergence.py measures it.
 SYNTHETIC_CPU = {
@@ -348,7 +351,11 @@ SYNTHETIC_CPU = {
     'white_back': True,
 }
 
-CURRICULA = ('CelebA', 'CARLA', 'CATS', 'SPATIALSIRENBASELINE', 'SYNTHETIC_CPU')
+# SYNTHETIC_CPU with the synthetic heads' true poses training the discriminator's pose head too: what
+# known poses buy, beside the unposed recipe (bench/RESULTS.md).
+SYNTHETIC_CPU_POSED = {**SYNTHETIC_CPU, 'use_real_poses': True}
+
+CURRICULA = ('CelebA', 'CARLA', 'CATS', 'SPATIALSIRENBASELINE', 'SYNTHETIC_CPU', 'SYNTHETIC_CPU_POSED')
 
 
 def apply_overrides(curriculum, overrides):
@@ -377,8 +384,8 @@ def check_run_only_keys(curriculum, source='the curriculum'):
     for step in stage_steps(curriculum):
         fixed = sorted(set(RUN_ONLY_KEYS) & set(curriculum[step])) if isinstance(curriculum[step], dict) else []
         if fixed:
-            raise ConfigError(f"{source}: stage {step} sets {fixed[0]!r}, which is fixed when the generator is "
-                              f"built; set it for the whole run")
+            raise ConfigError(f"{source}: stage {step} sets {fixed[0]!r}, which holds for the whole run; set it "
+                              f"there, not in a stage")
 
 
 def get(name):

@@ -253,12 +253,19 @@ def check_enough_images(dataset, name, batch_size, world_size=1):
 
 
 def check_known_poses(dataset, name, settings):
-    """disc_fake_pose False trains the discriminator's pose head on real poses only: the data must know
-    them. settings: the metadata of every stage the dataset will serve."""
-    needed = any(not stage.get('disc_fake_pose', True) and stage.get('pos_lambda', 0) > 0 for stage in settings)
-    if needed and not hasattr(dataset, 'poses'):
-        raise DatasetError(f'{name} dataset has no known camera poses, so disc_fake_pose=False would leave the '
-                           f"discriminator's pose head untrained; use the Synthetic dataset or leave disc_fake_pose on")
+    """use_real_poses trains the discriminator's pose head on the real images' known poses: the data must
+    know them; disc_fake_pose False leaves those poses its only teacher, so it needs use_real_poses.
+    settings: the metadata of every stage the dataset will serve."""
+    for stage in settings:
+        if stage.get('pos_lambda', 0) <= 0:
+            continue
+        if not stage.get('disc_fake_pose', True) and not stage.get('use_real_poses', False):
+            raise DatasetError("disc_fake_pose=False with use_real_poses=False would leave the discriminator's pose "
+                               "head untrained; set use_real_poses=True (data with known poses) or leave "
+                               "disc_fake_pose on")
+        if stage.get('use_real_poses', False) and not hasattr(dataset, 'poses'):
+            raise DatasetError(f"{name} dataset has no known camera poses for use_real_poses=True; use the "
+                               f"Synthetic dataset or set use_real_poses=False")
 
 
 def loader_options(kwargs):

@@ -5,12 +5,16 @@
     torchrun --nnodes 2 --nproc_per_node 8 ... train.py --curriculum CelebA ...
 """
 
-import argparse
+import time
 
-from curriculums import check_keys
-from torch_utils.cli import add_override_argument, parse_overrides, run_cli
-from training.geometry_eval import parse_eval_metrics
-from training.training_loop import PRECISIONS
+STARTED = time.time()  # --max_minutes counts from here: start-up is part of the budget
+
+import argparse  # noqa: E402
+
+from curriculums import check_keys  # noqa: E402
+from torch_utils.cli import add_override_argument, parse_overrides, run_cli  # noqa: E402
+from training.geometry_eval import parse_eval_metrics  # noqa: E402
+from training.training_loop import PRECISIONS  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -37,7 +41,8 @@ def parse_args(argv=None):
     add_override_argument(parser)
     parser.add_argument('--max_steps', type=int, default=None, help="stop cleanly after this many steps")
     parser.add_argument('--max_minutes', type=float, default=None,
-                        help="stop cleanly (checkpoint saved) after this many minutes of wall-clock time")
+                        help="end within this many minutes of wall-clock time from the start of the process, "
+                             "start-up and the final checkpoint included (the checkpoint is saved)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--precision', choices=PRECISIONS, default=None,
                         help="fp16 (autocast + GradScaler, the original's; default on GPU), bf16, or fp32 "
@@ -62,8 +67,10 @@ def parse_args(argv=None):
     return opt
 
 
-def main(argv=None):
+def main(argv=None, started=None):
+    """started: time.time() at which the --max_minutes budget began (default: now)."""
     opt = parse_args(argv)
+    opt.started = started if started is not None else time.time()
     from training.distributed import launch
     from training.errors import user_errors
     errors = user_errors()
@@ -82,4 +89,4 @@ def worker(info, opt):
 
 
 if __name__ == '__main__':
-    main()
+    main(started=STARTED)

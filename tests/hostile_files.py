@@ -361,7 +361,7 @@ CASES = [
     ('density_scale_huge', 'generator', state_change(lambda c: c['curriculum'].update(density_scale=1e308)),
      'density_scale must be a positive number'),
     ('density_scale_in_a_stage', 'generator', state_change(lambda c: c['curriculum'][0].update(density_scale=2.0)),
-     "stage 0 sets 'density_scale', which is fixed when the generator is built"),
+     "stage 0 sets 'density_scale', which holds for the whole run"),
     ('unknown_model', 'generator', state_change(lambda c: c['curriculum'].update(model='__class__')),
      "unknown model '__class__'"),
     ('curriculum_cycle', 'generator', state_change(curriculum_cycle), 'contains itself'),

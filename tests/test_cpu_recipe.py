@@ -1,6 +1,7 @@
 """The SYNTHETIC_CPU recipe: a valid curriculum, a cheap discriminator, and real training steps."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from checkpoints.builders import build_discriminator, build_generator
 from discriminators.discriminators import CCSEncoderDiscriminator, NarrowCCSEncoderDiscriminator
 from inference.rendering import inference_options
 from synthetic_dataset import make_synthetic_dataset
+from training import monitor
 
 
 def test_curriculum_is_valid_at_every_stage():
@@ -94,3 +96,27 @@ def test_max_minutes_stops_cleanly(tmp_path, heads):
                 '--eval_freq', '0', '--sample_interval', '1000', '--log_every', '1'])
     # The deadline is checked after each step: one step, then a saved checkpoint.
     assert torch.load(out / 'training_state.pth', weights_only=True)['step'] == 1
+
+
+def test_max_minutes_counts_start_up(tmp_path, heads):
+    out = tmp_path / 'run'
+    # A process started 50 s ago with a one-minute budget: the 10 s left cannot hold a step plus the
+    # final save's reserve, so it stops after its first step.
+    train.main(['--curriculum', 'SYNTHETIC_CPU', '--output_dir', str(out), '--dataset_path', str(heads),
+                '--max_minutes', '1', '--set', 'num_steps=4', '--set', 'batch_size=4', '--num_workers', '0',
+                '--eval_freq', '0', '--sample_interval', '1000', '--log_every', '1'], started=time.time() - 50)
+    assert torch.load(out / 'training_state.pth', weights_only=True)['step'] == 1
+
+
+def test_deadline_keeps_room_for_the_final_save(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(time, 'time', lambda: clock[0])
+    deadline = monitor.Deadline(started=1000.0, minutes=1)  # the process must end by 1060
+    with deadline.timing_save():
+        clock[0] += 8  # a save takes 8 s
+    while not deadline.reached():
+        clock[0] += 2  # steps of 2 s
+    # It stops at the first step after which one more step, 1.25 saves and the teardown would not fit
+    # (1044 + 2 + 10 + 3 < 1060 <= 1046 + 2 + 10 + 3), so the final save ends well in time.
+    assert clock[0] == 1046
+    assert not monitor.Deadline(started=0.0, minutes=None).reached()

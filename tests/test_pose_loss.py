@@ -1,5 +1,5 @@
-"""The pose loss in the discriminator step: on generated images (the original) and on real ones whose
-pose the dataset knows; disc_fake_pose=False keeps only the real one."""
+"""The pose loss in the discriminator step: on generated images (the original) and, under use_real_poses,
+on real ones whose pose the dataset knows; disc_fake_pose=False keeps only the real one."""
 
 import contextlib
 import math
@@ -57,22 +57,35 @@ def test_fake_pose_term_follows_disc_fake_pose(models):
     assert d_loss(models, unknown, pos_lambda=15, disc_fake_pose=False) == pytest.approx(without_pose, rel=1e-6)
 
 
-def test_real_pose_term_stays_without_the_fake_one(models):
+def test_real_pose_term_needs_use_real_poses(models):
     known = torch.tensor([[1.5, 1.4], [1.6, 1.8], [1.7, 1.2], [1.4, 1.6]])
     without_pose = d_loss(models, known, pos_lambda=0)
     predicted, _ = pose_predictions(models, real=True)
     real_term = 15 * F.mse_loss(predicted, known).item()
     assert real_term > 1e-3
-    assert d_loss(models, known, pos_lambda=15, disc_fake_pose=False) == pytest.approx(without_pose + real_term,
-                                                                                      rel=1e-4)
+    posed = dict(pos_lambda=15, disc_fake_pose=False)
+    assert d_loss(models, known, use_real_poses=True, **posed) == pytest.approx(without_pose + real_term, rel=1e-4)
+    # Unposed (the default): the data's poses do not reach the loss, as if it had none.
+    assert d_loss(models, known, **posed) == pytest.approx(without_pose, rel=1e-6)
+    assert d_loss(models, known, use_real_poses=False, **posed) == pytest.approx(without_pose, rel=1e-6)
+
+
+def test_shipped_curricula_are_unposed_but_the_posed_variant():
+    for name in curriculums.CURRICULA:
+        metadata = curriculums.extract_metadata(curriculums.get(name), 0)
+        assert metadata.get('use_real_poses', False) == (name == 'SYNTHETIC_CPU_POSED'), name
+    posed, unposed = curriculums.get('SYNTHETIC_CPU_POSED'), curriculums.get('SYNTHETIC_CPU')
+    assert {k: v for k, v in posed.items() if k != 'use_real_poses'} == unposed
 
 
 def test_images_without_poses_are_refused(tmp_path):
     for index in range(2):
         Image.new('RGB', (8, 8), (index * 100, 0, 0)).save(tmp_path / f'{index}.png')
     dataset = datasets.ImageFolder(str(tmp_path), img_size=8)
-    later_off = [{'pos_lambda': 15}, {'disc_fake_pose': False, 'pos_lambda': 15}]  # turned off by a later stage
-    with pytest.raises(datasets.DatasetError, match='no known camera poses.*disc_fake_pose'):
-        datasets.check_known_poses(dataset, 'ImageFolder', later_off)
+    later_on = [{'pos_lambda': 15}, {'use_real_poses': True, 'pos_lambda': 15}]  # turned on by a later stage
+    with pytest.raises(datasets.DatasetError, match='no known camera poses for use_real_poses'):
+        datasets.check_known_poses(dataset, 'ImageFolder', later_on)
+    with pytest.raises(datasets.DatasetError, match='disc_fake_pose=False with use_real_poses=False'):
+        datasets.check_known_poses(dataset, 'ImageFolder', [{'pos_lambda': 15, 'disc_fake_pose': False}])
     datasets.check_known_poses(dataset, 'ImageFolder', [{'pos_lambda': 15}])  # the original's loss needs none
-    datasets.check_known_poses(dataset, 'ImageFolder', [{'disc_fake_pose': False, 'pos_lambda': 0}])  # no pose loss
+    datasets.check_known_poses(dataset, 'ImageFolder', [{'use_real_poses': True, 'pos_lambda': 0}])  # no pose loss

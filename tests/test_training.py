@@ -162,7 +162,7 @@ def test_real_pose_only_needs_known_poses(tmp_path):
     for index in range(4):
         Image.new('RGB', (16, 16), (index * 60, 90, 30)).save(tmp_path / f'{index}.png')
     result = run_cli('--output_dir', str(tmp_path / 'out'), '--dataset_path', str(tmp_path), '--max_steps', '1',
-                     '--set', 'dataset=ImageFolder', '--set', 'disc_fake_pose=False', *TINY)
+                     '--set', 'dataset=ImageFolder', '--set', 'use_real_poses=True', *TINY)
     assert result.returncode != 0
     assert 'no known camera poses' in result.stderr and 'Traceback' not in result.stderr
 

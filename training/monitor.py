@@ -33,6 +33,40 @@ class StepTimer:
         return seconds
 
 
+class Deadline:
+    """--max_minutes: the time by which the whole process must have ended, counted from its start.
+
+    The loop stops early enough to write the final grids and checkpoint in time: it keeps in
+    reserve what the last save took (a first guess until one is timed) and one step more.
+    """
+
+    FIRST_GUESS_SECONDS = 15.0  # SYNTHETIC_CPU at 32x32 on 2 cores: about 7 s for the final grids and checkpoint
+    TEARDOWN_SECONDS = 3.0  # closing the loader and the process
+
+    def __init__(self, started, minutes):
+        self.end = started + minutes * 60 if minutes is not None else float('inf')
+        self.save_seconds = self.FIRST_GUESS_SECONDS
+        self.last_step = time.time()
+        self.step_seconds = 0.0
+
+    @contextlib.contextmanager
+    def timing_save(self):
+        start = time.time()
+        try:
+            yield
+        finally:
+            self.save_seconds = time.time() - start
+            self.last_step = time.time()  # a save is not a step
+
+    def reached(self):
+        """Called once a step: True when another step could not end in time to save."""
+        now = time.time()
+        self.step_seconds, self.last_step = now - self.last_step, now
+        if self.end == float('inf'):
+            return False
+        return now + self.step_seconds + 1.25 * self.save_seconds + self.TEARDOWN_SECONDS >= self.end
+
+
 def peak_memory_gib(device):
     """Peak memory of this process so far: CUDA allocations on a GPU, else the peak resident set."""
     if device.type == 'cuda':

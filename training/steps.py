@@ -16,7 +16,10 @@ def split(tensor, parts):
 
 
 def discriminator_step(ctx, real_imgs, real_poses, alpha, metadata):
-    """Non-saturating D loss + R1 on reals + identity losses; returns the loss (a 0-d tensor)."""
+    """Non-saturating D loss + R1 on reals + identity losses; returns the loss (a 0-d tensor).
+
+    real_poses [B, 2] (pitch, yaw) enter the loss only under use_real_poses; photos have none.
+    """
     G, D, scaler, autocast = ctx.generator_ddp, ctx.discriminator_ddp, ctx.scaler, ctx.autocast
     with autocast():
         with torch.no_grad():
@@ -40,7 +43,8 @@ def discriminator_step(ctx, real_imgs, real_poses, alpha, metadata):
         # cannot settle with D on a pose reading of its own that differs from the real one.
         penalty = identity_penalty(metadata, g_pred_latent, z, g_pred_position, gen_positions,
                                    fake_pose=metadata.get('disc_fake_pose', True))
-        penalty = penalty + real_pose_penalty(r_pred_position, real_poses, metadata['pos_lambda'])
+        if metadata.get('use_real_poses', False):
+            penalty = penalty + real_pose_penalty(r_pred_position, real_poses, metadata['pos_lambda'])
         d_loss = discriminator_gan_loss(g_preds, r_preds) + grad_penalty + penalty
     return d_loss
 

@@ -192,8 +192,7 @@ def training_loop(info, opt, stop=None):
             run_files.save_checkpoint(folder, state)
 
     max_steps = opt.max_steps if opt.max_steps is not None else float('inf')
-    max_minutes = getattr(opt, 'max_minutes', None)
-    deadline = time.time() + max_minutes * 60 if max_minutes is not None else float('inf')
+    deadline = monitor.Deadline(getattr(opt, 'started', None) or time.time(), getattr(opt, 'max_minutes', None))
     total_bar = tqdm(total=opt.n_epochs, initial=epoch, desc='Total progress', dynamic_ncols=True,
                      disable=not info.is_main)
     stage_bar = tqdm(desc='Progress to next stage', dynamic_ncols=True, disable=not info.is_main)
@@ -273,11 +272,12 @@ def training_loop(info, opt, stop=None):
                            f"[s/step: {record['sec_per_step']:.3f}] [Peak mem: {record['peak_mem_gib']:.2f} GiB]")
             with timer.paused():  # sampling, saving and evaluation are not training speed
                 if step % opt.sample_interval == 0:
-                    if info.is_main:
-                        generator_ddp.eval()
-                        run_files.save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata,
-                                                    sample_size, ctx.autocast)
-                    save(output_dir)
+                    with deadline.timing_save():
+                        if info.is_main:
+                            generator_ddp.eval()
+                            run_files.save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata,
+                                                        sample_size, ctx.autocast)
+                        save(output_dir)
                 if step % opt.model_save_interval == 0:
                     save(run_files.snapshot_folder(output_dir, step))
                 if opt.eval_freq > 0 and step % opt.eval_freq == 0:
@@ -285,7 +285,8 @@ def training_loop(info, opt, stop=None):
                         evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
                     geometry_eval.evaluate_geometry(info, output_dir, step, generator, ema, metadata, opt,
                                                     eval_names)
-            out_of_time = deadline < float('inf') and any_rank(time.time() >= deadline, info)
+            near_end = deadline.reached()
+            out_of_time = deadline.end < float('inf') and any_rank(near_end, info)  # no collective without one
             stop_requested = stop.agreed(info)  # every rank asks, every step (it is collective)
             if step >= max_steps or out_of_time or stop_requested:
                 finished = True
