@@ -94,6 +94,7 @@ def test_resume_matches_uninterrupted(tmp_path, synthetic_dir):
         assert torch.allclose(value, b['state_dict'][name], atol=1e-5, rtol=1e-4), name
     ema_a, ema_b = load_state(straight, 'ema.pth'), load_state(resumed, 'ema.pth')
     assert ema_a['num_updates'] == ema_b['num_updates'] == 4
+    assert ema_a['decay'] == 0.999 and load_state(straight, 'ema2.pth')['decay'] == 0.9999
     d_a, d_b = load_state(straight, 'discriminator.pth'), load_state(resumed, 'discriminator.pth')
     for name, value in d_a['state_dict'].items():
         assert torch.allclose(value, d_b['state_dict'][name], atol=1e-5, rtol=1e-4), name
@@ -106,6 +107,8 @@ def test_stage_change_rebuilds_loader_and_fades(tmp_path, synthetic_dir):
     rows = stats(out)
     assert [(row['img_size'], row['batch_size']) for row in rows] == [(16, 4), (16, 4), (32, 2), (32, 2)]
     assert [row['alpha'] for row in rows[2:]] == [0.0, 0.5]
+    # Each row logs the step it completed, which ran at the noise of its start: 1 - step / 5000.
+    assert [row['nerf_noise'] for row in rows] == [pytest.approx(1 - step / 5000) for step in range(4)]
 
 
 def free_port():
