@@ -20,12 +20,12 @@ import torch
 import curriculums
 from checkpoints.builders import build_discriminator, build_generator
 from checkpoints.official import read_original_pickle
+from reference import OFFICIAL_DIR as OFFICIAL
 from tiny_checkpoint import make_tiny_run
 from torch_utils.ema import ExponentialMovingAverage
 from training import run_files
 from training.training_loop import make_optimizers, rng_state
 
-OFFICIAL = Path(__file__).resolve().parents[2] / 'shared' / 'fixtures' / 'pigan_reference' / 'official_spatialsiren'
 P = pickle  # opcode constants
 
 
