@@ -51,7 +51,8 @@ def run_curriculum(opt, resumed):
     if opt.dataset_path:
         overrides['dataset_path'] = opt.dataset_path
     if resumed:
-        return resolve_curriculum(resumed['generator.pth']['curriculum'], None, overrides)
+        return resolve_curriculum(resumed['generator.pth']['curriculum'], None, overrides,
+                                  Path(opt.load_dir) / 'generator.pth')
     return resolve_curriculum(None, opt.curriculum, overrides)
 
 
