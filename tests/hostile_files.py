@@ -2,8 +2,9 @@
 
 Each case is (name, role, builder, expected): the role says where the file goes
 (a generator.pth, one of the original release read with --curriculum, an EMA
-file, a latent.pt, or one file of a run folder for train.py --load_dir), builder(path, ctx) writes it and expected is a piece of
-the one-line refusal, so a test fails if a later, more generic check caught it.
+file, a latent.pt, or one file of a run folder for train.py --load_dir),
+builder(path, ctx) writes it and expected is a piece of the one-line refusal,
+so a test fails if a later, more generic check caught it.
 """
 
 import copy

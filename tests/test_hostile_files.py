@@ -38,7 +38,7 @@ MEMORY_HEADROOM = 2 << 30    # a forked case may map at most this much beyond th
 SUBPROCESS_MEMORY = 8 << 30  # address space of a fresh `python script.py` (torch alone maps ~3.3 GB)
 CPU_SECONDS = 60             # CPU time a case may use (a refusal takes about one): the time bound
 TIMEOUT = 600                # wall-clock safety net only: the machine may be shared and slow
-TINY_TRAIN = ['--num_workers', '0', '--eval_freq', '0', '--sample_size', '16', '--log_every', '1']
+TINY_TRAIN = ['--num_workers', '0', '--eval_freq', '0', '--sample_size', '16', '--log_every', '1', '--device', 'cpu']
 
 # The entry point that reads each role's file, and its arguments.
 SCRIPTS = {'render': 'render_multiview_images.py', 'video': 'render_video.py', 'shape': 'shape_extraction.py',
