@@ -47,7 +47,10 @@ def parse_args(argv=None):
     parser.add_argument('--precision', choices=PRECISIONS, default=None,
                         help="fp16 (autocast + GradScaler, the original's; default on GPU), bf16, or fp32 "
                              "(default on CPU)")
-    parser.add_argument('--nproc', type=int, default=1, help="worker processes when training on CPU (gloo)")
+    parser.add_argument('--nproc', type=int, default=None,
+                        help="training processes (default: one per visible GPU, else 1); on GPUs at most one per GPU")
+    parser.add_argument('--device', choices=('cuda', 'cpu'), default=None,
+                        help="train on the GPUs (NCCL) or the CPU (gloo); default: cuda if a GPU is visible")
     parser.add_argument('--num_workers', type=int, default=2, help="data loading workers per process")
     parser.add_argument('--sample_size', type=int, default=None,
                         help="sample grid resolution (default 128 on GPU, 2x img_size up to 64 on CPU)")

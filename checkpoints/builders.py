@@ -42,9 +42,9 @@ def build_discriminator(metadata):
     return _lookup(discriminators, metadata['discriminator'], DISCRIMINATOR_CLASSES, 'discriminator')()
 
 
-def resolve_curriculum(checkpoint_curriculum, name=None, overrides=None):
-    """The curriculum to use: a named one if given, else the checkpoint's, plus overrides."""
+def resolve_curriculum(checkpoint_curriculum, name=None, overrides=None, path='this checkpoint'):
+    """The curriculum to use: a named one if given, else the checkpoint's (read from path), plus overrides."""
     curriculum = curriculums.get(name) if name else dict(checkpoint_curriculum or {})
     if not curriculum:
-        raise CheckpointError("this checkpoint does not record its curriculum; pass --curriculum NAME")
+        raise CheckpointError(f"{path} does not record its curriculum; pass --curriculum NAME")
     return curriculums.apply_overrides(curriculum, overrides)

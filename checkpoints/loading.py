@@ -30,7 +30,7 @@ def load_generator(path, ema='ema.pth', curriculum=None, overrides=None, device=
         raise CheckpointError(f"{path} is not a generator checkpoint (no '{GENERATOR_FORMAT}' header)")
     checkpoint = validation.check_generator_file(tree, path, GENERATOR_FORMAT)
 
-    full_curriculum = resolve_curriculum(checkpoint['curriculum'], curriculum, overrides)
+    full_curriculum = resolve_curriculum(checkpoint['curriculum'], curriculum, overrides, path)
     metadata = curriculums.extract_metadata(full_curriculum, checkpoint['step'])
     generator = build_generator(metadata)
     validation.load_module_state(generator, checkpoint['state_dict'], path)

@@ -123,6 +123,8 @@ def read_official_generator(path, generator=None):
         latent_dim = state_dict['siren.mapping_network.network.0.weight'].shape[1]
     except (KeyError, IndexError) as missing:
         raise CheckpointError(f"{path}: the pickled generator has no usable {missing} weights") from None
+    # Checked here, where the file is known: the network is built from these sizes later.
+    validation.check_architecture({'hidden_dim': int(hidden_dim), 'latent_dim': int(latent_dim)}, path, 'its weights')
     return {
         'state_dict': state_dict,
         'model': siren.original_name.rsplit('.', 1)[-1],
@@ -161,10 +163,10 @@ def read_official_ema(path, parameters, ema=None):
     }
 
 
-def official_metadata(info, curriculum, overrides=None):
-    """(curriculum, metadata at the checkpoint's step) for an original generator."""
+def official_metadata(info, curriculum, overrides, path):
+    """(curriculum, metadata at the checkpoint's step) for the original generator read from path."""
     if not curriculum:
-        raise CheckpointError("this is a checkpoint of the original pi-GAN release, which does not record "
+        raise CheckpointError(f"{path} is a checkpoint of the original pi-GAN release, which does not record "
                               "its curriculum: pass --curriculum CelebA|CATS|CARLA (the one it was trained with)")
     if curriculum not in curriculums.CURRICULA:
         raise CheckpointError(f"unknown curriculum {curriculum!r}; choose one of {', '.join(curriculums.CURRICULA)}")
@@ -196,7 +198,7 @@ def build_official_generator(path, ema_path, metadata, info=None):
 def load_official_generator(path, ema_path=None, curriculum=None, overrides=None, device='cpu', tree=None):
     """load_generator for the original release's files: (generator in eval mode on device, metadata)."""
     info = read_official_generator(path, tree)
-    _, metadata = official_metadata(info, curriculum, overrides)
+    _, metadata = official_metadata(info, curriculum, overrides, path)
     generator = build_official_generator(path, ema_path, metadata, info)
     generator.to(device).eval()
     generator.set_device(device)
@@ -213,7 +215,7 @@ def convert_official_run(generator_path, curriculum, output_dir, overrides=None)
 
     generator_path = Path(generator_path)
     info = read_official_generator(generator_path)
-    full_curriculum, metadata = official_metadata(info, curriculum, overrides)
+    full_curriculum, metadata = official_metadata(info, curriculum, overrides, generator_path)
     generator = build_official_generator(generator_path, None, metadata, info)
     files = {'generator.pth': generator_checkpoint(generator, info['step'], info['epoch'], curriculum,
                                                    full_curriculum,

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from curriculums import ConfigError
+
 from . import limits
 from .builders import DISCRIMINATOR_CLASSES, GENERATOR_CLASSES, SIREN_CLASSES
 from .format import CheckpointError
@@ -136,11 +138,16 @@ def check_curriculum(value, path):
         if key in curriculum and curriculum[key] not in known:
             fail(path, f"its curriculum names an unknown {key} {limits.short_repr(curriculum[key])}; "
                        f"known: {', '.join(known)}")
-    try:
-        limits.check_architecture(curriculum, f"{path}: curriculum")
-    except Exception as error:  # ConfigError: report it as this file's problem
-        raise CheckpointError(str(error)) from None
+    check_architecture(curriculum, path, 'curriculum')
     return curriculum
+
+
+def check_architecture(values, path, what):
+    """limits.check_architecture on values read from the file at path, refused as that file's problem."""
+    try:
+        limits.check_architecture(values, f"{path}: {what}")
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
 
 
 def check_ema_file(value, path, fmt, parameters=None):

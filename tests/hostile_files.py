@@ -1,14 +1,16 @@
 """Hostile and broken checkpoint files, written as an attacker would, for tests/test_hostile_files.py.
 
 Each case is (name, role, builder, expected): the role says where the file goes
-(a generator.pth, an EMA file, a latent.pt, or one file of a run folder for
-train.py --load_dir), builder(path, ctx) writes it and expected is a piece of
-the one-line refusal, so a test fails if a later, more generic check caught it.
+(a generator.pth, one of the original release read with --curriculum, an EMA
+file, a latent.pt, or one file of a run folder for train.py --load_dir),
+builder(path, ctx) writes it and expected is a piece of the one-line refusal,
+so a test fails if a later, more generic check caught it.
 """
 
 import copy
 import os
 import pickle
+import shutil
 import struct
 import sys
 import types
@@ -20,12 +22,12 @@ import torch
 import curriculums
 from checkpoints.builders import build_discriminator, build_generator
 from checkpoints.official import read_original_pickle
+from reference import OFFICIAL_DIR as OFFICIAL
 from tiny_checkpoint import make_tiny_run
 from torch_utils.ema import ExponentialMovingAverage
 from training import run_files
 from training.training_loop import make_optimizers, rng_state
 
-OFFICIAL = Path(__file__).resolve().parents[2] / 'shared' / 'fixtures' / 'pigan_reference' / 'official_spatialsiren'
 P = pickle  # opcode constants
 
 
@@ -254,7 +256,21 @@ def official_change(change, name='generator.pth'):
         tree = ctx.official(name)
         change(tree)
         save_named(as_original(tree), path)
+    build.reads_official = True
     return build
+
+
+def copy_official(path, ctx):
+    shutil.copyfile(OFFICIAL / 'generator.pth', path)
+
+
+copy_official.reads_official = True
+
+
+def first_layer_200000_wide(tree):
+    """The SIREN's first layer 200000 wide: the width read from the weights is out of range."""
+    layer = tree.state['_modules']['siren'].state['_modules']['network'].state['_modules']['0'].state['_modules']
+    layer['layer'].state['_parameters']['weight'] = torch.zeros(200_000, 3)
 
 
 def modules_cycle(tree):
@@ -352,6 +368,8 @@ CASES = [
         float('nan'))), 'NaN or Inf'),
     ('hidden_dim_huge', 'generator', state_change(lambda c: c['curriculum'].update(hidden_dim=200_000)),
      'hidden_dim=200000'),
+    ('no_curriculum', 'generator', state_change(lambda c: c.update(curriculum=None)),
+     'does not record its curriculum'),
     ('num_steps_huge', 'generator', state_change(lambda c: c['curriculum'][0].update(num_steps=10**9)),
      'num_steps=1000000000'),
     ('img_size_string', 'generator', state_change(lambda c: c['curriculum'][0].update(img_size='64')),
@@ -380,6 +398,10 @@ CASES = [
     ('generator_without_state', 'generator', lambda p, c: write_archive(p, opcodes(
         global_('generators.generators', 'ImplicitGenerator3d'), P.EMPTY_TUPLE, P.NEWOBJ)),
      'SIREN is not one of'),
+    ('official_without_curriculum', 'generator', copy_official,
+     'does not record its curriculum'),
+    ('official_hidden_dim_huge', 'official_generator', official_change(first_layer_200000_wide),
+     'hidden_dim=200000'),
     ('official_step_string', 'generator', official_change(lambda t: t.state.update(step='41000')),
      'step must be a whole number'),
     ('official_ema_not_tensors', 'official_ema', official_change(lambda t: t.state.update(
@@ -400,14 +422,25 @@ CASES = [
         'discriminator.pth', lambda d: d.update(discriminator='__class__')), p), 'unknown discriminator'),
     ('training_step_string', 'run:training_state.pth', lambda p, c: torch.save(c.modified(
         'training_state.pth', lambda s: s.update(step='100')), p), 'step must be a whole number'),
+    ('run_without_curriculum', 'run:generator.pth', state_change(lambda c: c.update(curriculum=None)),
+     'does not record its curriculum'),
 ]
 
 
+def needs_official(role, build):
+    return role.startswith('official') or getattr(build, 'reads_official', False)
+
+
 def write_cases(folder, valid, sentinel):
-    """Writes every case under folder/<name>/ in its role's place; returns {name: (role, path, expected)}."""
+    """Writes every case under folder/<name>/ in its role's place; returns {name: (role, path, expected)}.
+
+    Without the original release's files (reference.OFFICIAL_DIR), the cases built from them are left out.
+    """
     ctx = Context(valid, sentinel)
     written = {}
     for name, role, build, expected in CASES:
+        if needs_official(role, build) and not (OFFICIAL / 'generator.pth').exists():
+            continue
         case = folder / name
         case.mkdir(parents=True)
         if role.startswith('run:'):
@@ -419,7 +452,8 @@ def write_cases(folder, valid, sentinel):
             (case / 'generator.pth').symlink_to(OFFICIAL / 'generator.pth')
             path = case / 'ema.pth'
         else:
-            path = case / {'generator': 'generator.pth', 'ema': 'ema.pth', 'latent': 'latent.pt'}[role]
+            path = case / {'generator': 'generator.pth', 'official_generator': 'generator.pth', 'ema': 'ema.pth',
+                           'latent': 'latent.pt'}[role]
         build(path, ctx)
         written[name] = (role, path, expected)
     return written

@@ -39,13 +39,17 @@ def formula_state_dict(param_names_shapes_bounds):
     return state
 
 
-def load_reference():
-    path = FIXTURES / 'reference_outputs.pt'
+def require(path):
+    """path, a file of the fixtures; a test without it is skipped, or fails under CI (where they must be)."""
     if not path.exists():
         if os.environ.get('CI'):
-            pytest.fail(f'reference fixtures not found at {FIXTURES} (set PIGAN_REFERENCE_DIR)')
-        pytest.skip(f'reference fixtures not found at {FIXTURES}')
-    return torch.load(path, weights_only=True)
+            pytest.fail(f'reference fixtures not found at {path} (set PIGAN_REFERENCE_DIR)')
+        pytest.skip(f'reference fixtures not found at {path}')
+    return path
+
+
+def load_reference():
+    return torch.load(require(FIXTURES / 'reference_outputs.pt'), weights_only=True)
 
 
 def close(actual, expected, tol=2e-4):

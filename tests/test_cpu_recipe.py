@@ -66,6 +66,7 @@ def test_narrow_discriminator_keeps_interface_at_a_fraction_of_the_size():
         narrow(torch.randn(1, 3, 24, 24), 1)
 
 
+# The trainings below pass --device cpu: the recipe and its time budget are the CPU's on any machine.
 @pytest.fixture(scope='module')
 def heads(tmp_path_factory):
     folder = tmp_path_factory.mktemp('data') / 'synthetic_32'
@@ -78,7 +79,8 @@ def test_recipe_trains_across_its_stage_change(tmp_path, heads):
     second = curriculums.stage_steps(curriculum)[1]
     out = tmp_path / 'run'
     # Real widths, fewer samples per ray; start one step before the 16 -> 32 stage change.
-    train.main(['--curriculum', 'SYNTHETIC_CPU', '--output_dir', str(out), '--dataset_path', str(heads),
+    train.main(['--curriculum', 'SYNTHETIC_CPU', '--device', 'cpu', '--output_dir', str(out),
+                '--dataset_path', str(heads),
                 '--set_step', str(second - 1), '--max_steps', str(second + 1), '--set', 'num_steps=4',
                 '--set', 'batch_size=4', '--num_workers', '0', '--eval_freq', '0', '--sample_interval', '1000',
                 '--log_every', '1', '--sample_size', '16'])
@@ -93,7 +95,8 @@ def test_recipe_trains_across_its_stage_change(tmp_path, heads):
 
 def test_max_minutes_stops_cleanly(tmp_path, heads):
     out = tmp_path / 'run'
-    train.main(['--curriculum', 'SYNTHETIC_CPU', '--output_dir', str(out), '--dataset_path', str(heads),
+    train.main(['--curriculum', 'SYNTHETIC_CPU', '--device', 'cpu', '--output_dir', str(out),
+                '--dataset_path', str(heads),
                 '--max_minutes', '0', '--set', 'num_steps=4', '--set', 'batch_size=4', '--num_workers', '0',
                 '--eval_freq', '0', '--sample_interval', '1000', '--log_every', '1'])
     # The deadline is checked after each step: one step, then a saved checkpoint.
@@ -104,7 +107,8 @@ def test_max_minutes_counts_start_up(tmp_path, heads):
     out = tmp_path / 'run'
     # A process started 50 s ago with a one-minute budget: the 10 s left cannot hold a step plus the
     # final save's reserve, so it stops after its first step.
-    train.main(['--curriculum', 'SYNTHETIC_CPU', '--output_dir', str(out), '--dataset_path', str(heads),
+    train.main(['--curriculum', 'SYNTHETIC_CPU', '--device', 'cpu', '--output_dir', str(out),
+                '--dataset_path', str(heads),
                 '--max_minutes', '1', '--set', 'num_steps=4', '--set', 'batch_size=4', '--num_workers', '0',
                 '--eval_freq', '0', '--sample_interval', '1000', '--log_every', '1'], started=time.time() - 50)
     assert torch.load(out / 'training_state.pth', weights_only=True)['step'] == 1

@@ -29,6 +29,7 @@ import pytest
 from PIL import Image
 
 import hostile_files
+from reference import OFFICIAL_DIR, require
 from synthetic_dataset import make_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,13 +38,14 @@ MEMORY_HEADROOM = 2 << 30    # a forked case may map at most this much beyond th
 SUBPROCESS_MEMORY = 8 << 30  # address space of a fresh `python script.py` (torch alone maps ~3.3 GB)
 CPU_SECONDS = 60             # CPU time a case may use (a refusal takes about one): the time bound
 TIMEOUT = 600                # wall-clock safety net only: the machine may be shared and slow
-TINY_TRAIN = ['--num_workers', '0', '--eval_freq', '0', '--sample_size', '16', '--log_every', '1']
+TINY_TRAIN = ['--num_workers', '0', '--eval_freq', '0', '--sample_size', '16', '--log_every', '1', '--device', 'cpu']
 
 # The entry point that reads each role's file, and its arguments.
 SCRIPTS = {'render': 'render_multiview_images.py', 'video': 'render_video.py', 'shape': 'shape_extraction.py',
            'interpolate': 'interpolate_w.py', 'convert': 'convert_official_checkpoint.py', 'latent':
            'shape_extraction.py', 'train': 'train.py'}
-ROLE_ENTRY = {'generator': 'render', 'ema': 'render', 'official_ema': 'convert', 'latent': 'latent'}
+ROLE_ENTRY = {'generator': 'render', 'official_generator': 'render', 'ema': 'render', 'official_ema': 'convert',
+              'latent': 'latent'}
 REPRESENTATIVE = ['os_system', 'huge_storage', 'hidden_dim_huge']
 GENERATOR_ENTRIES = ['render', 'video', 'shape', 'interpolate', 'convert']
 
@@ -57,8 +59,10 @@ def arguments(entry, role, path, valid, out):
     if entry == 'latent':
         return [str(valid / 'generator.pth'), '--latent', str(path), '--voxel_resolution', '4',
                 '--output_dir', str(out)]
-    generator = path if role == 'generator' else valid / 'generator.pth'
+    generator = path if role in ('generator', 'official_generator') else valid / 'generator.pth'
     ema = ['--ema', str(path)] if role == 'ema' else ['--no_ema']
+    if role == 'official_generator':  # an original file passes the curriculum check, on to its weights
+        ema.extend(['--curriculum', 'CelebA'])
     sizes = {'render': ['--seeds', '0', '--image_size', '8'], 'video': ['--seeds', '0', '--image_size', '8'],
              'shape': ['--voxel_resolution', '4'], 'interpolate': ['--seeds', '0', '1', '--image_size', '8']}[entry]
     return [str(generator), *ema, *sizes, '--output_dir', str(out)]
@@ -149,6 +153,13 @@ def assert_refused(result, path, expected, sentinel):
 
 # --- fixtures -----------------------------------------------------------------------
 
+def written_case(cases, name):
+    """(role, path, expected) of a written case; one built from the original's files needs the fixtures."""
+    if name not in cases:
+        require(OFFICIAL_DIR / 'generator.pth')
+    return cases[name]
+
+
 @pytest.fixture(scope='session')
 def valid_run(tmp_path_factory):
     return hostile_files.make_valid_run(tmp_path_factory.mktemp('valid') / 'run')
@@ -166,7 +177,7 @@ def hostile(tmp_path_factory, valid_run):
 @pytest.mark.parametrize('name', [case[0] for case in hostile_files.CASES])
 def test_each_hostile_file_is_refused_in_one_line(name, hostile, valid_run, tmp_path):
     cases, sentinel = hostile
-    role, path, expected = cases[name]
+    role, path, expected = written_case(cases, name)
     entry = entry_for(role)
     result = run_forked(SCRIPTS[entry], arguments(entry, role, path, valid_run, tmp_path / 'out'))
     assert_refused(result, path, expected, sentinel)
@@ -176,7 +187,7 @@ def test_each_hostile_file_is_refused_in_one_line(name, hostile, valid_run, tmp_
 @pytest.mark.parametrize('name', REPRESENTATIVE)
 def test_representative_files_through_every_entry_point(name, entry, hostile, valid_run, tmp_path):
     cases, sentinel = hostile
-    role, path, expected = cases[name]
+    role, path, expected = written_case(cases, name)
     result = run_process(SCRIPTS[entry], arguments(entry, role, path, valid_run, tmp_path / 'out'))
     if entry == 'convert' and name == 'hidden_dim_huge':  # the converter reads only the original's format
         expected = 'does not hold a pickled ImplicitGenerator3d'
@@ -186,7 +197,7 @@ def test_representative_files_through_every_entry_point(name, entry, hostile, va
 @pytest.mark.parametrize('name', ['ema_payload', 'latent_payload', 'optimizer_payload', 'scaler_string'])
 def test_payloads_in_every_role_as_a_new_process(name, hostile, valid_run, tmp_path):
     cases, sentinel = hostile
-    role, path, expected = cases[name]
+    role, path, expected = written_case(cases, name)
     entry = entry_for(role)
     assert_refused(run_process(SCRIPTS[entry], arguments(entry, role, path, valid_run, tmp_path / 'out')),
                    path, expected, sentinel)

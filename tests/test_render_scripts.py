@@ -199,3 +199,58 @@ def test_vertex_colours_follow_the_lock(run):
                for locked in (True, False) for yaw in (1.2, 1.9)]
     assert np.array_equal(colours[0], colours[1])  # locked: the camera does not matter
     assert np.array_equal(colours[0][:, 3], [255, 255])
+
+
+# --- the turntable: a full turn, its last frame one step before the first ------------
+
+FRAMES = 6
+
+
+@pytest.fixture(scope='module')
+def coloured_run(tmp_path_factory):
+    # Views that differ, and change smoothly with the camera: a yaw and the same yaw plus a full turn
+    # render alike. (Its EMA weights are its raw ones.)
+    return make_tiny_run(tmp_path_factory.mktemp('coloured_run'), colour_gain=30, smooth=True, ema_shift=0)
+
+
+def turntable_frames(producer, run_path, tmp_path):
+    """(frames of the turntable video, renderer, settings, start camera) for render_video.py --trajectory orbit
+    or the viewer's turntable export, both of the tiny run at 16x16."""
+    generator, metadata = load_generator(run_path)
+    renderer = ViewRenderer(generator, metadata, max_batch_size=100000)
+    if producer == 'render_video':
+        render_video.main([str(run_path), '--seeds', '2', '--image_size', '16', '--num_frames', str(FRAMES),
+                           '--trajectory', 'orbit', '--device', 'cpu', '--output_dir', str(tmp_path)])
+        path = tmp_path / 'seed0002.mp4'
+        settings = renderer.default_settings(seed=2, psi=0.7)  # the script's default truncation
+        start = Camera(metadata['h_mean'], metadata['v_mean'], metadata['fov'])
+    else:
+        settings = renderer.default_settings(seed=2)
+        start = Camera(metadata['h_mean'] + 0.4, metadata['v_mean'] - 0.1, 14)  # the view on screen
+        path = renderer.save_turntable(settings, start, 16, tmp_path, num_frames=FRAMES)
+    return read_frames(path).astype(float), renderer, settings, start
+
+
+@pytest.mark.parametrize('producer', ['render_video', 'viewer'])
+def test_turntable_turns_once_and_its_last_frame_is_one_step_before_the_first(producer, coloured_run, tmp_path):
+    frames, renderer, settings, start = turntable_frames(producer, coloured_run, tmp_path)
+    assert len(frames) == FRAMES
+    step = 2 * np.pi / FRAMES
+
+    def rendered(yaw):
+        return renderer.render(settings, Camera(yaw, start.pitch, start.fov), 16).image.astype(float)
+
+    def error(frame, yaw):
+        # Mean luma difference in 0..255 levels: 4:2:0 keeps colour at a quarter of the pixels, which
+        # blurs a tiny noisy image's colour by tens of levels, but its brightness within a few.
+        luma = np.array([0.299, 0.587, 0.114])
+        return np.abs((frame - rendered(yaw)) @ luma).mean()
+
+    # First frame: the start view. Last frame: one step short of a full turn, not the start again
+    # (a loop that repeats a frame stutters) nor any other point of the turn.
+    candidates = {f'{k} steps': start.yaw + k * step for k in range(FRAMES)}
+    for frame, expected in ((frames[0], '0 steps'), (frames[-1], f'{FRAMES - 1} steps')):
+        errors = {name: error(frame, yaw) for name, yaw in candidates.items()}
+        assert min(errors, key=errors.get) == expected, errors
+        assert errors[expected] < 4 and all(e > 2 * errors[expected] for n, e in errors.items() if n != expected)
+    assert error(frames[-1], start.yaw - step) < 4  # the same view, one step before the start

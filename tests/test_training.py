@@ -1,5 +1,6 @@
 """train.py end to end on CPU with tiny models and the synthetic dataset."""
 
+import argparse
 import json
 import os
 import socket
@@ -13,14 +14,16 @@ from PIL import Image
 
 import train
 from synthetic_dataset import make_synthetic_dataset
+from training.distributed import LaunchError, launch, launch_plan
 from training.run_files import CHECKPOINT_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# A tiny model: 16x16 images, SIREN width 16, 6+6 samples per ray.
+# A tiny model: 16x16 images, SIREN width 16, 6+6 samples per ray. On the CPU on any machine: the
+# memory and speed checks read the CPU's figures, and two processes on one GPU would share it.
 TINY = ['--set', 'hidden_dim=16', '--set', 'num_steps=6', '--set', 'img_size=16', '--set', 'batch_size=4',
         '--set', 'batch_split=1', '--set', 'fade_steps=2', '--num_workers', '0', '--eval_freq', '0',
-        '--sample_size', '16', '--log_every', '1']
+        '--sample_size', '16', '--log_every', '1', '--device', 'cpu']
 
 
 @pytest.fixture(scope='module')
@@ -94,6 +97,7 @@ def test_resume_matches_uninterrupted(tmp_path, synthetic_dir):
         assert torch.allclose(value, b['state_dict'][name], atol=1e-5, rtol=1e-4), name
     ema_a, ema_b = load_state(straight, 'ema.pth'), load_state(resumed, 'ema.pth')
     assert ema_a['num_updates'] == ema_b['num_updates'] == 4
+    assert ema_a['decay'] == 0.999 and load_state(straight, 'ema2.pth')['decay'] == 0.9999
     d_a, d_b = load_state(straight, 'discriminator.pth'), load_state(resumed, 'discriminator.pth')
     for name, value in d_a['state_dict'].items():
         assert torch.allclose(value, d_b['state_dict'][name], atol=1e-5, rtol=1e-4), name
@@ -106,6 +110,8 @@ def test_stage_change_rebuilds_loader_and_fades(tmp_path, synthetic_dir):
     rows = stats(out)
     assert [(row['img_size'], row['batch_size']) for row in rows] == [(16, 4), (16, 4), (32, 2), (32, 2)]
     assert [row['alpha'] for row in rows[2:]] == [0.0, 0.5]
+    # Each row logs the step it completed, which ran at the noise of its start: 1 - step / 5000.
+    assert [row['nerf_noise'] for row in rows] == [pytest.approx(1 - step / 5000) for step in range(4)]
 
 
 def free_port():
@@ -148,6 +154,40 @@ def test_port_in_use_is_reported(tmp_path, synthetic_dir):
     assert result.returncode != 0
     assert f'port {port} is in use' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.parametrize('n_gpus,nproc,device,plan', [
+    (0, None, None, (1, 'cpu')), (0, 3, None, (3, 'cpu')),         # no GPU: one process, or --nproc
+    (2, None, None, (2, 'cuda')), (2, 1, None, (1, 'cuda')),       # GPUs: one per GPU, or --nproc of them
+    (1, 2, 'cpu', (2, 'cpu')), (4, None, 'cpu', (1, 'cpu')),       # --device cpu on a GPU machine
+])
+def test_nproc_sets_the_process_count_with_and_without_gpus(n_gpus, nproc, device, plan):
+    assert launch_plan(nproc, device, n_gpus) == plan
+
+
+@pytest.mark.parametrize('n_gpus,nproc,device,message', [
+    (1, 2, None, '--nproc 2 needs one GPU per process, but 1 is visible'),
+    (0, None, 'cuda', 'no GPU is visible'),
+    (0, 0, None, 'at least one process'),
+])
+def test_impossible_launches_are_refused(n_gpus, nproc, device, message):
+    with pytest.raises(LaunchError, match=message):
+        launch_plan(nproc, device, n_gpus)
+
+
+@pytest.mark.parametrize('n_gpus,nproc,device', [(0, 2, None), (2, None, None), (1, 2, 'cpu')])
+def test_port_is_checked_for_several_processes_with_and_without_gpus(n_gpus, nproc, device, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: n_gpus)  # as CUDA_VISIBLE_DEVICES would show them
+
+    def worker(info, opt):
+        raise AssertionError("no process may start on a busy port")
+    with socket.socket() as busy:
+        busy.bind(('localhost', 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        opt = argparse.Namespace(nproc=nproc, device=device, port=port)
+        with pytest.raises(LaunchError, match=f'port {port} is in use'):
+            launch(worker, opt)
 
 
 def test_missing_dataset_is_reported(tmp_path):

@@ -16,11 +16,9 @@ from PIL import Image
 
 import train
 from synthetic_dataset import make_synthetic_dataset
+from test_training import TINY  # on the CPU, as every test here assumes
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ['--set', 'hidden_dim=16', '--set', 'num_steps=6', '--set', 'img_size=16', '--set', 'batch_size=4',
-        '--set', 'batch_split=1', '--set', 'fade_steps=2', '--num_workers', '0', '--eval_freq', '0',
-        '--sample_size', '16', '--log_every', '1']
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
 
 
@@ -179,7 +177,7 @@ def buggy_helper():
 
 if __name__ == '__main__':
     errors = user_errors()
-    run_cli(lambda: launch(worker, argparse.Namespace(nproc=2, port={free_port()}), errors), errors)
+    run_cli(lambda: launch(worker, argparse.Namespace(nproc=2, device='cpu', port={free_port()}), errors), errors)
 """)
     result = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0

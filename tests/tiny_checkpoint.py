@@ -22,12 +22,15 @@ def tiny_curriculum(**overrides):
     return curriculum
 
 
-def make_tiny_run(folder, step=100, seed=0, ema_shift=0.01, colour_gain=1, **overrides):
+def make_tiny_run(folder, step=100, seed=0, ema_shift=0.01, colour_gain=1, smooth=False, **overrides):
     """Writes generator.pth, ema.pth and ema2.pth for a freshly initialised tiny model.
 
     The EMA weights differ from the raw ones by ema_shift, so tests can tell them apart.
     colour_gain scales the colour layer: a fresh model is almost uniformly grey, and
     30 spreads its pixels over most of 0..255 (for tests that compare pictures).
+    smooth: FiLM frequencies of 30 (the mapping network's frequency outputs zeroed), where a fresh
+    model's reach 200 and a camera moved by 1e-7 sees a different picture; views then change
+    smoothly with the camera (for tests that compare views at nearby or equivalent poses).
     Returns the path of generator.pth.
     """
     torch.manual_seed(seed)
@@ -35,6 +38,11 @@ def make_tiny_run(folder, step=100, seed=0, ema_shift=0.01, colour_gain=1, **ove
     generator = build_generator(curriculums.extract_metadata(curriculum, step))
     with torch.no_grad():
         generator.siren.color_layer_linear[0].weight.mul_(colour_gain)
+        if smooth:
+            last = generator.siren.mapping_network.network[-1]
+            width = generator.siren.mapping_network.film_width
+            last.weight[:width] = 0
+            last.bias[:width] = 0
     ema = ExponentialMovingAverage(generator, 0.999)
     ema2 = ExponentialMovingAverage(generator, 0.9999)
     with torch.no_grad():

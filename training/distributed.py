@@ -1,9 +1,11 @@
-"""Process launch for training: one process per GPU, torchrun, or a single CPU process.
+"""Process launch for training: one process per GPU, torchrun, or CPU processes.
 
 - Under torchrun (RANK/WORLD_SIZE/LOCAL_RANK in the environment) each process
   joins the rendezvous torchrun set up.
-- Otherwise one worker is spawned per visible GPU (CUDA_VISIBLE_DEVICES), or
-  --nproc workers on the CPU (gloo), rendezvousing on localhost:--port.
+- Otherwise --nproc workers are spawned (default: one per visible GPU, or one
+  on a machine without), rendezvousing on localhost:--port, which is checked
+  first whenever there is more than one. --device cpu trains on the CPU (gloo)
+  on a GPU machine too; on GPUs each process takes one (NCCL).
 """
 
 import logging
@@ -58,20 +60,45 @@ def launched_by_torchrun():
     return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
 
 
+def launch_plan(nproc, device, n_gpus):
+    """(processes to spawn, device type) for --nproc (None: default) and --device (None: a GPU if visible).
+
+    The same rule with and without GPUs: --nproc, when given, is the process count; by
+    default it is one process per visible GPU, or one on the CPU.
+    """
+    device = device or ('cuda' if n_gpus > 0 else 'cpu')
+    if device == 'cuda' and n_gpus == 0:
+        raise LaunchError("--device cuda, but no GPU is visible (check CUDA_VISIBLE_DEVICES); "
+                          "use --device cpu to train on the CPU")
+    processes = nproc if nproc is not None else (n_gpus if device == 'cuda' else 1)
+    if processes < 1:
+        raise LaunchError(f"--nproc {nproc}: needs at least one process")
+    if device == 'cuda' and processes > n_gpus:
+        raise LaunchError(f"--nproc {processes} needs one GPU per process, but {n_gpus} "
+                          f"{'is' if n_gpus == 1 else 'are'} visible; use --nproc {n_gpus} or --device cpu")
+    return processes, device
+
+
 def launch(worker, opt, user_errors=()):
     """Runs worker(info, opt) in every process of the job.
 
     user_errors: exception classes that mean bad input; raised in a spawned worker, they reach
     this process as a WorkerError with their one-line message, while any other keeps its traceback.
     """
-    if launched_by_torchrun():
-        _run(int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', 0)), int(os.environ['WORLD_SIZE']),
-             worker, opt, init_method='env://')
-        return
     n_gpus = torch.cuda.device_count()
-    world_size = n_gpus if n_gpus > 0 else max(1, opt.nproc)
+    device = getattr(opt, 'device', None)
+    if launched_by_torchrun():  # torchrun chose the process count (--nproc_per_node)
+        local_rank = int(os.environ.get('LOCAL_RANK', 0))
+        _, device = launch_plan(1, device, n_gpus)
+        if device == 'cuda' and local_rank >= n_gpus:
+            raise LaunchError(f"torchrun's local rank {local_rank} has no GPU of its own ({n_gpus} visible); "
+                              f"use --nproc_per_node {n_gpus} or --device cpu")
+        _run(int(os.environ['RANK']), local_rank, int(os.environ['WORLD_SIZE']), worker, opt, device,
+             init_method='env://')
+        return
+    world_size, device = launch_plan(getattr(opt, 'nproc', None), device, n_gpus)
     if world_size == 1:
-        _run(0, 0, 1, worker, opt, init_method=None)
+        _run(0, 0, 1, worker, opt, device, init_method=None)
         return
     if not port_is_free(opt.port):
         raise LaunchError(f"port {opt.port} is in use (another training run?); pass --port with a free port")
@@ -82,7 +109,7 @@ def launch(worker, opt, user_errors=()):
     os.environ.setdefault('TORCH_CPP_LOG_LEVEL', 'ERROR')
     try:
         with StopRequest(announce=False):  # Ctrl-C: the workers save and end; this process waits for them
-            mp.spawn(_spawned, args=(world_size, worker, opt, user_errors), nprocs=world_size, join=True)
+            mp.spawn(_spawned, args=(world_size, worker, opt, device, user_errors), nprocs=world_size, join=True)
     except mp.ProcessRaisedException as error:
         # A user error becomes one line again; a real bug keeps the worker's full traceback.
         text = str(error)
@@ -91,16 +118,16 @@ def launch(worker, opt, user_errors=()):
         raise WorkerError(text.rsplit(WORKER_ERROR_MARK, 1)[1].strip()) from None
 
 
-def _spawned(rank, world_size, worker, opt, user_errors):
+def _spawned(rank, world_size, worker, opt, device_type, user_errors):
     from torch_utils.cli import one_line
     try:
-        _run(rank, rank, world_size, worker, opt, init_method=f'tcp://localhost:{opt.port}')
+        _run(rank, rank, world_size, worker, opt, device_type, init_method=f'tcp://localhost:{opt.port}')
     except user_errors as error:
         raise RuntimeError(WORKER_ERROR_MARK + one_line(error)) from None
 
 
-def _run(rank, local_rank, world_size, worker, opt, init_method):
-    if torch.cuda.is_available():
+def _run(rank, local_rank, world_size, worker, opt, device_type, init_method):
+    if device_type == 'cuda':
         torch.cuda.set_device(local_rank)
         device = torch.device('cuda', local_rank)
     else:

@@ -51,7 +51,8 @@ def run_curriculum(opt, resumed):
     if opt.dataset_path:
         overrides['dataset_path'] = opt.dataset_path
     if resumed:
-        return resolve_curriculum(resumed['generator.pth']['curriculum'], None, overrides)
+        return resolve_curriculum(resumed['generator.pth']['curriculum'], None, overrides,
+                                  Path(opt.load_dir) / 'generator.pth')
     return resolve_curriculum(None, opt.curriculum, overrides)
 
 
@@ -261,7 +262,7 @@ def training_loop(info, opt, stop=None):
             stage_bar.update(1)
             if info.is_main and (step % opt.log_every == 0 or step == 1):
                 record = {'step': step, 'epoch': epoch, 'd_loss': d_loss.item(), 'g_loss': g_loss.item(),
-                          'alpha': alpha, 'img_size': metadata['img_size'], 'batch_size': metadata['batch_size'],
+                          'alpha': alpha, 'nerf_noise': metadata['nerf_noise'], 'img_size': metadata['img_size'], 'batch_size': metadata['batch_size'],
                           'topk': topk_num, 'scale': scaler.get_scale(), 'time': time.time(),
                           'sec_per_step': timer.lap(step), 'peak_mem_gib': monitor.peak_memory_gib(info.device)}
                 stats_log.append(record)
