@@ -136,7 +136,7 @@ def test_bank_points_lie_on_their_heads(reference):
 
 def test_a_bank_head_matches_itself(reference):
     mesh = shape.sample_mesh(TrueHeads(reference.bank.params[:1], 12), 0)
-    accuracy, completeness, _ = reference.bank.match(mesh)
+    accuracy, completeness, _ = reference.bank.match(shape.Surface(*mesh))
     # Marching cubes on a 48^3 grid of a 0.24 cube (5 mm steps) misses a little of the thin hair edge.
     assert accuracy < 1e-4 and completeness < 6e-4
 
