@@ -11,9 +11,10 @@
                     another warped onto it with the rendered depth
 
 Every value comes with <name>_floor (what the real data scores) and <name>_chance (what
-a trivial generator scores). The shape floor has a second part,
-shape_*_floor_mesh: held-out true heads as a sharp density through the same marching
-cubes (what the grid lets a generator reach). Each metric is a function of (generator, curriculum
+a trivial generator scores). Floors score held-out true heads the way samples are
+scored: pose renders them at the same camera draws and size; shape adds
+shape_*_floor_mesh, the same heads as a sharp density through the same marching cubes
+(what the grid lets a generator reach). Each metric is a function of (generator, curriculum
 metadata, synthetic dataset folder, number of samples) returning a dict of floats; the
 same functions are registered in metrics/registry.py for eval_metrics.py and training.
 The generator is a pi-GAN generator or any head source of metrics/heads.py.
@@ -140,10 +141,15 @@ def _posed_renders(heads, metadata, ref, num_samples, seed, options):
 
 @_evaluation
 def pose_metric(heads, metadata, ref, num_samples, seed, options):
-    """pose_yaw_deg and pose_pitch_deg, with floors (held-out real images) and chance levels
-    (the best image that does not turn with the camera)."""
+    """pose_yaw_deg and pose_pitch_deg, with floors (held-out true heads, never trained on by the
+    regressor, rendered at the same camera draws and size) and chance levels (the best image that
+    does not turn with the camera)."""
     images, true_poses = _posed_renders(heads, metadata, ref, num_samples, seed, options)
-    return pose.pose_accuracy(ref.regressor, images, true_poses)
+    size = ref.regressor.network.input_size
+    camera_key = tuple(metadata.get(k) for k in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist', 'fov'))
+    floor = ref.memo(('pose_floor', num_samples, seed, size, camera_key), lambda: pose.pose_floor(
+        ref.regressor, ref.held_out_heads, metadata, num_samples, size, seed))
+    return pose.pose_accuracy(ref.regressor, images, true_poses, floor)
 
 
 @_evaluation
