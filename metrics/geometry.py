@@ -265,19 +265,24 @@ def synthetic_folder(metadata, dataset_dir=None):
 
 
 SUMMARY_VALUES = ('pose_yaw_deg', 'pose_pitch_deg', 'pose_fd', 'shape_distance', 'shape_accuracy',
-                  'shape_completeness', 'mv_consistency')
+                  'shape_completeness', 'shape_coverage', 'mv_consistency')
 
 
 def summary_lines(results):
-    """One line per geometry value present: value, floor and chance side by side."""
+    """One line per geometry value present: value, floor and chance side by side (and the
+    mesh path's floor where there is one)."""
     lines = []
     for name in SUMMARY_VALUES:
         if name in results:
             line = (f"{name:<20} {results[name]:10.4g}   floor {results[f'{name}_floor']:10.4g}   "
                     f"chance {results[f'{name}_chance']:10.4g}")
+            if f'{name}_floor_mesh' in results:  # absent from results saved before it existed
+                line += f"   mesh floor {results[f'{name}_floor_mesh']:.4g}"
             if name == 'mv_consistency':
                 line += f"   (coverage {results['mv_coverage']:.2f}, real {results['mv_coverage_floor']:.2f})"
             if name == 'shape_distance':
                 line += f"   ({results['shape_missing']:.0%} of samples without a surface)"
+            if name == 'shape_coverage':
+                line += f"   ({results['shape_coverage_num']} samples against as many held-out heads)"
             lines.append(line)
     return lines

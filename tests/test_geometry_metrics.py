@@ -149,6 +149,9 @@ def test_shape_of_true_heads_is_near_the_floor_and_a_sphere_at_chance(dataset, n
     assert values['shape_distance'] < 1.5 * values['shape_distance_floor']
     assert values['shape_distance'] < 0.75 * values['shape_distance_chance']
     assert values['shape_missing'] == 0
+    lines = {line.split()[0]: line for line in geometry.summary_lines(values)}
+    assert f"floor {values['shape_coverage_floor']:10.4g}" in lines['shape_coverage']
+    assert f"mesh floor {values['shape_distance_floor_mesh']:.4g}" in lines['shape_distance']
     radius = values['shape_chance_sphere_radius']
     assert 0.06 < radius < 0.075
     sphere = geometry.shape_metric(SphereHeads(radius), CAMERA, dataset, num_samples=2)
