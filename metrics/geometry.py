@@ -170,15 +170,15 @@ def shape_metric(heads, metadata, ref, num_samples, seed, options):
     Coverage compares the first shape_coverage_num samples (capped at half the held-out heads).
     """
     count, covered = ref.floor_count(num_samples), ref.coverage_count(num_samples)
-    distances, to_references = shape.shape_distances(heads, range(num_samples), ref.bank,
-                                                     ref.coverage_references(covered), covered)
+    distances, nearest = shape.shape_distances(heads, range(num_samples), ref.bank,
+                                               ref.coverage_references(covered), covered)
     results = shape.median_distances(distances)
     results.update(ref.memo(('shape_floor', count), lambda: _shape_floors(ref, count, covered)))
     radius, chance = ref.memo('shape_chance', lambda: shape.best_sphere(ref.bank))
     results.update(zip(('shape_accuracy_chance', 'shape_completeness_chance', 'shape_distance_chance'), chance))
     results['shape_missing'] = float(np.mean(~np.isfinite(distances[:, 0])))  # samples with no surface
     results['shape_chance_sphere_radius'] = radius
-    results['shape_coverage'] = shape.coverage(to_references) if covered else math.nan
+    results['shape_coverage'] = shape.coverage(nearest, covered) if covered else math.nan
     results['shape_coverage_chance'] = 1 / covered if covered else math.nan
     results['shape_coverage_num'] = covered
     return results
@@ -186,10 +186,10 @@ def shape_metric(heads, metadata, ref, num_samples, seed, options):
 
 def _shape_floors(ref, count, covered):
     """shape_*_floor, shape_*_floor_mesh and shape_coverage_floor of the first count held-out heads."""
-    distances, to_references = shape.shape_distances(ref.held_out_heads, range(count), ref.bank,
-                                                     ref.coverage_references(covered), covered)
+    distances, nearest = shape.shape_distances(ref.held_out_heads, range(count), ref.bank,
+                                               ref.coverage_references(covered), covered)
     floors = shape.median_distances(distances, '_floor')
-    floors['shape_coverage_floor'] = shape.coverage(to_references) if covered else math.nan
+    floors['shape_coverage_floor'] = shape.coverage(nearest, covered) if covered else math.nan
     sharp = OccupancyHeads(ref.held_out_heads.heads, ref.held_out_heads.fov)
     floors.update(shape.median_distances(shape.shape_distances(sharp, range(count), ref.bank)[0], '_floor_mesh'))
     return floors

@@ -14,8 +14,8 @@ the smallest two-way distance is a sample's match; shape_distance etc. are the m
 over samples of the match's values, in world units (the heads are about 0.13 wide).
 
 Coverage (COV, as in 3D shape generation): against a set of reference heads as large as
-the set of samples, the share of references that are the nearest (two-way) of some
-sample. Heads as varied as the family's cover about 1 - 1/e of them; a generator that
+the set of samples, the share of references that are the nearest (two-way, found as the
+bank match is) of some sample. Heads as varied as the family's cover about 1 - 1/e of them; a generator that
 makes one head for every sample covers 1/n.
 """
 
@@ -109,13 +109,19 @@ class HeadBank:
         rows = np.stack([np.array(accuracy), completeness], 1)
         return np.concatenate([rows, rows.mean(1, keepdims=True)], 1)
 
-    def match(self, surface, screen_points=1000):
-        """(accuracy, completeness, two-way) of a Surface against the nearest bank head: a radial
+    def nearest(self, surface, screen_points=1000):
+        """(index, (accuracy, completeness, two-way)) of the bank head nearest to a Surface: a radial
         comparison screens the bank, and the CANDIDATES best heads are scored exactly."""
         vertices = surface.vertices
         subset = vertices[torch.linspace(0, len(vertices) - 1, min(screen_points, len(vertices))).long()]
-        scores = self.scores(surface, self.screen(subset).argsort()[:CANDIDATES].tolist())
-        return tuple(float(v) for v in scores[scores[:, 2].argmin()])
+        candidates = self.screen(subset).argsort()[:CANDIDATES].tolist()
+        scores = self.scores(surface, candidates)
+        best = int(scores[:, 2].argmin())
+        return candidates[best], tuple(float(v) for v in scores[best])
+
+    def match(self, surface):
+        """(accuracy, completeness, two-way) of a Surface against the nearest bank head."""
+        return self.nearest(surface)[1]
 
 
 class Surface:
@@ -131,28 +137,23 @@ def shape_distances(heads, indices, bank, references=None, compared=0):
     """Each sample meshed once (a generator's mesh and tree can be large: one at a time).
 
     Returns (matches [N, 3]: accuracy, completeness and two-way distance to each sample's bank
-    match, inf where it has no surface; to_references [compared, R]: two-way distances of the
-    first `compared` samples to every head of references, a HeadBank, scored exactly).
+    match, inf where it has no surface; nearest [compared]: the index of the nearest head of
+    references, a HeadBank, to each of the first `compared` samples, None where it has no surface).
     """
-    every = list(range(len(references.params))) if references is not None else []
-    matches, to_references = [], []
+    matches, nearest = [], []
     for position, index in enumerate(tqdm(indices, desc='shape: meshes', unit='sample', leave=False)):
         mesh = sample_mesh(heads, index)
         surface = None if mesh is None else Surface(*mesh)
         matches.append((math.inf,) * 3 if surface is None else bank.match(surface))
         if position < compared:
-            to_references.append(np.full(len(every), math.inf) if surface is None
-                                 else references.scores(surface, every)[:, 2])
-    return (np.array(matches, dtype=np.float64).reshape(-1, 3),
-            np.array(to_references, dtype=np.float64).reshape(len(to_references), len(every)))
+            nearest.append(None if surface is None else references.nearest(surface)[0])
+    return np.array(matches, dtype=np.float64).reshape(-1, 3), nearest
 
 
-def coverage(distances):
-    """The share of references (columns of distances [N, R]) that are the nearest of some
-    sample (row); samples without a surface (inf rows) cover nothing."""
-    finite = np.isfinite(distances).all(1)
-    nearest = distances[finite].argmin(1)
-    return len(set(nearest.tolist())) / distances.shape[1]
+def coverage(nearest, num_references):
+    """The share of num_references reference heads that are the nearest of some sample (nearest:
+    their indices, None for a sample without a surface, which covers nothing)."""
+    return len({index for index in nearest if index is not None}) / num_references
 
 
 def median_distances(distances, suffix=''):
