@@ -146,6 +146,7 @@ def pose_metric(heads, metadata, ref, num_samples, seed, options):
     does not turn with the camera)."""
     images, true_poses = _posed_renders(heads, metadata, ref, num_samples, seed, options)
     size = ref.regressor.network.input_size
+    # The floor's camera draws come from the curriculum's pose distribution: part of its key.
     camera_key = tuple(metadata.get(k) for k in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist', 'fov'))
     floor = ref.memo(('pose_floor', num_samples, seed, size, camera_key), lambda: pose.pose_floor(
         ref.regressor, ref.held_out_heads, metadata, num_samples, size, seed))

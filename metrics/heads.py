@@ -84,9 +84,9 @@ class TrueHeads:
 
 
 class OccupancyHeads(TrueHeads):
-    """True heads whose surface_volume is a sharp density, as a generator's could at best be:
-    2 x level inside the surface, 0 outside. Marching cubes then puts every vertex at an
-    edge's midpoint, so the mesh carries the grid's terraces and nothing else."""
+    """True heads whose surface_volume is a sharp density, 2 x level inside the surface and 0
+    outside, as a generator whose density jumps at the surface has it: marching cubes puts
+    every vertex at an edge's midpoint, so the mesh carries the grid's terraces and nothing else."""
 
     def surface_volume(self, index, resolution, cube_size):
         inside, _ = super().surface_volume(index, resolution, cube_size)  # > 0 inside

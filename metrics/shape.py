@@ -15,8 +15,8 @@ over samples of the match's values, in world units (the heads are about 0.13 wid
 
 Coverage (COV, as in 3D shape generation): against a set of reference heads as large as
 the set of samples, the share of references that are the nearest (two-way, found as the
-bank match is) of some sample. Heads as varied as the family's cover about 1 - 1/e of them; a generator that
-makes one head for every sample covers 1/n.
+bank match is) of some sample. Other true heads cover about 0.5 to 0.7 of them (1 - 1/e
+if each picked one at random); a generator that makes one head for every sample covers 1/n.
 """
 
 import math
