@@ -12,8 +12,11 @@ shared one much less.
 
 Each point (printed, and in curve.json / curve.csv): minutes, step, seconds per
 step, load average, then the 3D metrics of metrics/geometry.py (pose error, shape
-accuracy, multi-view error, pose-feature Frechet distance, each with its floor
-and chance level), and writes pictures to pictures/:
+accuracy, shape coverage, multi-view error, pose-feature Frechet distance, each with
+its floor and chance level; shape also with shape_*_floor_mesh, the floor of the
+mesh path), and writes pictures to pictures/. curve.csv's columns are the union of
+the points' keys, so curves measured before a value existed still read (blank cells).
+Pictures:
     tMM_grid.png    4x4 samples from the front (psi 0.7)
     tMM_yaw.png     4 samples (rows) at yaw -0.5 .. +0.5 rad from the front (columns)
     tMM_mesh.png    one sample's mesh (marching cubes of its density), front and side, shaded

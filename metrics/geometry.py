@@ -4,17 +4,23 @@
                     rendered at cameras drawn from the curriculum's pose distribution
     pose_fd         Fréchet distance on the pose regressor's penultimate features (not FID)
     shape           median distance (world units) between a sample's mesh and the nearest
-                    true head of the family: accuracy, completeness and their mean
+                    true head of the family: accuracy, completeness and their mean; and
+                    shape_coverage, the share of held-out reference heads that are the
+                    nearest of some sample (COV: a collapsed generator scores 1/n)
     mv_consistency  masked photometric error (0-1 colour units) between one view and
                     another warped onto it with the rendered depth
 
 Every value comes with <name>_floor (what the real data scores) and <name>_chance (what
-a trivial generator scores). Each metric is a function of (generator, curriculum
+a trivial generator scores). Floors score held-out true heads the way samples are
+scored: pose renders them at the same camera draws and size; shape adds
+shape_*_floor_mesh, the same heads as a sharp density through the same marching cubes
+(what the grid lets a generator reach). Each metric is a function of (generator, curriculum
 metadata, synthetic dataset folder, number of samples) returning a dict of floats; the
 same functions are registered in metrics/registry.py for eval_metrics.py and training.
 The generator is a pi-GAN generator or any head source of metrics/heads.py.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +30,7 @@ import synthetic_dataset
 from datasets import DatasetError, make_dataset
 
 from . import multiview, pose, pose_regressor, shape
-from .heads import DEFAULT_SURFACE_LEVEL, GeneratorHeads, TrueHeads
+from .heads import DEFAULT_SURFACE_LEVEL, GeneratorHeads, OccupancyHeads, TrueHeads
 from .registry import GeneratorInputs, register_metric
 
 BANK_SIZE = 256   # true heads that samples' shapes are matched against
@@ -70,6 +76,19 @@ class SyntheticReference:
 
     def floor_count(self, num_samples):
         return min(num_samples, len(self.held_out_heads))
+
+    def coverage_count(self, num_samples):
+        """Samples and reference heads of shape_coverage: the held-out heads hold two disjoint
+        sets of this many (the floor's heads and the references)."""
+        return min(num_samples, len(self.held_out_heads) // 2)
+
+    def coverage_references(self, count):
+        """The reference heads of shape_coverage (a HeadBank; None for none): held-out heads
+        count .. 2 count - 1, disjoint from the floor's first count."""
+        if not count:  # fewer than two held-out heads
+            return None
+        return self.memo(('coverage_references', count),
+                         lambda: shape.HeadBank(self.held_out_heads.heads[count:2 * count]))
 
 
 def reference(dataset_dir):
@@ -122,10 +141,16 @@ def _posed_renders(heads, metadata, ref, num_samples, seed, options):
 
 @_evaluation
 def pose_metric(heads, metadata, ref, num_samples, seed, options):
-    """pose_yaw_deg and pose_pitch_deg, with floors (held-out real images) and chance levels
-    (the best image that does not turn with the camera)."""
+    """pose_yaw_deg and pose_pitch_deg, with floors (held-out true heads, never trained on by the
+    regressor, rendered at the same camera draws and size) and chance levels (the best image that
+    does not turn with the camera)."""
     images, true_poses = _posed_renders(heads, metadata, ref, num_samples, seed, options)
-    return pose.pose_accuracy(ref.regressor, images, true_poses)
+    size = ref.regressor.network.input_size
+    # The floor's camera draws come from the curriculum's pose distribution: part of its key.
+    camera_key = tuple(metadata.get(k) for k in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist', 'fov'))
+    floor = ref.memo(('pose_floor', num_samples, seed, size, camera_key), lambda: pose.pose_floor(
+        ref.regressor, ref.held_out_heads, metadata, num_samples, size, seed))
+    return pose.pose_accuracy(ref.regressor, images, true_poses, floor)
 
 
 @_evaluation
@@ -137,21 +162,38 @@ def pose_fd_metric(heads, metadata, ref, num_samples, seed, options):
 
 @_evaluation
 def shape_metric(heads, metadata, ref, num_samples, seed, options):
-    """shape_accuracy/_completeness/_distance (world units), floor: held-out true heads; chance:
-    the sphere around the origin of the best radius."""
-    distances = shape.shape_distances(heads, range(num_samples), ref.bank)
+    """shape_accuracy/_completeness/_distance (world units) and shape_coverage (0-1).
+
+    Floors: held-out true heads through the same meshing and matching (shape_*_floor from
+    their signed distance, shape_*_floor_mesh from a sharp density); for coverage, as many
+    held-out heads again against the same references. Chance: the sphere around the origin
+    of the best radius; for coverage 1/n, a generator that makes one head for every sample.
+    Coverage compares the first shape_coverage_num samples (capped at half the held-out heads).
+    """
+    count, covered = ref.floor_count(num_samples), ref.coverage_count(num_samples)
+    distances, nearest = shape.shape_distances(heads, range(num_samples), ref.bank,
+                                               ref.coverage_references(covered), covered)
     results = shape.median_distances(distances)
-    count = ref.floor_count(num_samples)
-    floor = ref.memo(('shape_floor', count), lambda: shape.median_distances(
-        shape.shape_distances(ref.held_out_heads, range(count), ref.bank)))
+    results.update(ref.memo(('shape_floor', count), lambda: _shape_floors(ref, count, covered)))
     radius, chance = ref.memo('shape_chance', lambda: shape.best_sphere(ref.bank))
-    for name, value in floor.items():
-        results[f'{name}_floor'] = value
-    for name, value in zip(('shape_accuracy', 'shape_completeness', 'shape_distance'), chance):
-        results[f'{name}_chance'] = value
+    results.update(zip(('shape_accuracy_chance', 'shape_completeness_chance', 'shape_distance_chance'), chance))
     results['shape_missing'] = float(np.mean(~np.isfinite(distances[:, 0])))  # samples with no surface
     results['shape_chance_sphere_radius'] = radius
+    results['shape_coverage'] = shape.coverage(nearest, covered) if covered else math.nan
+    results['shape_coverage_chance'] = 1 / covered if covered else math.nan
+    results['shape_coverage_num'] = covered
     return results
+
+
+def _shape_floors(ref, count, covered):
+    """shape_*_floor, shape_*_floor_mesh and shape_coverage_floor of the first count held-out heads."""
+    distances, nearest = shape.shape_distances(ref.held_out_heads, range(count), ref.bank,
+                                               ref.coverage_references(covered), covered)
+    floors = shape.median_distances(distances, '_floor')
+    floors['shape_coverage_floor'] = shape.coverage(nearest, covered) if covered else math.nan
+    sharp = OccupancyHeads(ref.held_out_heads.heads, ref.held_out_heads.fov)
+    floors.update(shape.median_distances(shape.shape_distances(sharp, range(count), ref.bank)[0], '_floor_mesh'))
+    return floors
 
 
 @_evaluation
@@ -224,19 +266,24 @@ def synthetic_folder(metadata, dataset_dir=None):
 
 
 SUMMARY_VALUES = ('pose_yaw_deg', 'pose_pitch_deg', 'pose_fd', 'shape_distance', 'shape_accuracy',
-                  'shape_completeness', 'mv_consistency')
+                  'shape_completeness', 'shape_coverage', 'mv_consistency')
 
 
 def summary_lines(results):
-    """One line per geometry value present: value, floor and chance side by side."""
+    """One line per geometry value present: value, floor and chance side by side (and the
+    mesh path's floor where there is one)."""
     lines = []
     for name in SUMMARY_VALUES:
         if name in results:
             line = (f"{name:<20} {results[name]:10.4g}   floor {results[f'{name}_floor']:10.4g}   "
                     f"chance {results[f'{name}_chance']:10.4g}")
+            if f'{name}_floor_mesh' in results:  # absent from results saved before it existed
+                line += f"   mesh floor {results[f'{name}_floor_mesh']:.4g}"
             if name == 'mv_consistency':
                 line += f"   (coverage {results['mv_coverage']:.2f}, real {results['mv_coverage_floor']:.2f})"
             if name == 'shape_distance':
                 line += f"   ({results['shape_missing']:.0%} of samples without a surface)"
+            if name == 'shape_coverage':
+                line += f"   ({results['shape_coverage_num']} samples against as many held-out heads)"
             lines.append(line)
     return lines

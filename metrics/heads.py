@@ -10,8 +10,9 @@ A head source numbers its samples 0, 1, 2, ... and offers two things:
         above `level` inside the head and below it outside.
 
 GeneratorHeads wraps a pi-GAN generator. TrueHeads renders the synthetic dataset's own
-heads with their closed-form geometry, which gives the metrics' floors. SphereHeads is
-the trivial shape behind the shape metric's chance level.
+heads with their closed-form geometry, which gives the metrics' floors; OccupancyHeads
+are the same heads as a sharp density, the floor of the mesh path. SphereHeads is the
+trivial shape behind the shape metric's chance level.
 """
 
 import numpy as np
@@ -80,6 +81,16 @@ class TrueHeads:
     def surface_volume(self, index, resolution, cube_size):
         return -signed_distance_grid(lambda p: synthetic_dataset.head_signed_distance(p, self.heads[index]),
                                      resolution, cube_size), 0.0
+
+
+class OccupancyHeads(TrueHeads):
+    """True heads whose surface_volume is a sharp density, 2 x level inside the surface and 0
+    outside, as a generator whose density jumps at the surface has it: marching cubes puts
+    every vertex at an edge's midpoint, so the mesh carries the grid's terraces and nothing else."""
+
+    def surface_volume(self, index, resolution, cube_size):
+        inside, _ = super().surface_volume(index, resolution, cube_size)  # > 0 inside
+        return np.where(inside > 0, 2 * DEFAULT_SURFACE_LEVEL, 0).astype(np.float32), DEFAULT_SURFACE_LEVEL
 
 
 class SphereHeads:

@@ -1,14 +1,15 @@
 """Pose accuracy and the pose-feature Fréchet distance of a head source (metrics/heads.py).
 
 Samples are rendered at cameras drawn from the curriculum's pose distribution; the
-dataset's pose regressor (metrics/pose_regressor.py) reads each image's pose back.
+dataset's pose regressor (metrics/pose_regressor.py) reads each image's pose back. The
+floor is held-out true heads read the same way: the same camera draws, the same size.
 """
 
 import numpy as np
 import torch
 
 from .fid import fid_from_statistics
-from .heads import sample_cameras
+from .heads import TrueHeads, sample_cameras
 
 
 def render_at_random_poses(heads, metadata, num_samples, img_size, seed):
@@ -30,15 +31,26 @@ def pose_chance(true_poses):
     return mean_abs_degrees(true_poses.median(0).values.expand_as(true_poses), true_poses)
 
 
-def pose_accuracy(regressor, images, true_poses):
-    """{pose_yaw_deg, pose_pitch_deg} with their _floor (held-out real images) and _chance values."""
+def pose_errors(regressor, images, true_poses):
+    """(yaw, pitch) mean |error| in degrees of the regressor on images [N, 3, S, S] posed at true_poses [N, 2]."""
     predicted, _ = regressor.predict(images)
-    yaw, pitch = mean_abs_degrees(predicted, true_poses)
+    return mean_abs_degrees(predicted, true_poses)
+
+
+def pose_floor(regressor, held_out, metadata, num_samples, img_size, seed):
+    """(yaw, pitch) error of held-out true heads (a TrueHeads the regressor never trained on)
+    rendered as samples are: the cameras of render_at_random_poses(..., seed) at img_size.
+    Sample i is held-out head i mod their number, so any num_samples has its floor."""
+    heads = TrueHeads([held_out.heads[i % len(held_out)] for i in range(num_samples)], held_out.fov)
+    return pose_errors(regressor, *render_at_random_poses(heads, metadata, num_samples, img_size, seed))
+
+
+def pose_accuracy(regressor, images, true_poses, floor):
+    """{pose_yaw_deg, pose_pitch_deg} with their _floor (floor: (yaw, pitch) from pose_floor) and _chance values."""
+    yaw, pitch = pose_errors(regressor, images, true_poses)
     chance_yaw, chance_pitch = pose_chance(true_poses)
-    return {'pose_yaw_deg': yaw, 'pose_yaw_deg_floor': regressor.info['floor_yaw_deg'],
-            'pose_yaw_deg_chance': chance_yaw,
-            'pose_pitch_deg': pitch, 'pose_pitch_deg_floor': regressor.info['floor_pitch_deg'],
-            'pose_pitch_deg_chance': chance_pitch}
+    return {'pose_yaw_deg': yaw, 'pose_yaw_deg_floor': floor[0], 'pose_yaw_deg_chance': chance_yaw,
+            'pose_pitch_deg': pitch, 'pose_pitch_deg_floor': floor[1], 'pose_pitch_deg_chance': chance_pitch}
 
 
 def frechet_to_train(regressor, features):

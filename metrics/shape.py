@@ -1,7 +1,7 @@
-"""Shape accuracy: how far a sample's surface is from the nearest head of the synthetic family.
+"""Shape accuracy and coverage: how close samples' surfaces are to heads of the synthetic family.
 
 A sample's surface is its mesh (marching cubes of its surface_volume, as
-shape_extraction.py does). It is compared with every head of a bank of true heads:
+shape_extraction.py does). It is compared with a true head by
 
     accuracy      mean distance from the sample's vertices to the true surface
                   (|head_signed_distance|, closed form)
@@ -9,9 +9,14 @@ shape_extraction.py does). It is compared with every head of a bank of true head
                   direction from the centre) to the sample's surface (points spread
                   over its triangles)
 
-and the bank head with the smallest two-way distance (their mean) is its match. The
-metric is the median over samples of the match's accuracy, completeness and two-way
-distance, in world units (the heads are about 0.13 wide).
+and their mean, the two-way distance. Against a bank of true heads, the bank head with
+the smallest two-way distance is a sample's match; shape_distance etc. are the medians
+over samples of the match's values, in world units (the heads are about 0.13 wide).
+
+Coverage (COV, as in 3D shape generation): against a set of reference heads as large as
+the set of samples, the share of references that are the nearest (two-way, found as the
+bank match is) of some sample. Other true heads cover about 0.5 to 0.7 of them (1 - 1/e
+if each picked one at random); a generator that makes one head for every sample covers 1/n.
 """
 
 import math
@@ -93,43 +98,72 @@ class HeadBank:
         _, nearest = self.direction_tree.query(vertices.numpy())
         return (self.radii[:, torch.from_numpy(nearest)] - vertices.norm(dim=-1)).abs().mean(1)
 
-    def match(self, mesh, screen_points=1000):
-        """(accuracy, completeness, two-way) of a mesh (vertices [V, 3], faces [F, 3]) against the
-        nearest bank head.
+    def scores(self, surface, indices):
+        """(accuracy, completeness, two-way) [len(indices), 3] of a Surface against the bank heads
+        at indices. Completeness measures to points spread over the triangles, so the grid's
+        spacing adds little to it."""
+        accuracy = [float(synthetic_dataset.head_signed_distance(surface.vertices, self.params[i]).abs().mean())
+                    for i in indices]
+        targets = torch.cat([self.points[i] for i in indices]).numpy()
+        completeness = surface.tree.query(targets)[0].reshape(len(indices), -1).mean(1)
+        rows = np.stack([np.array(accuracy), completeness], 1)
+        return np.concatenate([rows, rows.mean(1, keepdims=True)], 1)
 
-        A radial comparison screens the bank; the CANDIDATES best heads are then scored
-        exactly. Completeness measures to points spread over the triangles, so the grid's
-        spacing adds little to it.
-        """
-        vertices, faces = mesh
-        tree = cKDTree(densify(vertices, faces).numpy())
+    def nearest(self, surface, screen_points=1000):
+        """(index, (accuracy, completeness, two-way)) of the bank head nearest to a Surface: a radial
+        comparison screens the bank, and the CANDIDATES best heads are scored exactly."""
+        vertices = surface.vertices
         subset = vertices[torch.linspace(0, len(vertices) - 1, min(screen_points, len(vertices))).long()]
-        best = None
-        for index in self.screen(subset).argsort()[:CANDIDATES].tolist():
-            accuracy = float(synthetic_dataset.head_signed_distance(vertices, self.params[index]).abs().mean())
-            completeness = float(tree.query(self.points[index].numpy())[0].mean())
-            scores = (accuracy, completeness, (accuracy + completeness) / 2)
-            if best is None or scores[2] < best[2]:
-                best = scores
-        return best
+        candidates = self.screen(subset).argsort()[:CANDIDATES].tolist()
+        scores = self.scores(surface, candidates)
+        best = int(scores[:, 2].argmin())
+        return candidates[best], tuple(float(v) for v in scores[best])
+
+    def match(self, surface):
+        """(accuracy, completeness, two-way) of a Surface against the nearest bank head."""
+        return self.nearest(surface)[1]
 
 
-def shape_distances(heads, indices, bank):
-    """Per-sample (accuracy, completeness, two-way) [N, 3]; inf for samples without a surface."""
-    rows = []
-    for index in tqdm(indices, desc='shape: meshes', unit='sample', leave=False):
+class Surface:
+    """A mesh made ready for distances once: its vertices [V, 3] and a KD tree of points spread
+    over its triangles (faces [F, 3])."""
+
+    def __init__(self, vertices, faces):
+        self.vertices = vertices
+        self.tree = cKDTree(densify(vertices, faces).numpy())
+
+
+def shape_distances(heads, indices, bank, references=None, compared=0):
+    """Each sample meshed once (a generator's mesh and tree can be large: one at a time).
+
+    Returns (matches [N, 3]: accuracy, completeness and two-way distance to each sample's bank
+    match, inf where it has no surface; nearest [compared]: the index of the nearest head of
+    references, a HeadBank, to each of the first `compared` samples, None where it has no surface).
+    """
+    matches, nearest = [], []
+    for position, index in enumerate(tqdm(indices, desc='shape: meshes', unit='sample', leave=False)):
         mesh = sample_mesh(heads, index)
-        rows.append((math.inf,) * 3 if mesh is None else bank.match(mesh))
-    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+        surface = None if mesh is None else Surface(*mesh)
+        matches.append((math.inf,) * 3 if surface is None else bank.match(surface))
+        if position < compared:
+            nearest.append(None if surface is None else references.nearest(surface)[0])
+    return np.array(matches, dtype=np.float64).reshape(-1, 3), nearest
 
 
-def median_distances(distances, prefix='shape'):
+def coverage(nearest, num_references):
+    """The share of num_references reference heads that are the nearest of some sample (nearest:
+    their indices, None for a sample without a surface, which covers nothing)."""
+    return len({index for index in nearest if index is not None}) / num_references
+
+
+def median_distances(distances, suffix=''):
+    """{shape_accuracy, shape_completeness, shape_distance}<suffix>: medians of distances [N, 3]."""
     medians = np.median(distances, axis=0)
-    return {f'{prefix}_accuracy': float(medians[0]), f'{prefix}_completeness': float(medians[1]),
-            f'{prefix}_distance': float(medians[2])}
+    return {f'shape_{name}{suffix}': float(value)
+            for name, value in zip(('accuracy', 'completeness', 'distance'), medians)}
 
 
 def best_sphere(bank, radii=np.arange(0.055, 0.0801, 0.0025)):
     """(radius, (accuracy, completeness, two-way)) of the sphere around the origin that matches the bank best."""
-    scored = [(float(r), bank.match(sample_mesh(SphereHeads(float(r)), 0))) for r in radii]
+    scored = [(float(r), bank.match(Surface(*sample_mesh(SphereHeads(float(r)), 0)))) for r in radii]
     return min(scored, key=lambda item: item[1][2])

@@ -2,7 +2,9 @@
 
 The "generators" here are the true heads themselves (metrics.heads.TrueHeads), the same
 heads with an image that does not turn with the camera (FixedView), turned by a wrong
-yaw, or a sphere; one test runs a tiny pi-GAN checkpoint through the same code.
+yaw, or a sphere; one test runs a tiny pi-GAN checkpoint through the same code. Three
+broken sources (a camera-ignoring card, a collapse to one head, views twice as far
+apart) must each be caught, by a margin, by the metrics that can see them.
 """
 
 import json
@@ -15,7 +17,8 @@ import torch
 import synthetic_dataset as sd
 from checkpoints import load_generator
 from metrics import GeneratorInputs, MetricInputs, calc_metric, geometry, multiview, pose_regressor, shape
-from metrics.heads import Camera, GeneratorHeads, SphereHeads, TrueHeads, front_camera, turned
+from metrics.heads import (Camera, GeneratorHeads, OccupancyHeads, SphereHeads, TrueHeads, front_camera,
+                           signed_distance_grid, turned)
 
 NUM_IMAGES = 200   # 180 train the regressor, 20 are held out
 CAMERA = dict(sd.DEFAULT_CAMERA)
@@ -136,7 +139,7 @@ def test_bank_points_lie_on_their_heads(reference):
 
 def test_a_bank_head_matches_itself(reference):
     mesh = shape.sample_mesh(TrueHeads(reference.bank.params[:1], 12), 0)
-    accuracy, completeness, _ = reference.bank.match(mesh)
+    accuracy, completeness, _ = reference.bank.match(shape.Surface(*mesh))
     # Marching cubes on a 48^3 grid of a 0.24 cube (5 mm steps) misses a little of the thin hair edge.
     assert accuracy < 1e-4 and completeness < 6e-4
 
@@ -146,6 +149,9 @@ def test_shape_of_true_heads_is_near_the_floor_and_a_sphere_at_chance(dataset, n
     assert values['shape_distance'] < 1.5 * values['shape_distance_floor']
     assert values['shape_distance'] < 0.75 * values['shape_distance_chance']
     assert values['shape_missing'] == 0
+    lines = {line.split()[0]: line for line in geometry.summary_lines(values)}
+    assert f"floor {values['shape_coverage_floor']:10.4g}" in lines['shape_coverage']
+    assert f"mesh floor {values['shape_distance_floor_mesh']:.4g}" in lines['shape_distance']
     radius = values['shape_chance_sphere_radius']
     assert 0.06 < radius < 0.075
     sphere = geometry.shape_metric(SphereHeads(radius), CAMERA, dataset, num_samples=2)
@@ -157,6 +163,7 @@ def test_shape_of_true_heads_is_near_the_floor_and_a_sphere_at_chance(dataset, n
 def test_no_surface_scores_infinity(dataset):
     values = geometry.shape_metric(SphereHeads(0.5), CAMERA, dataset, num_samples=2)  # outside the cube
     assert values['shape_missing'] == 1 and values['shape_distance'] == math.inf
+    assert values['shape_coverage'] == 0  # no surface is nearest to anything
 
 
 # --- multi-view consistency -------------------------------------------------------------------------
@@ -247,3 +254,137 @@ def test_eval_metrics_needs_real_images_only_for_inception_metrics(tmp_path, cap
     assert 'fid need --real_image_dir' in capsys.readouterr().err
     args = eval_metrics.parse_args([str(tmp_path / 'generator.pth'), '--metrics', 'pose,shape'])
     assert args.geometry_metrics == ['pose', 'shape'] and args.image_metrics == []
+
+
+# --- floors measured the way samples are scored ------------------------------------------------------
+
+def test_pose_floor_is_held_out_heads_read_at_the_samples_cameras(dataset, reference):
+    held_out = reference.held_out_heads
+    for seed in (0, 1):
+        values = geometry.pose_metric(TrueHeads(held_out.heads[:12], held_out.fov), CAMERA, dataset, 12, seed)
+        # The same heads at the same camera draws and size: exactly the floor, whatever the seed.
+        assert values['pose_yaw_deg'] == values['pose_yaw_deg_floor']
+        assert values['pose_pitch_deg'] == values['pose_pitch_deg_floor']
+    # More samples than held-out heads: the heads come round again, at new cameras.
+    many = geometry.pose_metric(TrueHeads(held_out.heads * 2, held_out.fov), CAMERA, dataset, 2 * len(held_out))
+    assert many['pose_yaw_deg'] == many['pose_yaw_deg_floor']
+
+
+def test_shape_floors_and_coverage_references(dataset, reference):
+    held_out = reference.held_out_heads
+    n = len(held_out) // 2
+    floor_heads = TrueHeads(held_out.heads[:n], held_out.fov)
+    values = geometry.shape_metric(floor_heads, CAMERA, dataset, num_samples=n)
+    # The floors are these heads scored as samples; the mesh path's floor is them as a sharp density.
+    for name in ('shape_distance', 'shape_accuracy', 'shape_coverage'):
+        assert values[name] == values[f'{name}_floor']
+    sharp = geometry.shape_metric(OccupancyHeads(held_out.heads[:n], held_out.fov), CAMERA, dataset, num_samples=n)
+    assert sharp['shape_distance'] == values['shape_distance_floor_mesh']
+    # The grid's terraces cost something, but far less than the gap to chance.
+    assert values['shape_distance_floor'] + 1e-4 < values['shape_distance_floor_mesh']
+    assert values['shape_distance_floor_mesh'] < (values['shape_distance_floor'] + values['shape_distance_chance']) / 2
+    assert 0.3 < values['shape_coverage_floor'] < 0.9 and values['shape_coverage_chance'] == 1 / n
+    # The references are the other held-out heads: each is its own nearest, so they cover all of
+    # themselves. With more samples than half the held-out heads, coverage takes the first n.
+    references = TrueHeads(held_out.heads[n:] + held_out.heads[:2], held_out.fov)
+    capped = geometry.shape_metric(references, CAMERA, dataset, num_samples=n + 2)
+    assert capped['shape_coverage'] == 1 and capped['shape_coverage_num'] == n
+
+
+# --- every way of gaming the metrics is caught ------------------------------------------------------
+# Three broken head sources built on true heads the dataset never showed: each must be caught
+# by the metrics that can see it, and must not move the ones that cannot.
+
+class IgnoresCamera:
+    """Every view is the one from the mean camera; in 3D that is a painted card, so its shape
+    is the head squashed to a relief a quarter as deep (the flat failure of pi-GAN)."""
+
+    def __init__(self, heads):
+        self.heads = heads
+
+    def render(self, indices, cameras, img_size):
+        return self.heads.render(indices, [front_camera(CAMERA)] * len(indices), img_size)
+
+    def surface_volume(self, index, resolution, cube_size):
+        squash = torch.tensor([1.0, 1.0, 4.0])
+        head = self.heads.heads[index]
+        return -signed_distance_grid(lambda p: sd.head_signed_distance(p * squash, head), resolution, cube_size), 0.0
+
+
+class Collapsed:
+    """Every sample is the same head (sample 0), seen from the camera asked for."""
+
+    def __init__(self, heads):
+        self.heads = heads
+
+    def render(self, indices, cameras, img_size):
+        return self.heads.render([0] * len(indices), cameras, img_size)
+
+    def surface_volume(self, index, resolution, cube_size):
+        return self.heads.surface_volume(0, resolution, cube_size)
+
+
+class TwiceApart:
+    """Each view is at twice the asked camera's yaw and pitch offset from the mean camera."""
+
+    def __init__(self, heads):
+        self.heads = heads
+
+    def render(self, indices, cameras, img_size):
+        yaw, pitch = CAMERA['h_mean'], CAMERA['v_mean']
+        wider = [Camera(2 * c.yaw - yaw, 2 * c.pitch - pitch, c.fov) for c in cameras]
+        return self.heads.render(indices, wider, img_size)
+
+    def surface_volume(self, index, resolution, cube_size):
+        return self.heads.surface_volume(index, resolution, cube_size)
+
+
+def unchanged(heads):
+    return heads
+
+
+def badness(values, names):
+    """Where values lie from their floor (0) to their chance level (1), whichever way is better;
+    the mean over names."""
+    return float(np.mean([(values[name] - values[f'{name}_floor']) / (values[f'{name}_chance'] - values[f'{name}_floor'])
+                          for name in names]))
+
+
+def broken_source_values(source, dataset):
+    values = geometry.geometry_metrics(source, CAMERA, dataset, ('pose',), num_samples=20)
+    values.update(geometry.shape_metric(source, CAMERA, dataset, num_samples=10))
+    values.update(geometry.mv_consistency_metric(source, CAMERA, dataset, num_samples=6, img_size=32))
+    return values
+
+
+# The least badness of the values each source must be caught by. The shape metrics read the
+# density alone, so a render that overturns the camera is pose's and mv_consistency's to catch,
+# and a collapse coverage's: one head is the nearest of one reference (exactly chance).
+# This test regressor reads images turned beyond the poses it saw as less turned, so
+# twice the offsets shows as half the way to chance in pose (the true heads: 0.2).
+POSE = ('pose_yaw_deg', 'pose_pitch_deg')
+CAUGHT = {
+    unchanged: {},
+    IgnoresCamera: {POSE: 0.8, ('shape_distance',): 1, ('shape_coverage',): 0.6, ('mv_consistency',): 0.7},
+    Collapsed: {('shape_coverage',): 1},
+    TwiceApart: {POSE: 0.35, ('mv_consistency',): 0.7},
+}
+# Values that must stay near their floor (badness under UNMOVED): no false alarms.
+UNMOVED = 0.3
+NOT_MOVED = {
+    unchanged: (POSE, ('shape_distance',), ('shape_coverage',), ('mv_consistency',)),
+    IgnoresCamera: (),
+    Collapsed: (('shape_distance',), ('mv_consistency',)),
+    TwiceApart: (('shape_distance',), ('shape_coverage',)),
+}
+
+
+@pytest.mark.parametrize('source', list(CAUGHT), ids=lambda source: source.__name__)
+def test_broken_sources_are_caught(source, dataset, new_heads):
+    values = broken_source_values(source(new_heads), dataset)
+    for names, least in CAUGHT[source].items():
+        assert badness(values, names) >= least, (names, [values[name] for name in names])
+    for names in NOT_MOVED[source]:
+        assert badness(values, names) < UNMOVED, (names, [values[name] for name in names])
+    if source is Collapsed:
+        assert values['shape_coverage'] == values['shape_coverage_chance'] == 1 / values['shape_coverage_num']
