@@ -209,6 +209,7 @@ def odd_folder(folder):
     two.paste(ImageOps.mirror(photo), (320, 0))
     save('two_people.png', two, 'several faces')
     save('small_face.png', photo.resize((150, 150), Image.LANCZOS), 'face too small')
+    save('one_pixel.png', Image.new('RGB', (1, 1)), 'image too small')
     save('coffee.png', Image.fromarray(data.coffee()), 'no face')
     save('not_a_face.png', Image.fromarray((data.lfw_subset()[150] * 255).astype(np.uint8)).resize((150, 150)),
          'no face')
@@ -239,7 +240,7 @@ def test_a_mixed_folder_reports_every_file_with_its_reason(tmp_path, capsys):
             assert f'rejected {name}: {reason}' in printed
     accepted = [name for name, reason in expected.items() if reason is None]
     assert (f"done: {len(expected)} files, {len(accepted)} images written to {out / 'images'}, rejected: "
-            f"1 face too small, 2 no face, 1 several faces, 3 unreadable") in printed
+            f"1 face too small, 1 image too small, 2 no face, 1 several faces, 3 unreadable") in printed
 
     # Each odd format frames the same face as the plain JPEG does; the EXIF-rotated one is turned upright
     # and its crop box is in upright pixels; the very large one's box is in its own (12x) pixels.
@@ -252,6 +253,66 @@ def test_a_mixed_folder_reports_every_file_with_its_reason(tmp_path, capsys):
                            atol=4 * scale), name
     with Image.open(out / 'images' / entries['alpha.png']['file']) as image:
         assert np.asarray(image)[1:3, 16:48].min() > 200  # the transparent strip came out white
+
+
+def test_images_too_small_for_the_detector_get_their_own_reason(tmp_path, capsys):
+    """MTCNN needs 20 px on the short side (of the image as searched, at 800 px long side at most)."""
+    folder = tmp_path / 'small'
+    folder.mkdir()
+    noise = np.random.default_rng(0)
+    sizes = {'one_pixel': (1, 1), **{f'square{side}': (side, side) for side in (5, 8, 13, 19)},
+             'strip_1x400': (1, 400), 'strip_400x1': (400, 1), 'strip_19x400': (19, 400),
+             'reduced_30x2000': (30, 2000)}  # 12 px wide once searched at 800 px long side
+    for name, (width, height) in {**sizes, 'enough_24x24': (24, 24)}.items():
+        Image.fromarray(noise.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / f'{name}.png')
+    out = tmp_path / 'out'
+    printed = run_prepare(capsys, folder, out, '--workers', '0', '--min_face_size', '0')
+    rejected = {entry['source']: entry for entry in json.loads((out / 'dataset.json').read_text())['rejected']}
+    assert {name: rejected[f'{name}.png']['reason'] for name in sizes} == {name: 'image too small' for name in sizes}
+    assert rejected['enough_24x24.png']['reason'] == 'no face'
+    assert rejected['strip_1x400.png']['detail'] == ('1x400 px, 1x400 px searched; the face detector needs at '
+                                                     'least 20 px on the short side')
+    assert '30x2000 px once reduced to 800 px on the long side, 12x800 px searched' in \
+        rejected['reduced_30x2000.png']['detail']
+    assert 'failed while processing' not in printed and '9 image too small, 1 no face' in printed
+
+
+def test_every_file_is_accounted_for_and_output_names_never_collide(tmp_path, capsys):
+    folder = tmp_path / 'photos'
+    colours = {'x__y.png': (250, 0, 0), 'x/y.ppm': (0, 250, 0), 'A.png': (0, 0, 250), 'a.png': (250, 250, 0),
+               'b.png': (0, 250, 250), 'b.jpg': (250, 0, 250), 'b_png.png': (120, 120, 120),
+               'c.png': (30, 60, 90)}
+    for name, colour in colours.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new('RGB', (40, 30), colour).save(folder / name, **({'quality': 100} if name.endswith('jpg') else {}))
+    (folder / '.DS_Store').write_bytes(b'\0')
+    (folder / 'x' / '.thumb.png').write_bytes(b'\0')
+    (folder / '.trash').mkdir()
+    Image.new('RGB', (40, 30)).save(folder / '.trash' / 'old.png')
+    (folder / 'linked').symlink_to(folder / 'x')
+    out = tmp_path / 'out'
+    printed = run_prepare(capsys, folder, out, '--mode', 'center', '--size', '8', '--workers', '0')
+    metadata = json.loads((out / 'dataset.json').read_text())
+    files = {entry['source']: entry['file'] for entry in metadata['images']}
+    assert set(files) == set(colours) and len({name.lower() for name in files.values()}) == len(colours)
+    assert files['x__y.png'] != files['x/y.ppm'] and files['c.png'] == 'c.png'
+    assert sorted(path.name for path in (out / 'images').iterdir()) == sorted(files.values())
+    for source, colour in colours.items():  # each image holds its own photo
+        with Image.open(out / 'images' / files[source]) as image:
+            assert np.abs(np.asarray(image, float) - colour).max() <= 3, source
+    assert metadata['skipped'] == [
+        {'source': '.DS_Store', 'reason': 'hidden file'}, {'source': '.trash/', 'reason': 'hidden folder'},
+        {'source': 'linked/', 'reason': 'link to a folder (not followed)'},
+        {'source': 'x/.thumb.png', 'reason': 'hidden file'}]
+    assert 'not read: 2 hidden file, 1 hidden folder, 1 link to a folder (not followed)' in printed
+
+    # A resume keeps every name; a new photo whose plain name is taken gets another.
+    Image.new('RGB', (40, 30), (90, 60, 30)).save(folder / 'x' / 'y.png')
+    printed = run_prepare(capsys, folder, out, '--mode', 'center', '--size', '8', '--workers', '0')
+    again = {entry['source']: entry['file'] for entry in json.loads((out / 'dataset.json').read_text())['images']}
+    assert 'resuming: 8 of 9 files already done' in printed
+    assert {source: again[source] for source in files} == files
+    assert again['x/y.png'].lower() not in {name.lower() for name in files.values()}
 
 
 def test_open_photo_reads_16_bit_at_full_range_and_reduces_large_files(tmp_path):
