@@ -7,7 +7,8 @@ Writes into the output folder: images/ (one PNG per accepted photo, --size squar
 dataset.json (each image's source, crop box and pose; the fitted camera
 distribution; every rejected file and why), pose_histogram.png, and
 progress.jsonl (for resuming: run the same command again). Prints the train.py
-command with the fitted camera settings.
+command with the fitted camera settings and a batch the set can fill, for this
+machine: CelebA (64x64) with a GPU, CelebA_CPU (32x32) without (--train_on).
 
 --mode faces (default) detects the face (MTCNN, offline), levels the eyes, frames it
 as aligned CelebA is framed for the CelebA curriculum, and estimates yaw and pitch.
@@ -47,7 +48,10 @@ def main(argv=None):
                         help="train with random horizontal flips (the CelebA curriculum's); the fit then "
                              "counts every yaw mirrored too")
     parser.add_argument('--curriculum', default=None,
-                        help="curriculum for the printed command (default CelebA for faces, CATS for center)")
+                        help="curriculum for the printed command (default: faces CelebA with a GPU, CelebA_CPU "
+                             "without; center CATS)")
+    parser.add_argument('--train_on', choices=('auto', 'gpu', 'cpu'), default='auto',
+                        help="the machine the printed command is for (auto: this one)")
     parser.add_argument('--train_output_dir', default=None, help="--output_dir of the printed train.py command")
     args = parser.parse_args(argv)
     for name in ('size', 'max_side'):
@@ -55,8 +59,9 @@ def main(argv=None):
             parser.error(f'--{name} must be at least 8 pixels')
     settings = Settings(mode=args.mode, size=args.size, min_face_size=args.min_face_size, min_score=args.min_score,
                         max_side=args.max_side)
+    gpu = {'auto': None, 'gpu': True, 'cpu': False}[args.train_on]
     return prepare_dataset(args.input_dir, args.output_dir, settings, args.workers, args.flip, args.curriculum,
-                           args.train_output_dir)
+                           args.train_output_dir, gpu)
 
 
 if __name__ == '__main__':

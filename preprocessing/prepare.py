@@ -15,14 +15,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
+
+import curriculums
 
 
 from preprocessing.alignment import celeba_targets
 from preprocessing.camera_fit import fit_camera_distribution
 from preprocessing.images import PhotoError
 from preprocessing.photos import Settings, file_signature, prepare_photo
-from preprocessing.report import save_pose_histogram, train_command
+from preprocessing.report import command_notes, default_curriculum, save_pose_histogram, train_command
 from torch_utils.media import save_image
 
 IMAGES_DIR, METADATA_FILE, PROGRESS_FILE, HISTOGRAM_FILE = 'images', 'dataset.json', 'progress.jsonl', 'pose_histogram.png'
@@ -182,8 +185,16 @@ def write_json(path, content):
 
 
 def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=True, curriculum=None,
-                    train_output_dir=None):
-    """Prepares output_dir from the photos under input_dir; returns the content of dataset.json."""
+                    train_output_dir=None, gpu=None):
+    """Prepares output_dir from the photos under input_dir; returns the content of dataset.json.
+
+    gpu: whether the printed command is for a machine with a GPU (None: whether this one has one).
+    """
+    gpu = torch.cuda.is_available() if gpu is None else gpu
+    curriculum = curriculum or default_curriculum(settings.mode, gpu)
+    if curriculum not in curriculums.CURRICULA:
+        raise PreparationError(f"unknown curriculum {curriculum!r} for the printed command; choose one of "
+                               f"{', '.join(curriculums.CURRICULA)}")
     if not Path(input_dir).is_dir():
         raise PreparationError(f'{input_dir} is not a folder; give the folder that holds the photos')
     output_dir = Path(output_dir)
@@ -212,7 +223,6 @@ def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=
     rejected = [record for record in records if 'reason' in record]
     remove_stale_images(output_dir, {record['file'] for record in images})
 
-    curriculum = curriculum or ('CelebA' if settings.mode == 'faces' else 'CATS')
     camera = None
     dataset_path = str(Path(output_dir, IMAGES_DIR))
     if settings.mode == 'faces' and len(images) >= 2:
@@ -221,11 +231,13 @@ def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=
         shown_yaw = np.concatenate([yaw, np.pi - yaw]) if flip else yaw
         what = f'{len(images)} faces' + (' and their mirror images' if flip else '')
         save_pose_histogram(Path(output_dir, HISTOGRAM_FILE), shown_yaw, np.tile(pitch, 1 + flip), camera, what)
-    command = train_command(dataset_path, curriculum, camera, flip, train_output_dir or f'output/{output_dir.resolve().name}')
+    command = train_command(dataset_path, curriculum, camera, flip,
+                            train_output_dir or f'output/{output_dir.resolve().name}', len(images))
     content = {
         'format': FORMAT, 'version': 1, 'source_dir': str(Path(input_dir).resolve()), 'mode': settings.mode,
         'settings': asdict(settings), 'flip': flip, 'images_dir': IMAGES_DIR,
         'alignment': alignment_note(settings), 'camera': camera, 'train_command': command,
+        'train_notes': command_notes(curriculum, gpu, len(images)),
         'summary': {'files': len(records), 'accepted': len(images),
                     'rejected': dict(sorted(Counter(record['reason'] for record in rejected).items())),
                     'skipped': dict(sorted(Counter(record['reason'] for record in skipped).items()))},
@@ -269,4 +281,6 @@ def print_summary(content, output_dir, no_fit):
               f"histogram: {Path(output_dir, HISTOGRAM_FILE)}")
     elif no_fit:
         print('too few faces to fit a camera distribution; the command keeps the curriculum\'s camera settings')
+    for note in content['train_notes']:
+        print(note)
     print('train with:\n  ' + content['train_command'])

@@ -22,6 +22,7 @@ from preprocessing.faces import FaceDetector
 from preprocessing.images import REASONS, PhotoError, open_photo
 from preprocessing.photos import Settings, prepare_photo
 from preprocessing.pose import TEMPLATE, estimate_pose
+from preprocessing.report import default_curriculum, fitted_batch_size
 from test_inverse_render import smooth_run  # noqa: F401  (a fixture: a tiny generator that renders smoothly)
 from test_training import TINY
 
@@ -64,7 +65,7 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     out = tmp_path / 'prepared'
     printed = run_prepare(capsys, photos, out, '--workers', '1', '--size', '64', '--min_face_size', '60')
     metadata = json.loads((out / 'dataset.json').read_text())
-    assert metadata['summary'] == {'files': 8, 'accepted': 8, 'rejected': {}}
+    assert metadata['summary'] == {'files': 8, 'accepted': 8, 'rejected': {}, 'skipped': {}}
     assert [entry['source'] for entry in metadata['images']] == [
         'astronaut.jpg', 'cameraman.png', *(f'lfw/face{i}.png' for i in (0, 2, 4, 40, 58, 6))]
     for entry in metadata['images']:
@@ -121,6 +122,45 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     assert curriculum['dataset'] == 'ImageFolder' and curriculum['random_flip'] is True
     assert {key: curriculum[key] for key in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')} == {
         key: camera[key] for key in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')}
+
+
+def test_printed_command_fits_a_small_set_and_a_machine_without_gpu(tmp_path, capsys):
+    """Three faces: on a CPU the command is CelebA_CPU's with a batch of 3, and it trains as printed."""
+    folder = tmp_path / 'three'
+    folder.mkdir()
+    for index in TURNED_FACES[:3]:
+        lfw_face(index).save(folder / f'face{index}.png')
+    out = tmp_path / 'out'
+    printed = run_prepare(capsys, folder, out, '--workers', '0', '--size', '64', '--min_face_size', '60',
+                          '--train_on', 'cpu')
+    metadata = json.loads((out / 'dataset.json').read_text())
+    assert metadata['summary']['accepted'] == 3
+    words = shlex.split(metadata['train_command'])
+    assert words[words.index('--curriculum') + 1] == 'CelebA_CPU' and 'batch_size=3' in words
+    assert 'no GPU: the command uses CelebA_CPU, a CPU-sized face curriculum' in printed
+    assert 'warning: 3 images is few for a GAN' in printed
+    run = tmp_path / 'run'
+    train.main(words[2:] + ['--output_dir', str(run), '--max_steps', '1', '--num_workers', '0', '--eval_freq', '0'])
+    options = json.loads((run / 'options.json').read_text())
+    assert options['curriculum']['batch_size'] == 3 and options['curriculum']['dataset'] == 'ImageFolder'
+    assert json.loads((run / 'stats.jsonl').read_text().splitlines()[-1])['step'] == 1
+
+    # For a GPU: the paper's CelebA curriculum, its batch of 56 cut to the set.
+    printed = run_prepare(capsys, folder, out, '--workers', '0', '--size', '64', '--min_face_size', '60',
+                          '--train_on', 'gpu')
+    words = shlex.split(json.loads((out / 'dataset.json').read_text())['train_command'])
+    assert words[words.index('--curriculum') + 1] == 'CelebA' and 'batch_size=3' in words
+    assert 'no GPU' not in printed
+
+
+def test_batch_sizes_and_curricula_of_the_printed_command():
+    assert (fitted_batch_size('CelebA', 56), fitted_batch_size('CelebA', 55)) == (None, 55)
+    assert fitted_batch_size('CARLA', 20) == 10  # no stage's batch grows (30, 14, 10 by stage)
+    assert (fitted_batch_size('CelebA_CPU', 1), fitted_batch_size('CelebA_CPU', 0)) == (1, 1)
+    assert default_curriculum('faces', gpu=True) == 'CelebA' and default_curriculum('faces', gpu=False) == 'CelebA_CPU'
+    assert default_curriculum('center', gpu=False) == 'CATS'
+    with pytest.raises(prepare_dataset.PreparationError, match="unknown curriculum 'celeba'"):
+        prepare_dataset.main(['nowhere', 'out', '--curriculum', 'celeba'])
 
 
 def test_pose_uses_the_generators_camera_convention():
