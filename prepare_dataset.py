@@ -3,9 +3,10 @@
     python prepare_dataset.py PHOTOS/ data/myfaces
     python prepare_dataset.py CAT_PHOTOS/ data/mycats --mode center
 
-Writes into the output folder: images/ (one PNG per accepted photo, --size square),
-dataset.json (each image's source, crop box and pose; the fitted camera
-distribution; every rejected file and why), pose_histogram.png, and
+Writes into the output folder: images/ (one PNG per accepted photo, --size square,
+and images/dataset.json: each image's camera as an EG3D label), dataset.json (each
+image's source, crop box and pose; the fitted camera distribution; every rejected
+or skipped file and why), pose_histogram.png, and
 progress.jsonl (for resuming: run the same command again). Prints the train.py
 command with the fitted camera settings and a batch the set can fill, for this
 machine: CelebA (64x64) with a GPU, CelebA_CPU (32x32) without (--train_on).

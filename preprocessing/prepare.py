@@ -23,13 +23,13 @@ import curriculums
 
 from preprocessing.alignment import celeba_targets
 from preprocessing.camera_fit import fit_camera_distribution
+from preprocessing.camera_labels import EG3D_LABELS_FILE, EG3D_RADIUS, METADATA_FILE, PREPARED_FORMAT, eg3d_labels
 from preprocessing.images import PhotoError
 from preprocessing.photos import Settings, file_signature, prepare_photo
 from preprocessing.report import command_notes, default_curriculum, save_pose_histogram, train_command
 from torch_utils.media import save_image
 
-IMAGES_DIR, METADATA_FILE, PROGRESS_FILE, HISTOGRAM_FILE = 'images', 'dataset.json', 'progress.jsonl', 'pose_histogram.png'
-FORMAT = 'pigan-prepared-dataset'
+IMAGES_DIR, PROGRESS_FILE, HISTOGRAM_FILE = 'images', 'progress.jsonl', 'pose_histogram.png'
 
 
 class PreparationError(Exception):
@@ -222,6 +222,10 @@ def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=
     images = [record for record in records if 'file' in record]
     rejected = [record for record in records if 'reason' in record]
     remove_stale_images(output_dir, {record['file'] for record in images})
+    fov = curriculums.extract_metadata(curriculums.get(curriculum), 0)['fov']
+    if settings.mode == 'faces' and images:
+        write_json(Path(images_dir, EG3D_LABELS_FILE),
+                   eg3d_labels({record['file']: (record['yaw'], record['pitch']) for record in images}, fov))
 
     camera = None
     dataset_path = str(Path(output_dir, IMAGES_DIR))
@@ -234,10 +238,15 @@ def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=
     command = train_command(dataset_path, curriculum, camera, flip,
                             train_output_dir or f'output/{output_dir.resolve().name}', len(images))
     content = {
-        'format': FORMAT, 'version': 1, 'source_dir': str(Path(input_dir).resolve()), 'mode': settings.mode,
+        'format': PREPARED_FORMAT, 'version': 1, 'source_dir': str(Path(input_dir).resolve()), 'mode': settings.mode,
         'settings': asdict(settings), 'flip': flip, 'images_dir': IMAGES_DIR,
-        'alignment': alignment_note(settings), 'camera': camera, 'train_command': command,
-        'train_notes': command_notes(curriculum, gpu, len(images)),
+        'alignment': alignment_note(settings), 'camera': camera,
+        'eg3d_labels': None if settings.mode != 'faces' or not images else {
+            'file': f'{IMAGES_DIR}/{EG3D_LABELS_FILE}', 'fov_degrees': fov, 'radius': EG3D_RADIUS,
+            'convention': "EG3D's: OpenCV cameras (x right, y down, looking along +z) in our world (y up, the face "
+                          "looking along +z); focal = 0.5 / tan(fov / 2) in image widths (preprocessing/camera_labels.py)"},
+        'train_command': command,
+        'train_notes': command_notes(curriculum, gpu, len(images), settings.mode == 'faces'),
         'summary': {'files': len(records), 'accepted': len(images),
                     'rejected': dict(sorted(Counter(record['reason'] for record in rejected).items())),
                     'skipped': dict(sorted(Counter(record['reason'] for record in skipped).items()))},

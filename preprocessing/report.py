@@ -44,8 +44,9 @@ def train_command(dataset_dir, curriculum, fit, flip, output_dir, num_images):
     return ' '.join(shlex.quote(word) for word in words)
 
 
-def command_notes(curriculum, gpu, num_images):
-    """Lines printed above the command: which machine it is for, and a warning for a small set."""
+def command_notes(curriculum, gpu, num_images, poses):
+    """Lines printed above the command: which machine it is for, a warning for a small set, and (poses: the
+    images have estimated poses) how training can use them."""
     notes = []
     if curriculum == 'CelebA_CPU' and not gpu:
         notes.append('no GPU: the command uses CelebA_CPU, a CPU-sized face curriculum (16x16, then 32x32 images '
@@ -57,6 +58,9 @@ def command_notes(curriculum, gpu, num_images):
         notes.append(f'warning: {num_images} images is few for a GAN: the discriminator will learn them by heart '
                      f'and the generator stop improving; the paper trained on thousands (cats) to 200,000 (CelebA), '
                      f'aim for {USEFUL_SIZE} at least')
+    if poses and num_images:
+        notes.append("the images' estimated poses train the discriminator's pose head too with "
+                     "--set use_real_poses=True (off by default, as in the original)")
     return notes
 
 

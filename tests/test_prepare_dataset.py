@@ -5,6 +5,7 @@ import io
 import json
 import math
 import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +13,14 @@ import torch
 from PIL import Image, ImageOps
 from skimage import data
 
+import datasets
 import inverse_render
 import prepare_dataset
 import train
 from generators.camera_utils import look_at_origin, sample_camera_angles
 from preprocessing.alignment import celeba_targets, eye_roll
 from preprocessing.camera_fit import fit_camera_distribution
+from preprocessing.camera_labels import pose_from_eg3d_label
 from preprocessing.faces import FaceDetector
 from preprocessing.images import REASONS, PhotoError, open_photo
 from preprocessing.photos import Settings, prepare_photo
@@ -90,7 +93,7 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     assert metadata['train_command'] in printed and f"h_stddev={camera['h_stddev']}" in metadata['train_command']
 
     # Again, with one photo added and one removed: only the new one is processed; the removed one's image goes.
-    stamps = {path.name: path.stat().st_mtime_ns for path in (out / 'images').iterdir()}
+    stamps = {path.name: path.stat().st_mtime_ns for path in (out / 'images').glob('*.png')}
     lfw_face(20).save(photos / 'lfw' / 'face20.png')
     (photos / 'lfw' / 'face6.png').rename(tmp_path / 'face6.png')
     try:
@@ -99,7 +102,7 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
         (photos / 'lfw' / 'face20.png').unlink()
         (tmp_path / 'face6.png').rename(photos / 'lfw' / 'face6.png')
     assert 'resuming: 7 of 8 files already done' in printed
-    after = {path.name: path.stat().st_mtime_ns for path in (out / 'images').iterdir()}
+    after = {path.name: path.stat().st_mtime_ns for path in (out / 'images').glob('*.png')}
     del stamps['lfw__face6.png']
     assert {name: after[name] for name in stamps} == stamps and set(after) == {*stamps, 'lfw__face20.png'}
     assert len(json.loads((out / 'dataset.json').read_text())['images']) == 8
@@ -107,7 +110,7 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     # Other settings: nothing is reused.
     printed = run_prepare(capsys, photos, out, '--workers', '0', '--size', '32', '--min_face_size', '60')
     assert 'settings differ from the earlier run' in printed and 'resuming' not in printed
-    for path in (out / 'images').iterdir():
+    for path in (out / 'images').glob('*.png'):
         with Image.open(path) as image:
             assert image.size == (32, 32)
 
@@ -144,6 +147,20 @@ def test_printed_command_fits_a_small_set_and_a_machine_without_gpu(tmp_path, ca
     options = json.loads((run / 'options.json').read_text())
     assert options['curriculum']['batch_size'] == 3 and options['curriculum']['dataset'] == 'ImageFolder'
     assert json.loads((run / 'stats.jsonl').read_text().splitlines()[-1])['step'] == 1
+
+    # The estimated poses reach training: the folder knows them, EG3D's labels beside the images agree, and
+    # use_real_poses trains with them.
+    estimated = {entry['file']: (entry['pitch'], entry['yaw']) for entry in metadata['images']}
+    dataset = datasets.ImageFolder(str(out / 'images'), img_size=16)
+    assert torch.allclose(dataset.poses, torch.tensor([estimated[Path(file).name] for file in dataset.files]))
+    labels = json.loads((out / 'images' / 'dataset.json').read_text())['labels']
+    assert {name: pose_from_eg3d_label(label) for name, label in labels} == {
+        name: pytest.approx(pose, abs=1e-5) for name, pose in estimated.items()}
+    assert "--set use_real_poses=True" in printed
+    posed = tmp_path / 'posed'
+    train.main(words[2:] + ['--output_dir', str(posed), '--max_steps', '1', '--num_workers', '0', '--eval_freq', '0',
+                            '--set', 'use_real_poses=True'])
+    assert json.loads((posed / 'options.json').read_text())['curriculum']['use_real_poses'] is True
 
     # For a GPU: the paper's CelebA curriculum, its batch of 56 cut to the set.
     printed = run_prepare(capsys, folder, out, '--workers', '0', '--size', '64', '--min_face_size', '60',
