@@ -13,7 +13,7 @@ transform whose rotation makes the eye line horizontal.
 import math
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 CELEBA_ALIGNED_SIZE = (178, 218)  # width, height of img_align_celeba images
 CELEBA_LANDMARKS = np.array([      # x, y in those images; MTCNN's order (image-left eye first)
@@ -76,12 +76,39 @@ def describe_crop(matrix, size, scale=1.0):
             'side': round(side, 2), 'angle_deg': round(angle, 3)}
 
 
+def padded_fraction(matrix, size, image_size, samples=64):
+    """The fraction of a crop's area (2x3 image-to-crop matrix) that lies outside an image of image_size (w, h)."""
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    steps = (np.arange(samples) + 0.5) * size / samples
+    points = np.stack(np.meshgrid(steps, steps), -1).reshape(-1, 2) @ inverse[:, :2].T + inverse[:, 2]
+    inside = (points >= 0).all(1) & (points[:, 0] <= image_size[0]) & (points[:, 1] <= image_size[1])
+    return 1 - float(inside.mean())
+
+
+def fill_outside(pixels, pad):
+    """[H + 2 pad, W + 2 pad, 3] uint8: pixels with a border of `pad` that shows nothing of the photo but its edge.
+
+    Each edge pixel is repeated outwards, then blended, more the farther from the photo, into a strongly blurred
+    copy that smooths the streaks (FFHQ's aligner blurs its padding too). Not a mirror image: mirrored in, the
+    border put a second eye or half a face beside a face near the edge, and the landmark pass found it.
+    """
+    height, width = pixels.shape[:2]
+    padded = np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode='edge')
+    radius = max(2.0, min(height, width) / 16)
+    blurred = np.asarray(Image.fromarray(padded).filter(ImageFilter.GaussianBlur(radius)), np.float32)
+    rows, columns = np.arange(height + 2 * pad), np.arange(width + 2 * pad)
+    down = np.maximum(pad - rows, rows - (pad + height - 1)).clip(0)
+    across = np.maximum(pad - columns, columns - (pad + width - 1)).clip(0)
+    weight = np.clip(np.hypot(down[:, None], across[None, :]) / (2 * radius), 0, 1)[..., None]
+    return (padded * (1 - weight) + blurred * weight).round().astype(np.uint8)
+
+
 def warp(image, matrix, size):
     """The size x size crop of an RGB PIL image under a 2x3 image-to-crop matrix.
 
     A shrinking crop is cut at the photo's own resolution (bicubic, rotation only) and
     then resized with Lanczos, which filters as it shrinks; an enlarging one is one
-    bicubic warp. A crop reaching past the image is filled by mirroring the image at its edges.
+    bicubic warp. A crop reaching past the image is filled by fill_outside.
     """
     matrix = np.array(matrix, np.float64)
     scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
@@ -90,8 +117,7 @@ def warp(image, matrix, size):
     corners = crop_corners(matrix, cut)
     pad = int(math.ceil(max(0, -corners.min(), *(corners.max(0) - image.size)))) + 2
     if pad > 2:
-        pixels = np.pad(np.asarray(image), ((pad, pad), (pad, pad), (0, 0)), mode='reflect')
-        image = Image.fromarray(pixels)
+        image = Image.fromarray(fill_outside(np.asarray(image), pad))
         matrix[:, 2] -= matrix[:, :2] @ np.array([pad, pad])
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
     cropped = image.transform((cut, cut), Image.AFFINE, data=tuple(inverse.ravel()), resample=Image.BICUBIC)

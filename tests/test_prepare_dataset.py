@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 from skimage import data
 
 import datasets
@@ -18,7 +18,7 @@ import inverse_render
 import prepare_dataset
 import train
 from generators.camera_utils import look_at_origin, sample_camera_angles
-from preprocessing.alignment import celeba_targets, eye_roll
+from preprocessing.alignment import celeba_targets, center_transform, eye_roll, face_transform, padded_fraction
 from preprocessing.camera_fit import fit_camera_distribution
 from preprocessing.camera_labels import pose_from_eg3d_label
 from preprocessing.faces import FaceDetector
@@ -204,8 +204,9 @@ def test_mirroring_flips_the_sign_of_the_yaw(detector, tmp_path):
 
 
 def aligned(image, tmp_path, name, detector, size=128):
+    """prepare_photo on one image, whatever its face size and padding."""
     image.save(tmp_path / name)
-    return prepare_photo(tmp_path / name, Settings(size=size, min_face_size=0), detector)
+    return prepare_photo(tmp_path / name, Settings(size=size, min_face_size=0, max_pad=1), detector)
 
 
 def thumbnail(image):
@@ -239,6 +240,95 @@ def test_a_crop_scaled_twice_gives_the_same_aligned_image(detector, tmp_path):
     assert large_record['yaw'] == pytest.approx(small_record['yaw'], abs=0.03)
 
 
+# The astronaut's landmarks marked by hand on the 512 px photo (+-1 px), MTCNN's order: her eye on the image's
+# left, the other eye, nose tip, mouth corners. Known independently of the detector: the framing tests' reference.
+HAND_LANDMARKS = np.array([[202.9, 101.3], [246.6, 103.5], [223.0, 128.0], [203.1, 140.6], [243.8, 141.2]])
+# A tight portrait: her face fills the frame, forehead and chin cut; two thirds of its crop lie outside the photo.
+TIGHT_BOX = (190, 75, 275, 170)
+
+
+def in_crop(points, crop):
+    """Photo pixels -> fractions of the crop's side, in the crop's axes (x right, y down)."""
+    corners = np.array(crop['corners'])
+    right, down = (corners[1] - corners[0]) / crop['side'], (corners[3] - corners[0]) / crop['side']
+    shifted = np.asarray(points) - corners[0]
+    return np.stack([shifted @ right, shifted @ down], -1) / crop['side']
+
+
+def framing(points):
+    """(eye line height, eye distance, mouth height: eye line to mouth line), fractions of the side."""
+    return points[:2, 1].mean(), np.linalg.norm(points[1] - points[0]), points[3:, 1].mean() - points[:2, 1].mean()
+
+
+def test_crops_frame_the_hand_marked_face_as_the_alignment_rule_says(detector, tmp_path):
+    """The rule (alignment.face_transform) applied to the hand-marked landmarks gives where the face belongs; the
+    crop made from the detected ones puts it there: eye line within 1.5% of the side, eye distance and mouth
+    height within 4% (a 10% smaller face fails), on the whole photo, a wider and a tight crop of it."""
+    rule = face_transform(HAND_LANDMARKS, 1)
+    ideal = framing(HAND_LANDMARKS @ rule[:, :2].T + rule[:, 2])
+    targets = framing(celeba_targets(1))  # her smile makes the mouth height short of CelebA's mean; the fit balances
+    assert abs(ideal[0] - targets[0]) < 0.015 and ideal[1] / targets[1] == pytest.approx(1, abs=0.07)
+    for box in ((0, 0, 512, 512), (150, 30, 320, 220), TIGHT_BOX):
+        astronaut().crop(box).save(tmp_path / 'photo.png')
+        _, record = prepare_photo(tmp_path / 'photo.png', Settings(size=64, min_face_size=0, max_pad=1), detector)
+        height, distance, mouth = framing(in_crop(HAND_LANDMARKS - box[:2], record['crop']))
+        assert abs(height - ideal[0]) < 0.015, box
+        assert distance / ideal[1] == pytest.approx(1, abs=0.04), box
+        assert mouth / ideal[2] == pytest.approx(1, abs=0.04), box
+
+
+def test_a_tight_portrait_gets_the_same_crop_mirrored_turned_and_halved(detector, tmp_path):
+    """Tolerance: side and centre of each copy's crop within 3% of the side of the photo's crop, in the photo's
+    pixels. (Mirrored-in borders put ghost face parts beside this face, and the crops were 7-13% apart.)"""
+    photo = astronaut().crop(TIGHT_BOX)
+
+    def crop_in_photo(image, name, to_photo):
+        _, record = aligned(image, tmp_path, name, detector, size=64)
+        return record['crop']['side'] * to_photo.get('scale', 1), to_photo.get('centre', np.array)(
+            record['crop']['center']), record['crop']['padded']
+
+    side, centre, padded = crop_in_photo(photo, 'photo.png', {})
+    assert padded > 0.5  # the test's point: most of the crop is fill
+    width, height = photo.size
+    copies = {'mirrored': (ImageOps.mirror(photo), {'centre': lambda c: np.array([width - c[0], c[1]])}),
+              'halved': (photo.resize((width // 2, height // 2), Image.LANCZOS), {'scale': 2, 'centre': lambda c: 2 * np.array(c)})}
+    for degrees in (25, -20):  # counter-clockwise on screen, canvas enlarged (black corners)
+        turned = photo.rotate(degrees, resample=Image.BICUBIC, expand=True)
+        angle = math.radians(degrees)
+        back = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        copies[f'turned {degrees}'] = (turned, {'centre': lambda c, t=turned, b=back: (
+            np.array([width, height]) / 2 + b @ (np.array(c) - np.array(t.size) / 2))})
+    for name, (image, to_photo) in copies.items():
+        copy_side, copy_centre, _ = crop_in_photo(image, name.replace(' ', '_') + '.png', to_photo)
+        assert copy_side == pytest.approx(side, rel=0.03), name
+        assert np.linalg.norm(copy_centre - centre) < 0.03 * side, name
+
+
+def test_padding_shows_no_face_parts(detector, tmp_path):
+    """Faces near the photo's edge: the part of the crop outside the photo holds less than a quarter of the fine
+    detail of the part inside (a mirrored-in border holds as much: a second eye, an upside-down face), and
+    dataset.json's `padded` is that part's share of the crop."""
+    for box in ((188, 30, 428, 270), (150, 0, 400, 135)):  # her face at the left edge; at the bottom edge
+        image, record = aligned(astronaut().crop(box), tmp_path, 'edge.png', detector, size=128)
+        matrix = face_transform(np.array(record['landmarks']) - 0, 128)
+        inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+        rows, columns = np.mgrid[0:128, 0:128] + 0.5
+        source = np.stack([columns, rows], -1) @ inverse[:, :2].T + inverse[:, 2]
+        width, height = box[2] - box[0], box[3] - box[1]
+        outside = ((source < -2) | (source > np.array([width, height]) + 2)).any(-1)
+        inside = ((source > 2) & (source < np.array([width, height]) - 2)).all(-1)
+        assert record['crop']['padded'] == pytest.approx(outside.mean(), abs=0.03) and record['crop']['padded'] > 0.2
+        pixels = np.asarray(image, np.float64)
+        detail = np.abs(pixels - np.asarray(image.filter(ImageFilter.GaussianBlur(2)), np.float64)).mean(-1)
+        assert detail[outside].mean() < 0.25 * detail[inside].mean(), box
+
+
+def test_padded_fraction_of_known_crops():
+    assert padded_fraction(center_transform((300, 200), 64), 64, (300, 200)) == 0
+    # The square [50, 150]^2 over a 100 x 100 image: a quarter of it is inside.
+    assert padded_fraction(np.array([[0.64, 0, -32], [0, 0.64, -32]]), 64, (100, 100)) == pytest.approx(0.75, abs=0.02)
+
+
 def odd_folder(folder):
     """Every kind of file a photo folder holds, and the reason each should get (None: accepted)."""
     photo = astronaut().resize((320, 320), Image.LANCZOS)  # face crop about 97 px
@@ -267,6 +357,7 @@ def odd_folder(folder):
     save('two_people.png', two, 'several faces')
     save('small_face.png', photo.resize((150, 150), Image.LANCZOS), 'face too small')
     save('one_pixel.png', Image.new('RGB', (1, 1)), 'image too small')
+    save('mostly_padding.png', astronaut().crop(TIGHT_BOX), 'mostly padding')
     save('coffee.png', Image.fromarray(data.coffee()), 'no face')
     save('not_a_face.png', Image.fromarray((data.lfw_subset()[150] * 255).astype(np.uint8)).resize((150, 150)),
          'no face')
@@ -297,7 +388,7 @@ def test_a_mixed_folder_reports_every_file_with_its_reason(tmp_path, capsys):
             assert f'rejected {name}: {reason}' in printed
     accepted = [name for name, reason in expected.items() if reason is None]
     assert (f"done: {len(expected)} files, {len(accepted)} images written to {out / 'images'}, rejected: "
-            f"1 face too small, 1 image too small, 2 no face, 1 several faces, 3 unreadable") in printed
+            f"1 face too small, 1 image too small, 1 mostly padding, 2 no face, 1 several faces, 3 unreadable") in printed
 
     # Each odd format frames the same face as the plain JPEG does; the EXIF-rotated one is turned upright
     # and its crop box is in upright pixels; the very large one's box is in its own (12x) pixels.
