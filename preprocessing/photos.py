@@ -112,9 +112,9 @@ def prepare_photo(path, settings, detector=None):
 
 
 def align_photo(path, size=256):
-    """(aligned image, record) of one photo, as for training; any face size is accepted."""
+    """(aligned image, record) of one photo, as for training; any face size and padding are accepted."""
     from preprocessing.faces import FaceDetector
-    settings = Settings(size=size, min_face_size=0)
+    settings = Settings(size=size, min_face_size=0, max_pad=1)
     return prepare_photo(path, settings, FaceDetector(settings.min_score, settings.detect_side))
 
 
