@@ -85,20 +85,21 @@ def padded_fraction(matrix, size, image_size, samples=64):
     return 1 - float(inside.mean())
 
 
-def fill_outside(pixels, pad):
-    """[H + 2 pad, W + 2 pad, 3] uint8: pixels with a border of `pad` that shows nothing of the photo but its edge.
+def fill_outside(pixels, before, after, radius):
+    """uint8 pixels [H, W, 3] padded by before (x, y) and after (x, y) with a fill that shows nothing of the photo
+    but its edge.
 
-    Each edge pixel is repeated outwards, then blended, more the farther from the photo, into a strongly blurred
-    copy that smooths the streaks (FFHQ's aligner blurs its padding too). Not a mirror image: mirrored in, the
-    border put a second eye or half a face beside a face near the edge, and the landmark pass found it.
+    Each edge pixel is repeated outwards, then blended, more the farther from the photo, into a copy blurred by
+    `radius` that smooths the streaks (FFHQ's aligner blurs its padding too). Not a mirror image: mirrored in, the
+    border put a second eye or half a face beside a face near the edge, where the landmark pass could take it
+    for part of the face.
     """
     height, width = pixels.shape[:2]
-    padded = np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode='edge')
-    radius = max(2.0, min(height, width) / 16)
+    padded = np.pad(pixels, ((before[1], after[1]), (before[0], after[0]), (0, 0)), mode='edge')
     blurred = np.asarray(Image.fromarray(padded).filter(ImageFilter.GaussianBlur(radius)), np.float32)
-    rows, columns = np.arange(height + 2 * pad), np.arange(width + 2 * pad)
-    down = np.maximum(pad - rows, rows - (pad + height - 1)).clip(0)
-    across = np.maximum(pad - columns, columns - (pad + width - 1)).clip(0)
+    rows, columns = np.arange(padded.shape[0]), np.arange(padded.shape[1])
+    down = np.maximum(before[1] - rows, rows - (before[1] + height - 1)).clip(0)
+    across = np.maximum(before[0] - columns, columns - (before[0] + width - 1)).clip(0)
     weight = np.clip(np.hypot(down[:, None], across[None, :]) / (2 * radius), 0, 1)[..., None]
     return (padded * (1 - weight) + blurred * weight).round().astype(np.uint8)
 
@@ -108,17 +109,28 @@ def warp(image, matrix, size):
 
     A shrinking crop is cut at the photo's own resolution (bicubic, rotation only) and
     then resized with Lanczos, which filters as it shrinks; an enlarging one is one
-    bicubic warp. A crop reaching past the image is filled by fill_outside.
+    bicubic warp. A crop reaching past the image is filled by fill_outside, with a blur
+    radius a sixteenth of the photo's short side.
     """
     matrix = np.array(matrix, np.float64)
     scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
     cut = max(size, int(math.ceil(size / scale)))
     matrix *= cut / size  # to the cut's pixels
     corners = crop_corners(matrix, cut)
-    pad = int(math.ceil(max(0, -corners.min(), *(corners.max(0) - image.size)))) + 2
-    if pad > 2:
-        image = Image.fromarray(fill_outside(np.asarray(image), pad))
-        matrix[:, 2] -= matrix[:, :2] @ np.array([pad, pad])
+    photo_size = np.array(image.size)
+    need_low = np.floor(corners.min(0)).astype(int) - 2  # bicubic reads 2 pixels beyond
+    need_high = np.ceil(corners.max(0)).astype(int) + 2
+    if (need_low < 0).any() or (need_high > photo_size).any():
+        # Filled around the part the crop needs (and the blur's reach), not the whole photo: 8 of these per photo
+        # on a 3 MP photo would take seconds each.
+        radius = max(2.0, min(image.size) / 16)
+        reach = int(math.ceil(3 * radius))
+        keep_low = np.clip(need_low - reach, 0, photo_size - 1)
+        keep_high = np.maximum(np.clip(need_high + reach, 0, photo_size), keep_low + 1)
+        before, after = np.maximum(0, keep_low - need_low), np.maximum(0, need_high - keep_high)
+        kept = np.asarray(image.crop((*keep_low, *keep_high)))
+        image = Image.fromarray(fill_outside(kept, before, after, radius))
+        matrix[:, 2] += matrix[:, :2] @ (keep_low - before)
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
     cropped = image.transform((cut, cut), Image.AFFINE, data=tuple(inverse.ravel()), resample=Image.BICUBIC)
     return cropped if cut == size else cropped.resize((size, size), Image.LANCZOS)

@@ -19,8 +19,6 @@ import torch
 from tqdm import tqdm
 
 import curriculums
-
-
 from preprocessing.alignment import celeba_targets
 from preprocessing.camera_fit import fit_camera_distribution
 from preprocessing.camera_labels import EG3D_LABELS_FILE, EG3D_RADIUS, METADATA_FILE, PREPARED_FORMAT, eg3d_labels
@@ -243,8 +241,9 @@ def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=
         'alignment': alignment_note(settings), 'camera': camera,
         'eg3d_labels': None if settings.mode != 'faces' or not images else {
             'file': f'{IMAGES_DIR}/{EG3D_LABELS_FILE}', 'fov_degrees': fov, 'radius': EG3D_RADIUS,
-            'convention': "EG3D's: OpenCV cameras (x right, y down, looking along +z) in our world (y up, the face "
-                          "looking along +z); focal = 0.5 / tan(fov / 2) in image widths (preprocessing/camera_labels.py)"},
+            'convention': "EG3D's: OpenCV cameras (x right, y down, looking along +z) in our world (y up, the "
+                          "face looking along +z); focal = 0.5 / tan(fov / 2) in image widths "
+                          "(preprocessing/camera_labels.py)"},
         'train_command': command,
         'train_notes': command_notes(curriculum, gpu, len(images), settings.mode == 'faces'),
         'summary': {'files': len(records), 'accepted': len(images),
