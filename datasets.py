@@ -158,9 +158,10 @@ class ImageFolder(DatasetFolder):
                 known = camera_labels.read_known_poses(folder)
             except ValueError as error:
                 raise DatasetError(f'ImageFolder: {error}') from None
-            if known:
-                self.poses = torch.tensor([known.get(os.path.basename(file), (math.nan, math.nan))
-                                           for file in self.files], dtype=torch.float32)
+            names = [os.path.basename(file) for file in self.files]
+            if known and any(name in known for name in names):  # labels of other files know nothing here
+                self.poses = torch.tensor([known.get(name, (math.nan, math.nan)) for name in names],
+                                          dtype=torch.float32)
 
     def build_transform(self, img_size, antialias, kwargs):
         return transforms.Compose([resize(img_size, antialias), transforms.CenterCrop(img_size),

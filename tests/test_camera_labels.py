@@ -129,3 +129,5 @@ def test_image_folder_reads_the_prepared_poses_beside_it(tmp_path):
     write_images(tmp_path / 'plain', 2)
     plain = datasets.ImageFolder(str(tmp_path / 'plain'), img_size=8)
     assert not hasattr(plain, 'poses') and torch.isnan(plain[0][1]).all()
+    (tmp_path / 'plain' / 'dataset.json').write_text(json.dumps(eg3d_labels({'other.png': (1.9, 1.4)}, 12)))
+    assert not hasattr(datasets.ImageFolder(str(tmp_path / 'plain'), img_size=8), 'poses')

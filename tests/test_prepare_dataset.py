@@ -180,6 +180,12 @@ def test_batch_sizes_and_curricula_of_the_printed_command():
         prepare_dataset.main(['nowhere', 'out', '--curriculum', 'celeba'])
 
 
+def test_max_pad_must_be_a_fraction(capsys):
+    with pytest.raises(SystemExit):
+        prepare_dataset.main(['nowhere', 'out', '--max_pad', '1.5'])
+    assert capsys.readouterr().err.splitlines()[-1].endswith('error: --max_pad is a fraction of the crop: from 0 to 1')
+
+
 def test_pose_uses_the_generators_camera_convention():
     """Landmarks projected by look_at_origin cameras give back those cameras' yaw and pitch."""
     for yaw, pitch in ((1.2, 1.7), (1.95, 1.35), (math.pi / 2, math.pi / 2)):
