@@ -359,7 +359,20 @@ SYNTHETIC_CPU = {
 # original's pose loss weight: the recipe of runs 5 and 6, what known poses buy (bench/RESULTS.md).
 SYNTHETIC_CPU_POSED = {**SYNTHETIC_CPU, 'use_real_poses': True, 'pos_lambda': 15}
 
-CURRICULA = ('CelebA', 'CARLA', 'CATS', 'SPATIALSIRENBASELINE', 'SYNTHETIC_CPU', 'SYNTHETIC_CPU_POSED')
+# Faces on a CPU (what prepare_dataset.py prints on a machine without a GPU): SYNTHETIC_CPU's cheap networks and
+# schedule (16x16, then 32x32) on an ImageFolder of aligned faces with random flips, with CelebA's camera,
+# pose loss and last_back, and no white background (photos have their own). Its image quality is not measured.
+CelebA_CPU = {
+    **{key: value for key, value in SYNTHETIC_CPU.items()
+       if not str(key).startswith('synthetic_') and key != 'white_back'},
+    **{key: CelebA[key] for key in ('fov', 'ray_start', 'ray_end', 'h_mean', 'v_mean', 'h_stddev', 'v_stddev',
+                                    'sample_dist', 'pos_lambda', 'z_lambda', 'last_back', 'eval_last_back')},
+    'dataset': 'ImageFolder',
+    'random_flip': True,
+    'resize_antialias': True,  # the prepared 256 px crops shrink to 16 and 32 px: nearest-neighbour would alias
+}
+
+CURRICULA = ('CelebA', 'CARLA', 'CATS', 'SPATIALSIRENBASELINE', 'SYNTHETIC_CPU', 'SYNTHETIC_CPU_POSED', 'CelebA_CPU')
 
 
 def apply_overrides(curriculum, overrides):

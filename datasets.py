@@ -1,7 +1,8 @@
 """Image datasets for pi-GAN training, with the original transforms.
 
 Every dataset yields (image [3, S, S] in [-1, 1], pose [2]); pose is (pitch, yaw) in
-radians where the dataset knows it (Synthetic) and NaN otherwise.
+radians where the dataset knows it (Synthetic; ImageFolder with a prepared or EG3D
+dataset.json) and NaN otherwise.
 
 dataset_path is a glob ('/data/celeba/*.jpg') or a folder (its images are listed,
 not recursively). When it is None, $PIGAN_<NAME>_PATH is used (e.g. PIGAN_CELEBA_PATH);
@@ -21,6 +22,7 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
 import synthetic_dataset
+from preprocessing import camera_labels
 from torch_utils.media import IMAGE_EXTENSIONS, flatten_to_rgb, list_images
 
 NORMALIZE = transforms.Normalize([0.5], [0.5])  # [0, 1] -> [-1, 1]
@@ -140,13 +142,38 @@ class Carla(DatasetFolder):
 
 
 class ImageFolder(DatasetFolder):
-    """Any images: short side to img_size, centre square crop, flip if kwarg random_flip."""
+    """Any images: short side to img_size, centre square crop, flip if kwarg random_flip.
+
+    A folder that prepare_dataset.py wrote (dataset.json beside it), or one with EG3D camera labels (its own
+    dataset.json), knows each image's (pitch, yaw): `poses` [N, 2] holds them (NaN for an image without one)
+    and items carry them; a flipped image's yaw is mirrored (pi - yaw; pi/2 is frontal).
+    """
+
+    def __init__(self, dataset_path, img_size, **kwargs):
+        super().__init__(dataset_path, img_size, **kwargs)
+        self.random_flip = bool(kwargs.get('random_flip', False))
+        folder = os.path.dirname(self.files[0])
+        if all(os.path.dirname(file) == folder for file in self.files):  # a glob over several folders: no labels
+            try:
+                known = camera_labels.read_known_poses(folder)
+            except ValueError as error:
+                raise DatasetError(f'ImageFolder: {error}') from None
+            names = [os.path.basename(file) for file in self.files]
+            if known and any(name in known for name in names):  # labels of other files know nothing here
+                self.poses = torch.tensor([known.get(name, (math.nan, math.nan)) for name in names],
+                                          dtype=torch.float32)
 
     def build_transform(self, img_size, antialias, kwargs):
-        steps = [resize(img_size, antialias), transforms.CenterCrop(img_size), transforms.ToTensor(), NORMALIZE]
-        if kwargs.get('random_flip', False):
-            steps.append(transforms.RandomHorizontalFlip(p=0.5))
-        return transforms.Compose(steps)
+        return transforms.Compose([resize(img_size, antialias), transforms.CenterCrop(img_size),
+                                   transforms.ToTensor(), NORMALIZE])
+
+    def __getitem__(self, index):
+        image, pose = super().__getitem__(index)
+        if hasattr(self, 'poses'):
+            pose = self.poses[index].clone()
+        if self.random_flip and torch.rand(()) < 0.5:  # as RandomHorizontalFlip(0.5), with the pose
+            image, pose = image.flip(-1), torch.stack([pose[0], math.pi - pose[1]])
+        return image, pose
 
 
 class Synthetic(ImageFiles):
@@ -265,7 +292,8 @@ def check_known_poses(dataset, name, settings):
                                "disc_fake_pose on")
         if stage.get('use_real_poses', False) and not hasattr(dataset, 'poses'):
             raise DatasetError(f"{name} dataset has no known camera poses for use_real_poses=True; use the "
-                               f"Synthetic dataset or set use_real_poses=False")
+                               f"Synthetic dataset, a folder prepared by prepare_dataset.py or one with EG3D "
+                               f"camera labels, or set use_real_poses=False")
 
 
 def loader_options(kwargs):

@@ -13,7 +13,7 @@ transform whose rotation makes the eye line horizontal.
 import math
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 CELEBA_ALIGNED_SIZE = (178, 218)  # width, height of img_align_celeba images
 CELEBA_LANDMARKS = np.array([      # x, y in those images; MTCNN's order (image-left eye first)
@@ -76,23 +76,61 @@ def describe_crop(matrix, size, scale=1.0):
             'side': round(side, 2), 'angle_deg': round(angle, 3)}
 
 
+def padded_fraction(matrix, size, image_size, samples=64):
+    """The fraction of a crop's area (2x3 image-to-crop matrix) that lies outside an image of image_size (w, h)."""
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    steps = (np.arange(samples) + 0.5) * size / samples
+    points = np.stack(np.meshgrid(steps, steps), -1).reshape(-1, 2) @ inverse[:, :2].T + inverse[:, 2]
+    inside = (points >= 0).all(1) & (points[:, 0] <= image_size[0]) & (points[:, 1] <= image_size[1])
+    return 1 - float(inside.mean())
+
+
+def fill_outside(pixels, before, after, radius):
+    """uint8 pixels [H, W, 3] padded by before (x, y) and after (x, y) with a fill that shows nothing of the photo
+    but its edge.
+
+    Each edge pixel is repeated outwards, then blended, more the farther from the photo, into a copy blurred by
+    `radius` that smooths the streaks (FFHQ's aligner blurs its padding too). Not a mirror image: mirrored in, the
+    border put a second eye or half a face beside a face near the edge, where the landmark pass could take it
+    for part of the face.
+    """
+    height, width = pixels.shape[:2]
+    padded = np.pad(pixels, ((before[1], after[1]), (before[0], after[0]), (0, 0)), mode='edge')
+    blurred = np.asarray(Image.fromarray(padded).filter(ImageFilter.GaussianBlur(radius)), np.float32)
+    rows, columns = np.arange(padded.shape[0]), np.arange(padded.shape[1])
+    down = np.maximum(before[1] - rows, rows - (before[1] + height - 1)).clip(0)
+    across = np.maximum(before[0] - columns, columns - (before[0] + width - 1)).clip(0)
+    weight = np.clip(np.hypot(down[:, None], across[None, :]) / (2 * radius), 0, 1)[..., None]
+    return (padded * (1 - weight) + blurred * weight).round().astype(np.uint8)
+
+
 def warp(image, matrix, size):
     """The size x size crop of an RGB PIL image under a 2x3 image-to-crop matrix.
 
     A shrinking crop is cut at the photo's own resolution (bicubic, rotation only) and
     then resized with Lanczos, which filters as it shrinks; an enlarging one is one
-    bicubic warp. A crop reaching past the image is filled by mirroring the image at its edges.
+    bicubic warp. A crop reaching past the image is filled by fill_outside, with a blur
+    radius a sixteenth of the photo's short side.
     """
     matrix = np.array(matrix, np.float64)
     scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
     cut = max(size, int(math.ceil(size / scale)))
     matrix *= cut / size  # to the cut's pixels
     corners = crop_corners(matrix, cut)
-    pad = int(math.ceil(max(0, -corners.min(), *(corners.max(0) - image.size)))) + 2
-    if pad > 2:
-        pixels = np.pad(np.asarray(image), ((pad, pad), (pad, pad), (0, 0)), mode='reflect')
-        image = Image.fromarray(pixels)
-        matrix[:, 2] -= matrix[:, :2] @ np.array([pad, pad])
+    photo_size = np.array(image.size)
+    need_low = np.floor(corners.min(0)).astype(int) - 2  # bicubic reads 2 pixels beyond
+    need_high = np.ceil(corners.max(0)).astype(int) + 2
+    if (need_low < 0).any() or (need_high > photo_size).any():
+        # Filled around the part the crop needs (and the blur's reach), not the whole photo: 8 of these per photo
+        # on a 3 MP photo would take seconds each.
+        radius = max(2.0, min(image.size) / 16)
+        reach = int(math.ceil(3 * radius))
+        keep_low = np.clip(need_low - reach, 0, photo_size - 1)
+        keep_high = np.maximum(np.clip(need_high + reach, 0, photo_size), keep_low + 1)
+        before, after = np.maximum(0, keep_low - need_low), np.maximum(0, need_high - keep_high)
+        kept = np.asarray(image.crop((*keep_low, *keep_high)))
+        image = Image.fromarray(fill_outside(kept, before, after, radius))
+        matrix[:, 2] += matrix[:, :2] @ (keep_low - before)
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
     cropped = image.transform((cut, cut), Image.AFFINE, data=tuple(inverse.ravel()), resample=Image.BICUBIC)
     return cropped if cut == size else cropped.resize((size, size), Image.LANCZOS)

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from preprocessing.images import PhotoError
+
 
 class Face(NamedTuple):
     box: np.ndarray        # [4] x0, y0, x1, y1
@@ -34,12 +36,20 @@ class FaceDetector:
         self.mtcnn = MTCNN(keep_all=True, device=device)
         self.min_score = min_score
         self.detect_side = detect_side
+        # MTCNN's image pyramid starts at 12 / min_face_size of the image and needs 12 px: on a shorter
+        # side it has no level at all and fails inside (torch.cat of an empty list).
+        self.min_side = self.mtcnn.min_face_size
 
     def __call__(self, image):
         """Faces in an RGB PIL image, largest first."""
         factor = max(1.0, max(image.size) / self.detect_side)
         searched = image if factor == 1 else image.resize(
             (round(image.width / factor), round(image.height / factor)), Image.BILINEAR, reducing_gap=2.0)
+        if min(searched.size) < self.min_side:
+            reduced = f' once reduced to {self.detect_side} px on the long side' if factor > 1 else ''
+            raise PhotoError('image too small', f'{image.width}x{image.height} px{reduced}, '
+                                                f'{searched.width}x{searched.height} px searched; the face detector '
+                                                f'needs at least {self.min_side} px on the short side')
         with torch.no_grad():
             boxes, scores, landmarks = self.mtcnn.detect(searched, landmarks=True)
         if boxes is None:

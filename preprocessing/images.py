@@ -19,7 +19,7 @@ class PhotoError(Exception):
         self.reason = reason
 
 
-REASONS = ('unreadable', 'no face', 'several faces', 'face too small')
+REASONS = ('unreadable', 'image too small', 'no face', 'several faces', 'face too small', 'mostly padding')
 
 
 def open_photo(path, max_side=2048):

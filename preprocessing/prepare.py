@@ -5,6 +5,8 @@ progress.jsonl as it comes, so an interrupted run resumes where it stopped
 (files already done, unchanged in size and time, are skipped).
 """
 
+import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -13,16 +15,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
+import curriculums
 from preprocessing.alignment import celeba_targets
 from preprocessing.camera_fit import fit_camera_distribution
+from preprocessing.camera_labels import EG3D_LABELS_FILE, EG3D_RADIUS, METADATA_FILE, PREPARED_FORMAT, eg3d_labels
 from preprocessing.images import PhotoError
 from preprocessing.photos import Settings, file_signature, prepare_photo
-from preprocessing.report import save_pose_histogram, train_command
+from preprocessing.report import command_notes, default_curriculum, save_pose_histogram, train_command
+from torch_utils.media import save_image
 
-IMAGES_DIR, METADATA_FILE, PROGRESS_FILE, HISTOGRAM_FILE = 'images', 'dataset.json', 'progress.jsonl', 'pose_histogram.png'
-FORMAT = 'pigan-prepared-dataset'
+IMAGES_DIR, PROGRESS_FILE, HISTOGRAM_FILE = 'images', 'progress.jsonl', 'pose_histogram.png'
 
 
 class PreparationError(Exception):
@@ -30,25 +35,60 @@ class PreparationError(Exception):
 
 
 def list_photos(input_dir, output_dir):
-    """Every file under input_dir (recursively; hidden files and output_dir left out), relative, sorted."""
+    """(every file under input_dir, relative and sorted; what was left out and why, as records).
+
+    Hidden files and folders, the output folder and links to folders (not followed) are left out,
+    each recorded, so every entry of the input folder is accounted for in dataset.json.
+    """
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
-    files = []
+    files, skipped = [], []
+
+    def skip(root, name, reason, is_folder=False):
+        source = Path(root, name).relative_to(input_dir).as_posix() + ('/' if is_folder else '')
+        skipped.append({'source': source, 'reason': reason})
+
     for root, folders, names in os.walk(input_dir):
-        folders[:] = sorted(f for f in folders if not f.startswith('.') and Path(root, f).resolve() != output_dir)
-        files += [Path(root, name).relative_to(input_dir).as_posix() for name in names if not name.startswith('.')]
-    return sorted(files)
+        kept = []
+        for folder in sorted(folders):
+            if folder.startswith('.'):
+                skip(root, folder, 'hidden folder', is_folder=True)
+            elif Path(root, folder).resolve() == output_dir:
+                skip(root, folder, 'the output folder', is_folder=True)
+            elif Path(root, folder).is_symlink():
+                skip(root, folder, 'link to a folder (not followed)', is_folder=True)
+            else:
+                kept.append(folder)
+        folders[:] = kept
+        for name in names:
+            if name.startswith('.'):
+                skip(root, name, 'hidden file')
+            else:
+                files.append(Path(root, name).relative_to(input_dir).as_posix())
+    return sorted(files), sorted(skipped, key=lambda record: record['source'])
 
 
-def output_names(sources):
-    """Source path -> PNG name in images/: the path with '/' as '__'; the extension kept when stems collide."""
-    stems = Counter(os.path.splitext(source)[0] for source in sources)
-    names = {}
-    for source in sources:
-        stem, extension = os.path.splitext(source)
-        if stems[stem] > 1:
-            stem += '_' + extension.lstrip('.')
-        names[source] = stem.replace('/', '__') + '.png'
-    return names
+def output_names(sources, kept=None):
+    """Source path -> PNG name in images/, no two alike, compared without case (macOS and Windows folders
+    ignore it).
+
+    The name is the path with '/' as '__'; when another source flattens to the same name, the extension
+    is added, then a hash of the whole path, until the name is free. kept: source -> name already
+    written in an earlier run (a resume); those stay, and new sources avoid them.
+    """
+    names = dict(kept or {})
+    taken = {name.lower() for name in names.values()}
+    new = [source for source in sources if source not in names]
+    flat = {source: os.path.splitext(source)[0].replace('/', '__') for source in new}
+    sharing = Counter(stem.lower() for stem in flat.values())
+    for source in new:
+        stem, extension = flat[source], os.path.splitext(source)[1].lstrip('.')
+        digest = hashlib.sha1(source.encode()).hexdigest()
+        candidates = ([stem] if sharing[stem.lower()] == 1 else []) + ([f'{stem}_{extension}'] if extension else [])
+        candidates = itertools.chain(candidates, [f'{stem}_{digest[:8]}'],
+                                     (f'{stem}_{digest}_{count}' for count in itertools.count()))
+        names[source] = next(name + '.png' for name in candidates if name.lower() + '.png' not in taken)
+        taken.add(names[source].lower())
+    return {source: names[source] for source in sources}
 
 
 _worker = {}
@@ -74,9 +114,7 @@ def _process(task):
     except Exception as error:  # noqa: BLE001 - one odd file must not end a long run; it is reported
         return {'source': source, 'reason': 'unreadable', **signature,
                 'detail': f'failed while processing: {type(error).__name__}: {error}'}
-    partial = f'{target}.partial.png'
-    image.save(partial)
-    os.replace(partial, target)
+    save_image(np.asarray(image), target)
     return {'source': source, 'file': os.path.basename(target), **record, **signature}
 
 
@@ -145,8 +183,16 @@ def write_json(path, content):
 
 
 def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=True, curriculum=None,
-                    train_output_dir=None):
-    """Prepares output_dir from the photos under input_dir; returns the content of dataset.json."""
+                    train_output_dir=None, gpu=None):
+    """Prepares output_dir from the photos under input_dir; returns the content of dataset.json.
+
+    gpu: whether the printed command is for a machine with a GPU (None: whether this one has one).
+    """
+    gpu = torch.cuda.is_available() if gpu is None else gpu
+    curriculum = curriculum or default_curriculum(settings.mode, gpu)
+    if curriculum not in curriculums.CURRICULA:
+        raise PreparationError(f"unknown curriculum {curriculum!r} for the printed command; choose one of "
+                               f"{', '.join(curriculums.CURRICULA)}")
     if not Path(input_dir).is_dir():
         raise PreparationError(f'{input_dir} is not a folder; give the folder that holds the photos')
     output_dir = Path(output_dir)
@@ -157,11 +203,14 @@ def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=
         raise PreparationError(f'{images_dir} holds files that prepare_dataset.py did not write; '
                                f'give a new output folder')
     images_dir.mkdir(parents=True, exist_ok=True)
-    sources = list_photos(input_dir, output_dir)
+    sources, skipped = list_photos(input_dir, output_dir)
     if not sources:
         raise PreparationError(f'{input_dir} holds no files; put the photos there')
-    names = output_names(sources)
     done = load_progress(output_dir, input_dir, set(sources), settings)
+    # Versions before output_names made names unique could give two sources one image: redo both.
+    sharing = Counter(record['file'].lower() for record in done.values() if 'file' in record)
+    done = {source: record for source, record in done.items() if sharing[record.get('file', '').lower()] < 2}
+    names = output_names(sources, {source: record['file'] for source, record in done.items() if 'file' in record})
     if done:
         print(f'resuming: {len(done)} of {len(sources)} files already done')
     tasks = [(source, str(Path(input_dir, source)), str(Path(output_dir, IMAGES_DIR, names[source])),
@@ -171,8 +220,11 @@ def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=
     images = [record for record in records if 'file' in record]
     rejected = [record for record in records if 'reason' in record]
     remove_stale_images(output_dir, {record['file'] for record in images})
+    fov = curriculums.extract_metadata(curriculums.get(curriculum), 0)['fov']
+    if settings.mode == 'faces' and images:
+        write_json(Path(images_dir, EG3D_LABELS_FILE),
+                   eg3d_labels({record['file']: (record['yaw'], record['pitch']) for record in images}, fov))
 
-    curriculum = curriculum or ('CelebA' if settings.mode == 'faces' else 'CATS')
     camera = None
     dataset_path = str(Path(output_dir, IMAGES_DIR))
     if settings.mode == 'faces' and len(images) >= 2:
@@ -181,14 +233,23 @@ def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=
         shown_yaw = np.concatenate([yaw, np.pi - yaw]) if flip else yaw
         what = f'{len(images)} faces' + (' and their mirror images' if flip else '')
         save_pose_histogram(Path(output_dir, HISTOGRAM_FILE), shown_yaw, np.tile(pitch, 1 + flip), camera, what)
-    command = train_command(dataset_path, curriculum, camera, flip, train_output_dir or f'output/{output_dir.resolve().name}')
+    command = train_command(dataset_path, curriculum, camera, flip,
+                            train_output_dir or f'output/{output_dir.resolve().name}', len(images))
     content = {
-        'format': FORMAT, 'version': 1, 'source_dir': str(Path(input_dir).resolve()), 'mode': settings.mode,
+        'format': PREPARED_FORMAT, 'version': 1, 'source_dir': str(Path(input_dir).resolve()), 'mode': settings.mode,
         'settings': asdict(settings), 'flip': flip, 'images_dir': IMAGES_DIR,
-        'alignment': alignment_note(settings), 'camera': camera, 'train_command': command,
+        'alignment': alignment_note(settings), 'camera': camera,
+        'eg3d_labels': None if settings.mode != 'faces' or not images else {
+            'file': f'{IMAGES_DIR}/{EG3D_LABELS_FILE}', 'fov_degrees': fov, 'radius': EG3D_RADIUS,
+            'convention': "EG3D's: OpenCV cameras (x right, y down, looking along +z) in our world (y up, the "
+                          "face looking along +z); focal = 0.5 / tan(fov / 2) in image widths "
+                          "(preprocessing/camera_labels.py)"},
+        'train_command': command,
+        'train_notes': command_notes(curriculum, gpu, len(images), settings.mode == 'faces'),
         'summary': {'files': len(records), 'accepted': len(images),
-                    'rejected': dict(sorted(Counter(record['reason'] for record in rejected).items()))},
-        'images': images, 'rejected': rejected}
+                    'rejected': dict(sorted(Counter(record['reason'] for record in rejected).items())),
+                    'skipped': dict(sorted(Counter(record['reason'] for record in skipped).items()))},
+        'images': images, 'rejected': rejected, 'skipped': skipped}
     write_json(Path(output_dir, METADATA_FILE), content)
     print_summary(content, output_dir, settings.mode == 'faces' and camera is None)
     return content
@@ -217,6 +278,9 @@ def print_summary(content, output_dir, no_fit):
     reasons = ', '.join(f'{count} {reason}' for reason, count in summary['rejected'].items()) or 'none'
     print(f"done: {summary['files']} files, {summary['accepted']} images written to "
           f"{Path(output_dir, IMAGES_DIR)}, rejected: {reasons} (details in {Path(output_dir, METADATA_FILE)})")
+    if summary['skipped']:
+        print('not read: ' + ', '.join(f'{count} {reason}' for reason, count in summary['skipped'].items())
+              + ' (listed in dataset.json under "skipped")')
     camera = content['camera']
     if camera:
         print(f"camera fit: {camera['sample_dist']} (log-likelihood gaussian {camera['log_likelihood']['gaussian']}, "
@@ -225,4 +289,6 @@ def print_summary(content, output_dir, no_fit):
               f"histogram: {Path(output_dir, HISTOGRAM_FILE)}")
     elif no_fit:
         print('too few faces to fit a camera distribution; the command keeps the curriculum\'s camera settings')
+    for note in content['train_notes']:
+        print(note)
     print('train with:\n  ' + content['train_command'])

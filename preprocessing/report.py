@@ -6,20 +6,62 @@ import shlex
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+import curriculums
 from preprocessing.camera_fit import marginal_density
 
 CAMERA_KEYS = ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')
+# Below this many images the printed command comes with a warning. A rule of thumb, not a measurement here:
+# the paper's sets held thousands (cats) to 200,000 (CelebA) images, and a GAN's discriminator soon learns a
+# few hundred by heart (Karras et al. 2020, "Training GANs with limited data").
+USEFUL_SIZE = 1000
 
 
-def train_command(dataset_dir, curriculum, fit, flip, output_dir):
-    """The train.py command line for a prepared folder (camera keys from the fit when there is one)."""
+def default_curriculum(mode, gpu):
+    """The curriculum of the printed command: the paper's on a GPU; for faces on a CPU, CelebA_CPU (32x32)."""
+    if mode == 'center':
+        return 'CATS'
+    return 'CelebA' if gpu else 'CelebA_CPU'
+
+
+def fitted_batch_size(curriculum, num_images):
+    """A batch_size for every stage that the set can fill (train.py stops when a batch cannot be drawn), or
+    None when the curriculum's own batches fit. No stage's batch grows: a larger one might not fit in memory."""
+    schedule = curriculums.get(curriculum)
+    batches = [curriculums.extract_metadata(schedule, step)['batch_size'] for step in curriculums.stage_steps(schedule)]
+    return None if num_images >= max(batches) else max(1, min(num_images, *batches))
+
+
+def train_command(dataset_dir, curriculum, fit, flip, output_dir, num_images):
+    """The train.py command line for a prepared folder of num_images images (camera keys from the fit when
+    there is one, a batch the set can fill)."""
     words = ['python', 'train.py', '--curriculum', curriculum, '--dataset_path', str(dataset_dir),
-             '--output_dir', output_dir, '--set', 'dataset=ImageFolder']
-    if flip:
-        words += ['--set', 'random_flip=True']
+             '--output_dir', output_dir, '--set', 'dataset=ImageFolder', '--set', f'random_flip={flip}']
+    batch_size = fitted_batch_size(curriculum, num_images)
+    if batch_size is not None:
+        words += ['--set', f'batch_size={batch_size}']
     for key in CAMERA_KEYS if fit else ():
         words += ['--set', f'{key}={fit[key]}']
     return ' '.join(shlex.quote(word) for word in words)
+
+
+def command_notes(curriculum, gpu, num_images, poses):
+    """Lines printed above the command: which machine it is for, a warning for a small set, and (poses: the
+    images have estimated poses) how training can use them."""
+    notes = []
+    if curriculum == 'CelebA_CPU' and not gpu:
+        notes.append('no GPU: the command uses CelebA_CPU, a CPU-sized face curriculum (16x16, then 32x32 images '
+                     'from step 2000; narrow networks, batch 8); --train_on gpu prints the CelebA one (64x64)')
+    batch_size = fitted_batch_size(curriculum, num_images)
+    if batch_size is not None:
+        notes.append(f'batch_size {batch_size}: {curriculum} draws more images per step than the set holds')
+    if num_images < USEFUL_SIZE:
+        notes.append(f'warning: {num_images} images is few for a GAN: the discriminator will learn them by heart '
+                     f'and the generator stop improving; the paper trained on thousands (cats) to 200,000 (CelebA), '
+                     f'aim for {USEFUL_SIZE} at least')
+    if poses and num_images:
+        notes.append("the images' estimated poses train the discriminator's pose head too with "
+                     "--set use_real_poses=True (off by default, as in the original)")
+    return notes
 
 
 def _font(size):

@@ -160,3 +160,22 @@ def test_train_reports_a_typo_before_starting_any_process(tmp_path):
         train.main(['--nproc', '2', '--output_dir', str(tmp_path / 'run'), '--set', 'fade_step=100'])
     assert exit_info.value.code == "error: unknown curriculum key 'fade_step'; did you mean 'fade_steps'?"
     assert not (tmp_path / 'run').exists()
+
+
+def test_cpu_face_curriculum_is_the_cpu_recipe_with_celebas_camera():
+    """CelebA_CPU (prepare_dataset.py's command without a GPU): SYNTHETIC_CPU's networks and schedule, CelebA's camera
+    and pose loss, photos from an ImageFolder with flips, 32x32 at the end."""
+    from checkpoints.builders import build_discriminator, build_generator
+    faces, recipe, celeba = (curriculums.get(name) for name in ('CelebA_CPU', 'SYNTHETIC_CPU', 'CelebA'))
+    for key in ('fov', 'ray_start', 'ray_end', 'h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist', 'pos_lambda'):
+        assert faces[key] == celeba[key], key
+    for key in ('discriminator', 'hidden_dim', 'density_scale', 'fade_steps'):
+        assert faces[key] == recipe[key], key
+    assert {step: faces[step] for step in curriculums.stage_steps(faces)} == {
+        step: recipe[step] for step in curriculums.stage_steps(recipe)}
+    assert faces['dataset'] == 'ImageFolder' and faces['random_flip'] and not faces.get('white_back', False)
+    assert not any(str(key).startswith('synthetic_') for key in faces)
+    sizes = [curriculums.extract_metadata(faces, step)['img_size'] for step in curriculums.stage_steps(faces)]
+    assert sizes[-1] == 32 and sizes == sorted(sizes)
+    metadata = curriculums.extract_metadata(faces, 0)
+    build_generator(metadata), build_discriminator(metadata)

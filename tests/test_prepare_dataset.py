@@ -5,23 +5,27 @@ import io
 import json
 import math
 import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 from skimage import data
 
+import datasets
 import inverse_render
 import prepare_dataset
 import train
 from generators.camera_utils import look_at_origin, sample_camera_angles
-from preprocessing.alignment import celeba_targets, eye_roll
+from preprocessing.alignment import celeba_targets, center_transform, eye_roll, face_transform, padded_fraction
 from preprocessing.camera_fit import fit_camera_distribution
+from preprocessing.camera_labels import pose_from_eg3d_label
 from preprocessing.faces import FaceDetector
 from preprocessing.images import REASONS, PhotoError, open_photo
 from preprocessing.photos import Settings, prepare_photo
 from preprocessing.pose import TEMPLATE, estimate_pose
+from preprocessing.report import default_curriculum, fitted_batch_size
 from test_inverse_render import smooth_run  # noqa: F401  (a fixture: a tiny generator that renders smoothly)
 from test_training import TINY
 
@@ -64,7 +68,7 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     out = tmp_path / 'prepared'
     printed = run_prepare(capsys, photos, out, '--workers', '1', '--size', '64', '--min_face_size', '60')
     metadata = json.loads((out / 'dataset.json').read_text())
-    assert metadata['summary'] == {'files': 8, 'accepted': 8, 'rejected': {}}
+    assert metadata['summary'] == {'files': 8, 'accepted': 8, 'rejected': {}, 'skipped': {}}
     assert [entry['source'] for entry in metadata['images']] == [
         'astronaut.jpg', 'cameraman.png', *(f'lfw/face{i}.png' for i in (0, 2, 4, 40, 58, 6))]
     for entry in metadata['images']:
@@ -89,7 +93,7 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     assert metadata['train_command'] in printed and f"h_stddev={camera['h_stddev']}" in metadata['train_command']
 
     # Again, with one photo added and one removed: only the new one is processed; the removed one's image goes.
-    stamps = {path.name: path.stat().st_mtime_ns for path in (out / 'images').iterdir()}
+    stamps = {path.name: path.stat().st_mtime_ns for path in (out / 'images').glob('*.png')}
     lfw_face(20).save(photos / 'lfw' / 'face20.png')
     (photos / 'lfw' / 'face6.png').rename(tmp_path / 'face6.png')
     try:
@@ -98,7 +102,7 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
         (photos / 'lfw' / 'face20.png').unlink()
         (tmp_path / 'face6.png').rename(photos / 'lfw' / 'face6.png')
     assert 'resuming: 7 of 8 files already done' in printed
-    after = {path.name: path.stat().st_mtime_ns for path in (out / 'images').iterdir()}
+    after = {path.name: path.stat().st_mtime_ns for path in (out / 'images').glob('*.png')}
     del stamps['lfw__face6.png']
     assert {name: after[name] for name in stamps} == stamps and set(after) == {*stamps, 'lfw__face20.png'}
     assert len(json.loads((out / 'dataset.json').read_text())['images']) == 8
@@ -106,7 +110,7 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     # Other settings: nothing is reused.
     printed = run_prepare(capsys, photos, out, '--workers', '0', '--size', '32', '--min_face_size', '60')
     assert 'settings differ from the earlier run' in printed and 'resuming' not in printed
-    for path in (out / 'images').iterdir():
+    for path in (out / 'images').glob('*.png'):
         with Image.open(path) as image:
             assert image.size == (32, 32)
 
@@ -121,6 +125,65 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     assert curriculum['dataset'] == 'ImageFolder' and curriculum['random_flip'] is True
     assert {key: curriculum[key] for key in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')} == {
         key: camera[key] for key in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')}
+
+
+def test_printed_command_fits_a_small_set_and_a_machine_without_gpu(tmp_path, capsys):
+    """Three faces: on a CPU the command is CelebA_CPU's with a batch of 3, and it trains as printed."""
+    folder = tmp_path / 'three'
+    folder.mkdir()
+    for index in TURNED_FACES[:3]:
+        lfw_face(index).save(folder / f'face{index}.png')
+    out = tmp_path / 'out'
+    printed = run_prepare(capsys, folder, out, '--workers', '0', '--size', '64', '--min_face_size', '60',
+                          '--train_on', 'cpu')
+    metadata = json.loads((out / 'dataset.json').read_text())
+    assert metadata['summary']['accepted'] == 3
+    words = shlex.split(metadata['train_command'])
+    assert words[words.index('--curriculum') + 1] == 'CelebA_CPU' and 'batch_size=3' in words
+    assert 'no GPU: the command uses CelebA_CPU, a CPU-sized face curriculum' in printed
+    assert 'warning: 3 images is few for a GAN' in printed
+    run = tmp_path / 'run'
+    train.main(words[2:] + ['--output_dir', str(run), '--max_steps', '1', '--num_workers', '0', '--eval_freq', '0'])
+    options = json.loads((run / 'options.json').read_text())
+    assert options['curriculum']['batch_size'] == 3 and options['curriculum']['dataset'] == 'ImageFolder'
+    assert json.loads((run / 'stats.jsonl').read_text().splitlines()[-1])['step'] == 1
+
+    # The estimated poses reach training: the folder knows them, EG3D's labels beside the images agree, and
+    # use_real_poses trains with them.
+    estimated = {entry['file']: (entry['pitch'], entry['yaw']) for entry in metadata['images']}
+    dataset = datasets.ImageFolder(str(out / 'images'), img_size=16)
+    assert torch.allclose(dataset.poses, torch.tensor([estimated[Path(file).name] for file in dataset.files]))
+    labels = json.loads((out / 'images' / 'dataset.json').read_text())['labels']
+    assert {name: pose_from_eg3d_label(label) for name, label in labels} == {
+        name: pytest.approx(pose, abs=1e-5) for name, pose in estimated.items()}
+    assert "--set use_real_poses=True" in printed
+    posed = tmp_path / 'posed'
+    train.main(words[2:] + ['--output_dir', str(posed), '--max_steps', '1', '--num_workers', '0', '--eval_freq', '0',
+                            '--set', 'use_real_poses=True'])
+    assert json.loads((posed / 'options.json').read_text())['curriculum']['use_real_poses'] is True
+
+    # For a GPU: the paper's CelebA curriculum, its batch of 56 cut to the set.
+    printed = run_prepare(capsys, folder, out, '--workers', '0', '--size', '64', '--min_face_size', '60',
+                          '--train_on', 'gpu')
+    words = shlex.split(json.loads((out / 'dataset.json').read_text())['train_command'])
+    assert words[words.index('--curriculum') + 1] == 'CelebA' and 'batch_size=3' in words
+    assert 'no GPU' not in printed
+
+
+def test_batch_sizes_and_curricula_of_the_printed_command():
+    assert (fitted_batch_size('CelebA', 56), fitted_batch_size('CelebA', 55)) == (None, 55)
+    assert fitted_batch_size('CARLA', 20) == 10  # no stage's batch grows (30, 14, 10 by stage)
+    assert (fitted_batch_size('CelebA_CPU', 1), fitted_batch_size('CelebA_CPU', 0)) == (1, 1)
+    assert default_curriculum('faces', gpu=True) == 'CelebA' and default_curriculum('faces', gpu=False) == 'CelebA_CPU'
+    assert default_curriculum('center', gpu=False) == 'CATS'
+    with pytest.raises(prepare_dataset.PreparationError, match="unknown curriculum 'celeba'"):
+        prepare_dataset.main(['nowhere', 'out', '--curriculum', 'celeba'])
+
+
+def test_max_pad_must_be_a_fraction(capsys):
+    with pytest.raises(SystemExit):
+        prepare_dataset.main(['nowhere', 'out', '--max_pad', '1.5'])
+    assert capsys.readouterr().err.splitlines()[-1].endswith('error: --max_pad is a fraction of the crop: from 0 to 1')
 
 
 def test_pose_uses_the_generators_camera_convention():
@@ -147,8 +210,9 @@ def test_mirroring_flips_the_sign_of_the_yaw(detector, tmp_path):
 
 
 def aligned(image, tmp_path, name, detector, size=128):
+    """prepare_photo on one image, whatever its face size and padding."""
     image.save(tmp_path / name)
-    return prepare_photo(tmp_path / name, Settings(size=size, min_face_size=0), detector)
+    return prepare_photo(tmp_path / name, Settings(size=size, min_face_size=0, max_pad=1), detector)
 
 
 def thumbnail(image):
@@ -182,6 +246,97 @@ def test_a_crop_scaled_twice_gives_the_same_aligned_image(detector, tmp_path):
     assert large_record['yaw'] == pytest.approx(small_record['yaw'], abs=0.03)
 
 
+# The astronaut's landmarks marked by hand on the 512 px photo (+-1 px), MTCNN's order: her eye on the image's
+# left, the other eye, nose tip, mouth corners. Known independently of the detector: the framing tests' reference.
+HAND_LANDMARKS = np.array([[202.9, 101.3], [246.6, 103.5], [223.0, 128.0], [203.1, 140.6], [243.8, 141.2]])
+# A tight portrait: her face fills the frame, forehead and chin cut; two thirds of its crop lie outside the photo.
+TIGHT_BOX = (190, 75, 275, 170)
+
+
+def in_crop(points, crop):
+    """Photo pixels -> fractions of the crop's side, in the crop's axes (x right, y down)."""
+    corners = np.array(crop['corners'])
+    right, down = (corners[1] - corners[0]) / crop['side'], (corners[3] - corners[0]) / crop['side']
+    shifted = np.asarray(points) - corners[0]
+    return np.stack([shifted @ right, shifted @ down], -1) / crop['side']
+
+
+def framing(points):
+    """(eye line height, eye distance, mouth height: eye line to mouth line), fractions of the side."""
+    return points[:2, 1].mean(), np.linalg.norm(points[1] - points[0]), points[3:, 1].mean() - points[:2, 1].mean()
+
+
+def test_crops_frame_the_hand_marked_face_as_the_alignment_rule_says(detector, tmp_path):
+    """The rule (alignment.face_transform) applied to the hand-marked landmarks gives where the face belongs; the
+    crop made from the detected ones puts it there: eye line within 1.5% of the side, eye distance and mouth
+    height within 4% (a 10% smaller face fails), on the whole photo, a wider and a tight crop of it."""
+    rule = face_transform(HAND_LANDMARKS, 1)
+    ideal = framing(HAND_LANDMARKS @ rule[:, :2].T + rule[:, 2])
+    targets = framing(celeba_targets(1))  # her smile makes the mouth height short of CelebA's mean; the fit balances
+    assert abs(ideal[0] - targets[0]) < 0.015 and ideal[1] / targets[1] == pytest.approx(1, abs=0.07)
+    for box in ((0, 0, 512, 512), (150, 30, 320, 220), TIGHT_BOX):
+        astronaut().crop(box).save(tmp_path / 'photo.png')
+        _, record = prepare_photo(tmp_path / 'photo.png', Settings(size=64, min_face_size=0, max_pad=1), detector)
+        height, distance, mouth = framing(in_crop(HAND_LANDMARKS - box[:2], record['crop']))
+        assert abs(height - ideal[0]) < 0.015, box
+        assert distance / ideal[1] == pytest.approx(1, abs=0.04), box
+        assert mouth / ideal[2] == pytest.approx(1, abs=0.04), box
+
+
+def test_a_tight_portrait_gets_the_same_crop_mirrored_turned_and_halved(detector, tmp_path):
+    """Tolerance: side and centre of each copy's crop within 3% of the side of the photo's crop, in the photo's
+    pixels. (With mirrored-in borders, ghost face parts beside this face, and one landmark pass they were 6.5-12.9%
+    apart.)"""
+    photo = astronaut().crop(TIGHT_BOX)
+
+    def crop_in_photo(image, name, to_photo):
+        _, record = aligned(image, tmp_path, name, detector, size=64)
+        return record['crop']['side'] * to_photo.get('scale', 1), to_photo.get('centre', np.array)(
+            record['crop']['center']), record['crop']['padded']
+
+    side, centre, padded = crop_in_photo(photo, 'photo.png', {})
+    assert padded > 0.5  # the test's point: most of the crop is fill
+    width, height = photo.size
+    copies = {'mirrored': (ImageOps.mirror(photo), {'centre': lambda c: np.array([width - c[0], c[1]])}),
+              'halved': (photo.resize((width // 2, height // 2), Image.LANCZOS),
+                         {'scale': 2, 'centre': lambda c: 2 * np.array(c)})}
+    for degrees in (25, -20):  # counter-clockwise on screen, canvas enlarged (black corners)
+        turned = photo.rotate(degrees, resample=Image.BICUBIC, expand=True)
+        angle = math.radians(degrees)
+        back = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        copies[f'turned {degrees}'] = (turned, {'centre': lambda c, t=turned, b=back: (
+            np.array([width, height]) / 2 + b @ (np.array(c) - np.array(t.size) / 2))})
+    for name, (image, to_photo) in copies.items():
+        copy_side, copy_centre, _ = crop_in_photo(image, name.replace(' ', '_') + '.png', to_photo)
+        assert copy_side == pytest.approx(side, rel=0.03), name
+        assert np.linalg.norm(copy_centre - centre) < 0.03 * side, name
+
+
+def test_padding_shows_no_face_parts(detector, tmp_path):
+    """Faces near the photo's edge: the part of the crop outside the photo holds less than a quarter of the fine
+    detail of the part inside (a mirrored-in border holds as much: a second eye, an upside-down face), and
+    dataset.json's `padded` is that part's share of the crop."""
+    for box in ((188, 30, 428, 270), (150, 0, 400, 135)):  # her face at the left edge; at the bottom edge
+        image, record = aligned(astronaut().crop(box), tmp_path, 'edge.png', detector, size=128)
+        matrix = face_transform(np.array(record['landmarks']), 128)
+        inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+        rows, columns = np.mgrid[0:128, 0:128] + 0.5
+        source = np.stack([columns, rows], -1) @ inverse[:, :2].T + inverse[:, 2]
+        width, height = box[2] - box[0], box[3] - box[1]
+        outside = ((source < -2) | (source > np.array([width, height]) + 2)).any(-1)
+        inside = ((source > 2) & (source < np.array([width, height]) - 2)).all(-1)
+        assert record['crop']['padded'] == pytest.approx(outside.mean(), abs=0.03) and record['crop']['padded'] > 0.2
+        pixels = np.asarray(image, np.float64)
+        detail = np.abs(pixels - np.asarray(image.filter(ImageFilter.GaussianBlur(2)), np.float64)).mean(-1)
+        assert detail[outside].mean() < 0.25 * detail[inside].mean(), box
+
+
+def test_padded_fraction_of_known_crops():
+    assert padded_fraction(center_transform((300, 200), 64), 64, (300, 200)) == 0
+    # The square [50, 150]^2 over a 100 x 100 image: a quarter of it is inside.
+    assert padded_fraction(np.array([[0.64, 0, -32], [0, 0.64, -32]]), 64, (100, 100)) == pytest.approx(0.75, abs=0.02)
+
+
 def odd_folder(folder):
     """Every kind of file a photo folder holds, and the reason each should get (None: accepted)."""
     photo = astronaut().resize((320, 320), Image.LANCZOS)  # face crop about 97 px
@@ -209,6 +364,8 @@ def odd_folder(folder):
     two.paste(ImageOps.mirror(photo), (320, 0))
     save('two_people.png', two, 'several faces')
     save('small_face.png', photo.resize((150, 150), Image.LANCZOS), 'face too small')
+    save('one_pixel.png', Image.new('RGB', (1, 1)), 'image too small')
+    save('mostly_padding.png', astronaut().crop(TIGHT_BOX), 'mostly padding')
     save('coffee.png', Image.fromarray(data.coffee()), 'no face')
     save('not_a_face.png', Image.fromarray((data.lfw_subset()[150] * 255).astype(np.uint8)).resize((150, 150)),
          'no face')
@@ -239,7 +396,8 @@ def test_a_mixed_folder_reports_every_file_with_its_reason(tmp_path, capsys):
             assert f'rejected {name}: {reason}' in printed
     accepted = [name for name, reason in expected.items() if reason is None]
     assert (f"done: {len(expected)} files, {len(accepted)} images written to {out / 'images'}, rejected: "
-            f"1 face too small, 2 no face, 1 several faces, 3 unreadable") in printed
+            f"1 face too small, 1 image too small, 1 mostly padding, 2 no face, 1 several faces, "
+            f"3 unreadable") in printed
 
     # Each odd format frames the same face as the plain JPEG does; the EXIF-rotated one is turned upright
     # and its crop box is in upright pixels; the very large one's box is in its own (12x) pixels.
@@ -252,6 +410,66 @@ def test_a_mixed_folder_reports_every_file_with_its_reason(tmp_path, capsys):
                            atol=4 * scale), name
     with Image.open(out / 'images' / entries['alpha.png']['file']) as image:
         assert np.asarray(image)[1:3, 16:48].min() > 200  # the transparent strip came out white
+
+
+def test_images_too_small_for_the_detector_get_their_own_reason(tmp_path, capsys):
+    """MTCNN needs 20 px on the short side (of the image as searched, at 800 px long side at most)."""
+    folder = tmp_path / 'small'
+    folder.mkdir()
+    noise = np.random.default_rng(0)
+    sizes = {'one_pixel': (1, 1), **{f'square{side}': (side, side) for side in (5, 8, 13, 19)},
+             'strip_1x400': (1, 400), 'strip_400x1': (400, 1), 'strip_19x400': (19, 400),
+             'reduced_30x2000': (30, 2000)}  # 12 px wide once searched at 800 px long side
+    for name, (width, height) in {**sizes, 'enough_24x24': (24, 24)}.items():
+        Image.fromarray(noise.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / f'{name}.png')
+    out = tmp_path / 'out'
+    printed = run_prepare(capsys, folder, out, '--workers', '0', '--min_face_size', '0')
+    rejected = {entry['source']: entry for entry in json.loads((out / 'dataset.json').read_text())['rejected']}
+    assert {name: rejected[f'{name}.png']['reason'] for name in sizes} == {name: 'image too small' for name in sizes}
+    assert rejected['enough_24x24.png']['reason'] == 'no face'
+    assert rejected['strip_1x400.png']['detail'] == ('1x400 px, 1x400 px searched; the face detector needs at '
+                                                     'least 20 px on the short side')
+    assert '30x2000 px once reduced to 800 px on the long side, 12x800 px searched' in \
+        rejected['reduced_30x2000.png']['detail']
+    assert 'failed while processing' not in printed and '9 image too small, 1 no face' in printed
+
+
+def test_every_file_is_accounted_for_and_output_names_never_collide(tmp_path, capsys):
+    folder = tmp_path / 'photos'
+    colours = {'x__y.png': (250, 0, 0), 'x/y.ppm': (0, 250, 0), 'A.png': (0, 0, 250), 'a.png': (250, 250, 0),
+               'b.png': (0, 250, 250), 'b.jpg': (250, 0, 250), 'b_png.png': (120, 120, 120),
+               'c.png': (30, 60, 90)}
+    for name, colour in colours.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new('RGB', (40, 30), colour).save(folder / name, **({'quality': 100} if name.endswith('jpg') else {}))
+    (folder / '.DS_Store').write_bytes(b'\0')
+    (folder / 'x' / '.thumb.png').write_bytes(b'\0')
+    (folder / '.trash').mkdir()
+    Image.new('RGB', (40, 30)).save(folder / '.trash' / 'old.png')
+    (folder / 'linked').symlink_to(folder / 'x')
+    out = tmp_path / 'out'
+    printed = run_prepare(capsys, folder, out, '--mode', 'center', '--size', '8', '--workers', '0')
+    metadata = json.loads((out / 'dataset.json').read_text())
+    files = {entry['source']: entry['file'] for entry in metadata['images']}
+    assert set(files) == set(colours) and len({name.lower() for name in files.values()}) == len(colours)
+    assert files['x__y.png'] != files['x/y.ppm'] and files['c.png'] == 'c.png'
+    assert sorted(path.name for path in (out / 'images').iterdir()) == sorted(files.values())
+    for source, colour in colours.items():  # each image holds its own photo
+        with Image.open(out / 'images' / files[source]) as image:
+            assert np.abs(np.asarray(image, float) - colour).max() <= 3, source
+    assert metadata['skipped'] == [
+        {'source': '.DS_Store', 'reason': 'hidden file'}, {'source': '.trash/', 'reason': 'hidden folder'},
+        {'source': 'linked/', 'reason': 'link to a folder (not followed)'},
+        {'source': 'x/.thumb.png', 'reason': 'hidden file'}]
+    assert 'not read: 2 hidden file, 1 hidden folder, 1 link to a folder (not followed)' in printed
+
+    # A resume keeps every name; a new photo whose plain name is taken gets another.
+    Image.new('RGB', (40, 30), (90, 60, 30)).save(folder / 'x' / 'y.png')
+    printed = run_prepare(capsys, folder, out, '--mode', 'center', '--size', '8', '--workers', '0')
+    again = {entry['source']: entry['file'] for entry in json.loads((out / 'dataset.json').read_text())['images']}
+    assert 'resuming: 8 of 9 files already done' in printed
+    assert {source: again[source] for source in files} == files
+    assert again['x/y.png'].lower() not in {name.lower() for name in files.values()}
 
 
 def test_open_photo_reads_16_bit_at_full_range_and_reduces_large_files(tmp_path):
