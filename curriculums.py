@@ -366,7 +366,9 @@ CelebA_CPU = {
     **{key: value for key, value in SYNTHETIC_CPU.items()
        if not str(key).startswith('synthetic_') and key != 'white_back'},
     **{key: CelebA[key] for key in ('fov', 'ray_start', 'ray_end', 'h_mean', 'v_mean', 'h_stddev', 'v_stddev',
-                                    'sample_dist', 'pos_lambda', 'z_lambda', 'last_back', 'eval_last_back')},
+                                    'sample_dist', 'z_lambda', 'last_back', 'eval_last_back')},
+    # SYNTHETIC_CPU's pos_lambda 0, not CelebA's 15: with these narrow networks and no known poses, 15
+    # gave speckle and no density at all (bench/RESULTS.md, run 8).
     'dataset': 'ImageFolder',
     'random_flip': True,
     'resize_antialias': True,  # the prepared 256 px crops shrink to 16 and 32 px: nearest-neighbour would alias
