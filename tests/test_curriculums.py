@@ -163,13 +163,14 @@ def test_train_reports_a_typo_before_starting_any_process(tmp_path):
 
 
 def test_cpu_face_curriculum_is_the_cpu_recipe_with_celebas_camera():
-    """CelebA_CPU (prepare_dataset.py's command without a GPU): SYNTHETIC_CPU's networks and schedule, CelebA's camera
-    and pose loss, photos from an ImageFolder with flips, 32x32 at the end."""
+    """CelebA_CPU (prepare_dataset.py's command without a GPU): SYNTHETIC_CPU's networks, schedule and pose loss
+    (none: unposed, CelebA's 15 collapsed these networks), CelebA's camera, photos from an ImageFolder with flips,
+    32x32 at the end."""
     from checkpoints.builders import build_discriminator, build_generator
     faces, recipe, celeba = (curriculums.get(name) for name in ('CelebA_CPU', 'SYNTHETIC_CPU', 'CelebA'))
-    for key in ('fov', 'ray_start', 'ray_end', 'h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist', 'pos_lambda'):
+    for key in ('fov', 'ray_start', 'ray_end', 'h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist'):
         assert faces[key] == celeba[key], key
-    for key in ('discriminator', 'hidden_dim', 'density_scale', 'fade_steps'):
+    for key in ('discriminator', 'hidden_dim', 'density_scale', 'fade_steps', 'pos_lambda'):
         assert faces[key] == recipe[key], key
     assert {step: faces[step] for step in curriculums.stage_steps(faces)} == {
         step: recipe[step] for step in curriculums.stage_steps(recipe)}
