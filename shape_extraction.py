@@ -3,7 +3,9 @@
     python shape_extraction.py RUN/generator.pth --seed 0 --output_dir shapes/
 
 Writes seedNNNN.mrc (view it in ChimeraX at a level of about 10) and
-seedNNNN.ply (or .obj), the surface at --level coloured by the generator.
+seedNNNN.ply (or .obj), the surface at --level coloured by the generator; each
+vertex is placed on the generator's own density, not interpolated from the grid
+(--refine_steps), so the mesh is smooth at any --voxel_resolution.
 With --latent (a latent.pt of inverse_render.py) it extracts that latent
 instead, as latent.mrc and latent.ply; after --fit_weights, pass the
 generator.pth written beside it.
@@ -18,7 +20,7 @@ from checkpoints import safe_load
 from checkpoints.validation import check_latent_file
 from inference.arguments import USER_ERRORS, add_generator_arguments, load_generator_from_args
 from torch_utils.cli import run_cli
-from inference.meshing import density_grid, extract_mesh, save_mesh, save_mrc, vertex_colors
+from inference.meshing import density_grid, generator_mesh, save_mesh, save_mrc, vertex_colors
 from inference.rendering import Latent, front_camera, latent_from_seed, view_dependence_locked
 
 
@@ -32,6 +34,9 @@ def main(argv=None):
     parser.add_argument('--cube_size', type=float, default=0.3, help="side of the cube around the origin, world units")
     parser.add_argument('--psi', type=float, default=0.7, help="truncation, as for the rendering scripts")
     parser.add_argument('--level', type=float, default=10, help="density of the mesh's surface")
+    parser.add_argument('--refine_steps', type=int, default=8,
+                        help="bisections of each vertex's grid edge on the generator's density (0: plain marching "
+                             "cubes, which terraces a density that steps within a voxel)")
     parser.add_argument('--mesh_format', choices=['ply', 'obj', 'none'], default='ply', help="mesh file type")
     parser.add_argument('--lock_view_dependence', action='store_true',
                         help="colour vertices without view effects (always, for a generator trained locked)")
@@ -50,7 +55,8 @@ def main(argv=None):
         if args.mesh_format == 'none':
             continue
         try:
-            vertices, faces = extract_mesh(volume, args.level, args.cube_size)
+            vertices, faces = generator_mesh(generator, latent, volume, args.level, args.cube_size,
+                                             args.max_batch_size, args.refine_steps)
         except ValueError as error:
             tqdm.write(f"{name}: no mesh written: {error}")
             continue

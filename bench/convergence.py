@@ -19,13 +19,14 @@ the points' keys, so curves measured before a value existed still read (blank ce
 Pictures:
     tMM_grid.png    4x4 samples from the front (psi 0.7)
     tMM_yaw.png     4 samples (rows) at yaw -0.5 .. +0.5 rad from the front (columns)
-    tMM_mesh.png    one sample's mesh (marching cubes of its density), front and side, shaded
+    tMM_mesh.png    one sample's mesh (marching cubes of its density, vertices refined on it), front and side
 once real_heads.png and real_mesh.png (training images and a true head's surface), and at
 the end yaw_sweeps.png: two samples' yaw sweeps at every point, one above the other.
 """
 
 import argparse
 import csv
+import functools
 import json
 import math
 import os
@@ -47,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from checkpoints import load_generator  # noqa: E402
 from datasets import default_synthetic_folder  # noqa: E402
-from inference.meshing import density_grid, extract_mesh  # noqa: E402
+from inference.meshing import density_grid, extract_mesh, generator_mesh  # noqa: E402
 from inference.rendering import Camera, inference_options, latent_from_seed, render_view, yaw_row  # noqa: E402
 from torch_utils.media import image_grid, save_image, to_uint8  # noqa: E402
 
@@ -195,10 +196,11 @@ def shaded_mesh(vertices, faces, yaw, size=128, light=(0.4, 0.5, 1.0)):
     return np.asarray(image)
 
 
-def mesh_picture(volume, level, cube_size):
-    """The surface of a [z, y, x] volume at level, shaded from the front and from the side."""
+def mesh_picture(volume, level, cube_size, make_mesh=extract_mesh):
+    """The surface of a [z, y, x] volume at level, shaded from the front and from the side;
+    make_mesh(volume, level, cube_size) -> (vertices, faces)."""
     try:
-        vertices, faces = extract_mesh(volume, level, cube_size)
+        vertices, faces = make_mesh(volume, level, cube_size)
     except ValueError:  # no surface yet: a blank picture says so
         return np.full((128, 256, 3), 255, np.uint8)
     return image_grid([shaded_mesh(vertices, faces, 0.0), shaded_mesh(vertices, faces, math.pi / 2)])
@@ -207,9 +209,12 @@ def mesh_picture(volume, level, cube_size):
 def generated_mesh_picture(generator, seed, resolution=64, cube_size=0.3):
     """(picture, density statistics): a fog that never reaches MESH_LEVEL draws blank, and the
     statistics tell a fog (high median density) from empty space."""
-    volume = density_grid(generator, latent_from_seed(generator, seed, 0.7), resolution, cube_size)
+    latent = latent_from_seed(generator, seed, 0.7)
+    volume = density_grid(generator, latent, resolution, cube_size)
     stats = {'mesh_density_max': float(volume.max()), 'mesh_density_median': float(np.median(volume))}
-    return mesh_picture(volume, MESH_LEVEL, cube_size), stats
+    # Vertices on the density itself (as shape_extraction.py): plain marching cubes would draw the grid's terraces.
+    make_mesh = functools.partial(generator_mesh, generator, latent, max_batch_size=2400000)
+    return mesh_picture(volume, MESH_LEVEL, cube_size, make_mesh), stats
 
 
 def real_mesh_picture(dataset_dir, resolution=64, cube_size=0.3):

@@ -80,6 +80,65 @@ def extract_mesh(volume, level, cube_size):
     return np.ascontiguousarray(vertices, dtype=np.float32), faces
 
 
+def density_function(generator, latent, max_batch_size):
+    """points [N, 3] -> density [N] (relu of the SIREN's sigma): the function density_grid samples."""
+    def density(points):
+        directions = torch.tensor([0.0, 0.0, -1.0]).expand_as(points)
+        return F.relu(query_siren(generator, latent, points, directions, max_batch_size)[:, 3])
+    return density
+
+
+def refine_vertices(vertices, density, level, cube_size, resolution, steps=8):
+    """Marching cubes' vertices [V, 3] moved to where density crosses level on their grid edge.
+
+    Marching cubes places a vertex by interpolating linearly between the two grid samples of its
+    edge. A trained generator's density rises from 0 to far above the level within one voxel, so
+    every vertex lands at about the same fraction of its edge and the surface comes out terraced,
+    as a true head's sharp density does. `steps` bisections of the edge with density itself
+    (points [N, 3] -> [N], as density_function), then one linear step, place each vertex within
+    1/2^steps of a voxel of the crossing.
+    """
+    spacing = cube_size / (resolution - 1)
+    grid = (torch.from_numpy(np.asarray(vertices, np.float64)) + cube_size / 2) / spacing  # [V, 3] in voxels
+    off_grid = (grid - grid.round()).abs()
+    axis = off_grid.argmax(1)  # the edge's direction: the one coordinate between two grid samples
+    on_edge = off_grid.max(1).values > 1e-6  # a vertex on a grid sample is exact already
+    low = grid.round()
+    low[torch.arange(len(grid)), axis] = grid[torch.arange(len(grid)), axis].floor()
+    high = low.clone()
+    high[torch.arange(len(grid)), axis] += 1
+    ends = [(corner * spacing - cube_size / 2).float()[on_edge] for corner in (low, high)]
+    values = [density(end) for end in ends]
+    low_inside = values[0] >= level
+    inside = torch.where(low_inside[:, None], ends[0], ends[1])
+    outside = torch.where(low_inside[:, None], ends[1], ends[0])
+    inside_value = torch.where(low_inside, values[0], values[1])
+    outside_value = torch.where(low_inside, values[1], values[0])
+    for _ in range(steps):
+        middle = (inside + outside) / 2
+        value = density(middle)
+        is_inside = value >= level
+        inside = torch.where(is_inside[:, None], middle, inside)
+        outside = torch.where(is_inside[:, None], outside, middle)
+        inside_value = torch.where(is_inside, value, inside_value)
+        outside_value = torch.where(is_inside, outside_value, value)
+    fraction = ((inside_value - level) / (inside_value - outside_value).clamp_min(1e-12)).clamp(0, 1)
+    refined = np.array(vertices, dtype=np.float32, copy=True)
+    refined[on_edge.numpy()] = (inside + fraction[:, None] * (outside - inside)).numpy()
+    return refined
+
+
+def generator_mesh(generator, latent, volume, level, cube_size, max_batch_size, refine_steps=8):
+    """The surface at level of a generator's density volume (density_grid's): vertices [V, 3], faces [F, 3],
+    with each vertex refined on the generator's own density (refine_vertices; 0 steps: plain marching cubes).
+    Raises ValueError when the volume never crosses level."""
+    vertices, faces = extract_mesh(volume, level, cube_size)
+    if refine_steps:
+        vertices = refine_vertices(vertices, density_function(generator, latent, max_batch_size), level,
+                                   cube_size, volume.shape[0], refine_steps)
+    return vertices, faces
+
+
 def vertex_colors(generator, latent, vertices, camera, max_batch_size, lock_view_dependence=False):
     """uint8 RGBA [V, 4]: the generator's colour at each vertex, seen along a ray from camera."""
     points = torch.from_numpy(np.ascontiguousarray(vertices)).float()

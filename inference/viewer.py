@@ -19,7 +19,7 @@ import torch
 
 from generators.camera_utils import camera_origins
 from generators.ray_sampler import camera_ray_directions
-from inference.meshing import density_grid, extract_mesh, save_mesh, vertex_colors
+from inference.meshing import density_grid, generator_mesh, save_mesh, vertex_colors
 from inference.rendering import (Camera, inference_options, latent_from_seed, render_to_video, render_view, trajectory,
                                  view_dependence_locked)
 from torch_utils.media import depth_to_uint8, save_image, to_uint8
@@ -206,7 +206,7 @@ class ViewRenderer:
         with self.lock:
             latent = self.latent(settings)
             volume = density_grid(self.generator, latent, voxel_resolution, cube_size, self.max_batch_size)
-            vertices, faces = extract_mesh(volume, level, cube_size)
+            vertices, faces = generator_mesh(self.generator, latent, volume, level, cube_size, self.max_batch_size)
             colors = vertex_colors(self.generator, latent, vertices, camera, self.max_batch_size,
                                    view_dependence_locked(self.metadata, settings.lock_view_dependence))
         path = next_free(Path(output_dir), f'{settings.name()}_mesh', '.ply')
