@@ -7,10 +7,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ('checkpoints', 'generators', 'siren', 'discriminators', 'training', 'metrics', 'inference', 'torch_utils',
-            'preprocessing')
-LIBRARY_TOP_LEVEL = ('curriculums', 'datasets', 'synthetic_dataset')
+            'preprocessing', 'synthetic')
+LIBRARY_TOP_LEVEL = ('curriculums', 'datasets')
 SCRIPTS = {'train', 'eval_metrics', 'fid_evaluation', 'interpolate_w', 'shape_extraction', 'inverse_render',
-           'convert_official_checkpoint', 'viewer', 'prepare_dataset'}
+           'convert_official_checkpoint', 'viewer', 'prepare_dataset', 'synthetic_dataset'}
 
 
 def module_name(path):

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import train
-from synthetic_dataset import make_synthetic_dataset
+from synthetic.dataset import make_synthetic_dataset
 from test_training import TINY  # on the CPU, as every test here assumes
 
 ROOT = Path(__file__).resolve().parents[1]
