@@ -171,11 +171,6 @@ def last_upsample_step(curriculum, current_step):
     return 0
 
 
-def get_current_step(curriculum, epoch):
-    """Number of entries of curriculum['update_epochs'] reached by epoch."""
-    return sum(epoch >= update_epoch for update_epoch in curriculum['update_epochs'])
-
-
 # --- the paper's curricula --------------------------------------------------------
 
 CelebA = {

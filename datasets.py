@@ -16,8 +16,7 @@ import shutil
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Subset
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
@@ -300,25 +299,3 @@ def check_known_poses(dataset, name, settings):
 def loader_options(kwargs):
     workers = int(kwargs.get('num_workers', min(4, os.cpu_count() or 1)))
     return {'num_workers': workers, 'pin_memory': torch.cuda.is_available(), 'persistent_workers': workers > 0}
-
-
-def get_dataset(name, subsample=None, batch_size=1, **kwargs):
-    """(shuffling DataLoader that drops the last partial batch, 3 channels).
-
-    subsample: use only the first `subsample` images (handy for quick runs).
-    """
-    dataset = make_dataset(name, **kwargs)
-    if subsample is not None:
-        dataset = Subset(dataset, range(min(int(subsample), len(dataset))))
-    check_enough_images(dataset, name, batch_size)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, **loader_options(kwargs))
-    return loader, 3
-
-
-def get_dataset_distributed(name, world_size, rank, batch_size, **kwargs):
-    """(DataLoader over this rank's shard, 3 channels); call loader.sampler.set_epoch each epoch."""
-    dataset = make_dataset(name, **kwargs)
-    check_enough_images(dataset, name, batch_size, world_size)
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, **loader_options(kwargs))
-    return loader, 3

@@ -49,12 +49,6 @@ def test_upsample_steps():
     assert curriculums.next_upsample_step(curriculums.get('CelebA'), 0) == float('inf')
 
 
-def test_get_current_step():
-    assert curriculums.get_current_step({'update_epochs': [2, 5]}, 0) == 0
-    assert curriculums.get_current_step({'update_epochs': [2, 5]}, 3) == 1
-    assert curriculums.get_current_step({'update_epochs': [2, 5]}, 5) == 2
-
-
 def test_overrides_win_in_every_stage_and_stage_overrides_merge():
     carla = curriculums.apply_overrides(curriculums.get('CARLA'),
                                         parse_overrides(['batch_size=4', 'fov=18', "10000={'num_steps': 8}"]))

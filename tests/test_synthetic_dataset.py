@@ -204,16 +204,16 @@ def test_synthetic_dataset_auto_creates_default_folder(tmp_path, monkeypatch, ca
     monkeypatch.delenv('PIGAN_SYNTHETIC_PATH', raising=False)
     options = dict(CAMERA, img_size=16, synthetic_size=32, synthetic_count=4, ray_start=0.88, batch_size=2,
                    num_steps=12, dataset='Synthetic', num_workers=0)
-    loader, channels = datasets.get_dataset('Synthetic', **options)
+    dataset = datasets.make_dataset('Synthetic', **options)
     assert 'generating 4 images' in capsys.readouterr().out
     folder = tmp_path / 'data' / 'synthetic_32'
     metadata = synthetic_files.load_metadata(str(folder))
     assert metadata['num_images'] == 4 and metadata['camera'] == CAMERA
     assert not [p for p in os.listdir(tmp_path / 'data') if 'partial' in p]
 
-    images, poses = next(iter(loader))
-    assert images.shape == (2, 3, 16, 16) and images.min() >= -1 and images.max() <= 1
-    assert poses.shape == (2, 2) and torch.isfinite(poses).all()
+    image, pose = dataset[0]
+    assert image.shape == (3, 16, 16) and image.min() >= -1 and image.max() <= 1
+    assert pose.shape == (2,) and torch.isfinite(pose).all()
     dataset = datasets.Synthetic(None, **options)
     stored = torch.tensor([[e['pitch'], e['yaw']] for e in metadata['images']])
     assert torch.equal(torch.stack([dataset[i][1] for i in range(4)]), stored)
