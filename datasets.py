@@ -24,11 +24,12 @@ from preprocessing import camera_labels
 from synthetic import dataset as synthetic_files
 from synthetic.heads import BACKGROUNDS as SYNTHETIC_BACKGROUNDS
 from torch_utils.media import IMAGE_EXTENSIONS, flatten_to_rgb, list_images
+from utils.errors import UserError
 
 NORMALIZE = transforms.Normalize([0.5], [0.5])  # [0, 1] -> [-1, 1]
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A dataset cannot be used as configured; the message says what to change."""
 
 

@@ -12,8 +12,9 @@ import torch
 from tqdm import tqdm
 
 from generators.camera_utils import sample_camera_angles
-from torch_utils.media import save_image, to_uint8
 from synthetic.heads import render_heads, sample_head_params
+from torch_utils.media import save_image, to_uint8
+from utils.files import atomic_write
 
 METADATA_FILE = 'poses.json'
 FORMAT_VERSION = 1
@@ -89,10 +90,8 @@ def make_synthetic_dataset(output_dir, num_images, img_size=64, seed=0, fov=12, 
         'images': [{'file': name, 'pitch': float(p), 'yaw': float(y), 'params': head}
                    for name, p, y, head in zip(names, pitch.tolist(), yaw.tolist(), heads)],
     }
-    temporary = os.path.join(output_dir, METADATA_FILE + '.partial')
-    with open(temporary, 'w') as f:
+    with atomic_write(os.path.join(output_dir, METADATA_FILE), 'w') as f:
         json.dump(metadata, f)
-    os.replace(temporary, os.path.join(output_dir, METADATA_FILE))
     return metadata
 
 

@@ -135,12 +135,11 @@ def test_scripts_report_a_typo_as_one_line_and_load_old_recorded_keys(tmp_path, 
     import render_multiview_images
     from checkpoints import load_generator
     from tiny_checkpoint import make_tiny_run
-    from inference.arguments import USER_ERRORS
     from torch_utils.cli import run_cli
     run = make_tiny_run(tmp_path, learnable_dist=False)  # a key recorded by an older version
     argv = [str(run), '--set', 'hierarchical_sampling=False', '--device', 'cpu', '--output_dir', str(tmp_path)]
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(lambda: render_multiview_images.main(argv), USER_ERRORS)  # as the script's __main__ runs it
+        run_cli(lambda: render_multiview_images.main(argv))  # as the script's __main__ runs it
     assert exit_info.value.code == ("error: unknown curriculum key 'hierarchical_sampling'; "
                                     "did you mean 'hierarchical_sample'?")
     generator, metadata = load_generator(run)
