@@ -22,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import curriculums  # noqa: E402
 from checkpoints.builders import build_generator  # noqa: E402
+from inference.rendering import front_camera  # noqa: E402
 from metrics import geometry  # noqa: E402
-from metrics.heads import TrueHeads, front_camera  # noqa: E402
+from metrics.heads import TrueHeads  # noqa: E402
 from synthetic import heads as synthetic_heads  # noqa: E402
 
 

@@ -128,7 +128,3 @@ def turned(cameras, yaw_offset=0.0, pitch_offset=0.0):
     """The cameras turned by fixed offsets, radians."""
     return [Camera(c.yaw + yaw_offset, c.pitch + pitch_offset, c.fov) for c in cameras]
 
-
-def front_camera(metadata):
-    return Camera(metadata['h_mean'], metadata['v_mean'], metadata['fov'])
-

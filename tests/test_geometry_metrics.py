@@ -16,8 +16,9 @@ import torch
 
 from checkpoints import load_generator
 from metrics import GeneratorInputs, MetricInputs, calc_metric, geometry, multiview, pose_regressor, shape
-from metrics.heads import (Camera, GeneratorHeads, OccupancyHeads, SphereHeads, TrueHeads, front_camera,
-                           signed_distance_grid, turned)
+from inference.rendering import front_camera
+from metrics.heads import (Camera, GeneratorHeads, OccupancyHeads, SphereHeads, TrueHeads, signed_distance_grid,
+                           turned)
 from synthetic import dataset as synthetic_files
 from synthetic import heads as synthetic_heads
 
