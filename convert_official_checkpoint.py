@@ -9,9 +9,7 @@ record the curriculum, so other scripts need no --curriculum afterwards.
 
 import argparse
 
-from checkpoints import CheckpointError
 from checkpoints.official import convert_official_run
-from curriculums import ConfigError
 from torch_utils.cli import add_override_argument, parse_overrides, run_cli
 
 
@@ -29,4 +27,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(main, (CheckpointError, ConfigError))
+    run_cli(main)

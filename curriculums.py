@@ -18,6 +18,8 @@ import difflib
 import math
 import sys
 
+from utils.errors import UserError
+
 # The valid curriculum keys and what they do. The check (check_keys) and this
 # module's docstring both read this table; tests assert that every key of every
 # shipped curriculum is in it and that every key in it is read somewhere.
@@ -102,7 +104,7 @@ def describe_keys():
 __doc__ += f"\nKeys\n----\n{describe_keys()}\n"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A curriculum or option that cannot work (unknown name, inconsistent keys)."""
 
 
@@ -169,11 +171,6 @@ def last_upsample_step(curriculum, current_step):
         if step <= current_step and extract_metadata(curriculum, step)['img_size'] == current_size:
             return step
     return 0
-
-
-def get_current_step(curriculum, epoch):
-    """Number of entries of curriculum['update_epochs'] reached by epoch."""
-    return sum(epoch >= update_epoch for update_epoch in curriculum['update_epochs'])
 
 
 # --- the paper's curricula --------------------------------------------------------

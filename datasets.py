@@ -16,19 +16,20 @@ import shutil
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Subset
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
-import synthetic_dataset
 from preprocessing import camera_labels
+from synthetic import dataset as synthetic_files
+from synthetic.heads import BACKGROUNDS as SYNTHETIC_BACKGROUNDS
 from torch_utils.media import IMAGE_EXTENSIONS, flatten_to_rgb, list_images
+from utils.errors import UserError
 
 NORMALIZE = transforms.Normalize([0.5], [0.5])  # [0, 1] -> [-1, 1]
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A dataset cannot be used as configured; the message says what to change."""
 
 
@@ -190,11 +191,11 @@ class Synthetic(ImageFiles):
             dataset_path = os.environ.get(env_var('Synthetic'))
         if dataset_path:
             folder = os.path.expanduser(str(dataset_path))
-            metadata = synthetic_dataset.load_metadata(folder) if os.path.isdir(folder) else None
+            metadata = synthetic_files.load_metadata(folder) if os.path.isdir(folder) else None
             if metadata is None:
                 raise DatasetError(
                     f'Synthetic: {folder!r} is not a complete synthetic dataset (no '
-                    f'{synthetic_dataset.METADATA_FILE}); create it with "python synthetic_dataset.py '
+                    f'{synthetic_files.METADATA_FILE}); create it with "python synthetic_dataset.py '
                     f'--output_dir {folder}" or leave dataset_path unset to use the default folder')
         else:
             folder, metadata = ensure_default_synthetic(kwargs)
@@ -217,9 +218,9 @@ class Synthetic(ImageFiles):
 def default_synthetic_folder(kwargs):
     """data/synthetic_<size>[_white]: where a curriculum's synthetic heads live when no path is set."""
     background = kwargs.get('synthetic_background', 'grey')
-    if background not in synthetic_dataset.BACKGROUNDS:
+    if background not in SYNTHETIC_BACKGROUNDS:
         raise DatasetError(f"Synthetic: synthetic_background must be one of "
-                           f"{', '.join(synthetic_dataset.BACKGROUNDS)}, got {background!r}")
+                           f"{', '.join(SYNTHETIC_BACKGROUNDS)}, got {background!r}")
     suffix = '' if background == 'grey' else f'_{background}'
     return os.path.join('data', f"synthetic_{int(kwargs.get('synthetic_size', 64))}{suffix}")
 
@@ -228,9 +229,9 @@ def ensure_default_synthetic(kwargs):
     """(folder, metadata) of data/synthetic_<size>, generating it when it is not complete."""
     size = int(kwargs.get('synthetic_size', 64))
     count = int(kwargs.get('synthetic_count', 2000))
-    camera = {key: kwargs.get(key, synthetic_dataset.DEFAULT_CAMERA[key]) for key in synthetic_dataset.CAMERA_KEYS}
+    camera = synthetic_files.camera_settings(kwargs)
     folder = default_synthetic_folder(kwargs)
-    metadata = synthetic_dataset.load_metadata(folder)
+    metadata = synthetic_files.load_metadata(folder)
     if metadata is not None:
         if metadata['num_images'] != count or metadata['camera'] != camera:
             print(f'note: using existing {folder} ({metadata["num_images"]} images, camera {metadata["camera"]}); '
@@ -243,15 +244,15 @@ def ensure_default_synthetic(kwargs):
     # leaves a half-written folder under the final name.
     partial = f'{folder}.partial-{os.getpid()}'
     shutil.rmtree(partial, ignore_errors=True)
-    synthetic_dataset.make_synthetic_dataset(partial, count, img_size=size, seed=0,
-                                             background=kwargs.get('synthetic_background', 'grey'), **camera)
-    if os.path.exists(folder) and synthetic_dataset.load_metadata(folder) is None:
+    synthetic_files.make_synthetic_dataset(partial, count, img_size=size, seed=0,
+                                           background=kwargs.get('synthetic_background', 'grey'), **camera)
+    if os.path.exists(folder) and synthetic_files.load_metadata(folder) is None:
         shutil.rmtree(folder, ignore_errors=True)
     try:
         os.rename(partial, folder)
     except OSError:
         shutil.rmtree(partial, ignore_errors=True)  # another process finished first; use its copy
-    metadata = synthetic_dataset.load_metadata(folder)
+    metadata = synthetic_files.load_metadata(folder)
     if metadata is None:
         raise DatasetError(f'Synthetic: could not create {folder}; run "python synthetic_dataset.py '
                            f'--output_dir {folder} --img_size {size}"')
@@ -299,25 +300,3 @@ def check_known_poses(dataset, name, settings):
 def loader_options(kwargs):
     workers = int(kwargs.get('num_workers', min(4, os.cpu_count() or 1)))
     return {'num_workers': workers, 'pin_memory': torch.cuda.is_available(), 'persistent_workers': workers > 0}
-
-
-def get_dataset(name, subsample=None, batch_size=1, **kwargs):
-    """(shuffling DataLoader that drops the last partial batch, 3 channels).
-
-    subsample: use only the first `subsample` images (handy for quick runs).
-    """
-    dataset = make_dataset(name, **kwargs)
-    if subsample is not None:
-        dataset = Subset(dataset, range(min(int(subsample), len(dataset))))
-    check_enough_images(dataset, name, batch_size)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, **loader_options(kwargs))
-    return loader, 3
-
-
-def get_dataset_distributed(name, world_size, rank, batch_size, **kwargs):
-    """(DataLoader over this rank's shard, 3 channels); call loader.sampler.set_epoch each epoch."""
-    dataset = make_dataset(name, **kwargs)
-    check_enough_images(dataset, name, batch_size, world_size)
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, **loader_options(kwargs))
-    return loader, 3

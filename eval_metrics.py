@@ -18,14 +18,13 @@ import math
 import sys
 from pathlib import Path
 
-from metrics import (GeneratorInputs, ImageFolderError, InceptionWeightsError, calc_metric, folder_metrics,
-                     list_metrics, load_inception, metric_inputs)
+from metrics import (GeneratorInputs, ImageFolderError, calc_metric, folder_metrics, list_metrics, load_inception,
+                     metric_inputs)
 from metrics.geometry import summary_lines, synthetic_folder
 from metrics.generate import evaluation_metadata, prepare_output_folder, write_generated_images
 from metrics.image_files import image_size, require_images
-from checkpoints import CheckpointError
-from datasets import DatasetError
 from inference.arguments import add_generator_arguments, load_generator_from_args
+from utils.errors import UserError
 
 
 def parse_args(argv=None):
@@ -159,7 +158,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         report = evaluate(args)
-    except (CheckpointError, ImageFolderError, InceptionWeightsError, DatasetError) as error:
+    except UserError as error:
         sys.exit(f"eval_metrics.py: error: {error}")
     bad = [name for name, value in report['results'].items() if not math.isfinite(value)]
     if args.image_metrics:

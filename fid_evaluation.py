@@ -10,8 +10,8 @@ and for `python -m pytorch_fid`.
 import argparse
 import sys
 
-from datasets import DatasetError
 from training.evaluation import calculate_fid, default_real_dir, output_images, setup_evaluation  # noqa: F401
+from utils.errors import UserError
 
 
 def main(argv=None):
@@ -25,7 +25,7 @@ def main(argv=None):
     try:
         real_dir = setup_evaluation(args.dataset, None, args.img_size, args.num_imgs, args.dataset_path,
                                     args.real_dir)
-    except (DatasetError, OSError) as error:  # e.g. a missing dataset path
+    except (UserError, OSError) as error:  # e.g. a missing dataset path
         sys.exit(f"fid_evaluation.py: error: {error}")
     print(real_dir)
 

@@ -10,7 +10,7 @@ Writes interpolation.mp4 (and interpolation_depth.mp4 with --depth_map).
 import argparse
 from pathlib import Path
 
-from inference.arguments import USER_ERRORS, add_generator_arguments, load_generator_from_args
+from inference.arguments import add_generator_arguments, load_generator_from_args
 from torch_utils.cli import run_cli
 from inference.rendering import (add_render_arguments, add_video_arguments, inference_options,
                                    interpolated_latents, latent_from_seed, render_to_video,
@@ -41,4 +41,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(main, USER_ERRORS)
+    run_cli(main)

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from checkpoints import atomic_save, ema_checkpoint, generator_checkpoint, save_all
-from inference.arguments import USER_ERRORS, add_generator_arguments, load_generator_from_args
+from inference.arguments import add_generator_arguments, load_generator_from_args
 from torch_utils.cli import run_cli
 from torch_utils.ema import ExponentialMovingAverage
 from inference.inversion import fit_latent, fit_to_dict
@@ -146,4 +146,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(main, USER_ERRORS)
+    run_cli(main)

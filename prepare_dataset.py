@@ -24,7 +24,7 @@ import argparse
 import os
 
 from preprocessing.photos import MODES, Settings
-from preprocessing.prepare import PreparationError, prepare_dataset
+from preprocessing.prepare import prepare_dataset
 from torch_utils.cli import run_cli
 
 DEFAULTS = Settings()
@@ -72,4 +72,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(main, PreparationError)
+    run_cli(main)

@@ -75,13 +75,11 @@ def main(argv=None, started=None):
     opt = parse_args(argv)
     opt.started = started if started is not None else time.time()
     from training.distributed import launch
-    from training.errors import user_errors
-    errors = user_errors()
 
     def start():
         check_keys(opt.overrides)  # a typo fails here, before any training process starts
-        launch(worker, opt, errors)
-    run_cli(start, errors)
+        launch(worker, opt)
+    run_cli(start)
 
 
 def worker(info, opt):

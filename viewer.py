@@ -12,9 +12,9 @@ import argparse
 import time
 from pathlib import Path
 
-from inference.arguments import USER_ERRORS, add_generator_arguments, load_generator_from_args
+from inference.arguments import add_generator_arguments, load_generator_from_args
 from inference.viewer import ViewRenderer
-from inference.viewer_server import PortInUseError, Viewer, ViewerConfig, check_port_free
+from inference.viewer_server import Viewer, ViewerConfig, check_port_free
 from torch_utils.cli import run_cli
 
 
@@ -57,4 +57,4 @@ def main(argv=None, serve_forever=True):
 
 
 if __name__ == '__main__':
-    run_cli(main, errors=USER_ERRORS + (PortInUseError,))
+    run_cli(main)

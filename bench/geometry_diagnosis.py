@@ -39,13 +39,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import datasets  # noqa: E402
-import synthetic_dataset  # noqa: E402
 from checkpoints import load_generator  # noqa: E402
 from checkpoints.builders import build_discriminator  # noqa: E402
 from generators.camera_utils import camera_origins  # noqa: E402
 from inference.meshing import extract_mesh  # noqa: E402
 from metrics import pose, shape  # noqa: E402
 from metrics.geometry import as_heads, reference  # noqa: E402
+from synthetic import heads as synthetic_heads  # noqa: E402
 
 
 def pose_fit(generator, metadata, dataset_dir, num_samples):
@@ -112,7 +112,7 @@ def surfaces(generator, metadata, dataset_dir, count):
         except ValueError:  # the density never reaches the level: no surface (an early snapshot)
             rows.append(None)
             continue
-        distances = [synthetic_dataset.head_signed_distance(vertices, params) for params in bank.params]
+        distances = [synthetic_heads.head_signed_distance(vertices, params) for params in bank.params]
         signed = min(distances, key=lambda d: float(d.abs().median())).numpy()
         inside = signed < -0.01
         radius = float(np.median(vertices.norm(dim=-1).numpy()[inside])) if inside.any() else float('nan')

@@ -21,10 +21,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import curriculums  # noqa: E402
-import synthetic_dataset  # noqa: E402
 from checkpoints.builders import build_generator  # noqa: E402
+from inference.rendering import front_camera  # noqa: E402
 from metrics import geometry  # noqa: E402
-from metrics.heads import TrueHeads, front_camera  # noqa: E402
+from metrics.heads import TrueHeads  # noqa: E402
+from synthetic import heads as synthetic_heads  # noqa: E402
 
 
 def main(argv=None):
@@ -41,7 +42,7 @@ def main(argv=None):
     print(f"pose regressor and head bank ready in {time.perf_counter() - started:.1f} s "
           f"(regressor trained in {regressor.info['train_seconds']:.0f} s when first made)")
 
-    true_heads = TrueHeads(synthetic_dataset.sample_head_params(args.num_samples, np.random.default_rng(123)),
+    true_heads = TrueHeads(synthetic_heads.sample_head_params(args.num_samples, np.random.default_rng(123)),
                            metadata['fov'])
     torch.manual_seed(0)
     untrained = build_generator(metadata)

@@ -10,10 +10,12 @@ Files are written to a temporary name and renamed, so a crash never leaves a
 half-written checkpoint behind.
 """
 
-import os
 from pathlib import Path
 
 import torch
+
+from utils.errors import UserError
+from utils.files import atomic_writes
 
 from .inspection import STORAGE_TYPES, ForeignGlobal, InspectionError, inspect_checkpoint
 
@@ -22,7 +24,7 @@ EMA_FORMAT = 'pigan/ema'
 DISCRIMINATOR_FORMAT = 'pigan/discriminator'
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint is missing, corrupt, or not what was expected."""
 
 
@@ -32,23 +34,10 @@ def atomic_save(obj, path):
 
 
 def save_all(folder, files):
-    """Writes {file name: object} into folder, every file first to a temp name, then renamed."""
-    folder = Path(folder)
-    pending = []
-    try:
-        for name, obj in files.items():
-            tmp = folder / f'.{name}.tmp{os.getpid()}'
-            pending.append((tmp, folder / name))
-            with open(tmp, 'wb') as f:
-                torch.save(obj, f)
-                f.flush()
-                os.fsync(f.fileno())
-    except BaseException:
-        for tmp, _ in pending:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, final in pending:
-        os.replace(tmp, final)
+    """Writes {file name: object} into folder: every file first to a temporary name, then all renamed."""
+    with atomic_writes([Path(folder) / name for name in files]) as opened:
+        for obj, file in zip(files.values(), opened):
+            torch.save(obj, file)
 
 
 # Globals the pickles of this project's files name (besides torch's storage classes).

@@ -18,7 +18,6 @@ object tree, and one record data/<key> per storage. Checked here, in order:
 
 import pickletools
 import zipfile
-from dataclasses import dataclass, field
 
 from . import limits
 
@@ -50,14 +49,9 @@ class ForeignGlobal(InspectionError):
         self.name = name
 
 
-@dataclass
-class Inspection:
-    globals: set = field(default_factory=set)  # 'module name' of every GLOBAL
-    storage_bytes: int = 0                      # declared bytes of all distinct storages
-
-
 def inspect_checkpoint(path, allowed_globals):
-    """Inspection of the file at path, or InspectionError saying what is wrong (see the module doc)."""
+    """Returns if the file at path passes the checks; raises InspectionError saying what is wrong (see the
+    module doc)."""
     size = path.stat().st_size
     if size > limits.MAX_FILE_BYTES:
         raise InspectionError(f"it is {size / 2**30:.1f} GiB, more than the {limits.MAX_FILE_BYTES >> 30} GiB "
@@ -73,7 +67,7 @@ def inspect_checkpoint(path, allowed_globals):
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError,
             ValueError, KeyError) as error:
         raise InspectionError(f"its zip archive is damaged ({type(error).__name__}: {error})") from None
-    inspection, storages = scan_pickle(data, allowed_globals)
+    storages = scan_pickle(data, allowed_globals)
     folder = pickle_name[:-len('data.pkl')]
     for key, (element_size, numel) in storages.items():
         record = records.get(f'{folder}data/{key}')
@@ -82,8 +76,6 @@ def inspect_checkpoint(path, allowed_globals):
         if numel * element_size > record.file_size:
             raise InspectionError(f"storage data/{key} declares {numel} elements ({numel * element_size} bytes) "
                                   f"but its record holds {record.file_size} bytes")
-        inspection.storage_bytes += numel * element_size
-    return inspection
 
 
 def check_archive(archive, file_size):
@@ -151,8 +143,8 @@ def is_safe_key(value):
 
 
 def scan_pickle(data, allowed_globals):
-    """(Inspection, {storage key: (element size, numel)}) of a pickle, simulating only its stack."""
-    inspection, storages = Inspection(), {}
+    """{storage key: (element size, numel)} of a pickle, simulating only its stack."""
+    storages = {}
     stack, marks, memo = [], [], {}
 
     def pop_mark():
@@ -188,7 +180,6 @@ def scan_pickle(data, allowed_globals):
                 symbol = Global(arg)
                 if symbol not in allowed_globals:
                     raise ForeignGlobal(symbol.replace(' ', '.'))
-                inspection.globals.add(symbol)
                 stack.append(symbol)
             elif name in ('BININT', 'BININT1', 'BININT2', 'LONG1', 'BINFLOAT', 'BINUNICODE', 'SHORT_BINSTRING'):
                 stack.append(arg)
@@ -247,7 +238,7 @@ def scan_pickle(data, allowed_globals):
         raise
     except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError) as error:  # genops on a bad stream
         raise InspectionError(f"its pickle is malformed ({type(error).__name__}: {error})") from None
-    return inspection, storages
+    return storages
 
 
 def record_storage(persistent_id, storages):

@@ -56,7 +56,6 @@ class ImplicitGenerator3d(nn.Module):
 
     def set_device(self, device):
         self.to(device)
-        self.siren.device = device
         self.generate_avg_frequencies()
 
     # --- latent space --------------------------------------------------------------
@@ -94,6 +93,7 @@ class ImplicitGenerator3d(nn.Module):
         pixels, _, pitch_yaw = self.render_sampled_poses(frequencies, phase_shifts, **curriculum)
         return pixels, pitch_yaw
 
+    # Kept for the original's users: its inverse_render.py fits a latent through this method.
     def forward_with_frequencies(self, frequencies, phase_shifts, **curriculum):
         """As forward, from given frequencies and phase shifts [B, F]."""
         pixels, _, pitch_yaw = self.render_sampled_poses(frequencies, phase_shifts, **curriculum)

@@ -1,11 +1,7 @@
-"""Command-line pieces of the scripts that use a trained generator: its arguments, loading it, errors."""
+"""Command-line pieces of the scripts that use a trained generator: its arguments and loading it."""
 
-from checkpoints import CheckpointError, load_generator
-from curriculums import ConfigError
+from checkpoints import load_generator
 from torch_utils.cli import add_override_argument, parse_overrides, pick_device
-
-USER_ERRORS = (CheckpointError, ConfigError)  # reported by run_cli as one line, without a traceback
-
 
 def add_generator_arguments(parser):
     """Arguments of every script that loads a trained generator."""

@@ -73,6 +73,7 @@ def inference_options(metadata, image_size=None, ray_step_multiplier=1, lock_vie
 
 
 def front_camera(options):
+    """The camera at the mean of a curriculum's pose distribution (h_mean, v_mean), with its fov."""
     return Camera(options['h_mean'], options['v_mean'], options['fov'])
 
 

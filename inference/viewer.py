@@ -20,8 +20,8 @@ import torch
 from generators.camera_utils import camera_origins
 from generators.ray_sampler import camera_ray_directions
 from inference.meshing import density_grid, generator_mesh, save_mesh, vertex_colors
-from inference.rendering import (Camera, inference_options, latent_from_seed, render_to_video, render_view, trajectory,
-                                 view_dependence_locked)
+from inference.rendering import (Camera, front_camera, inference_options, latent_from_seed, render_to_video,
+                                 render_view, trajectory, view_dependence_locked)
 from torch_utils.media import depth_to_uint8, save_image, to_uint8
 
 DISPLAYS = ('RGB', 'depth', 'normals')
@@ -157,7 +157,9 @@ class ViewRenderer:
         return replace(settings, **changes)
 
     def front_camera(self):
-        return self.metadata['h_mean'], self.metadata['v_mean']
+        """(yaw, pitch) of the curriculum's mean camera."""
+        camera = front_camera(self.metadata)
+        return camera.yaw, camera.pitch
 
     def latent(self, settings):
         """W-space latent of the settings: seed's, or interpolated towards seed_b."""

@@ -18,9 +18,10 @@ import viser
 
 from inference.rendering import view_dependence_locked
 from inference.viewer import DISPLAYS, PlacedCamera, camera_from_browser, fit_to_canvas, position_from_camera
+from utils.errors import UserError
 
 
-class PortInUseError(Exception):
+class PortInUseError(UserError):
     pass
 
 

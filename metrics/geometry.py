@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import synthetic_dataset
 from datasets import DatasetError, make_dataset
+from synthetic import dataset as synthetic_files
 
 from . import multiview, pose, pose_regressor, shape
 from .heads import DEFAULT_SURFACE_LEVEL, GeneratorHeads, OccupancyHeads, TrueHeads
@@ -45,10 +45,10 @@ class SyntheticReference:
 
     def __init__(self, folder):
         self.folder = Path(folder)
-        self.metadata = synthetic_dataset.load_metadata(self.folder)
+        self.metadata = synthetic_files.load_metadata(self.folder)
         if self.metadata is None:
             raise DatasetError(f"{self.folder} is not a complete synthetic dataset (no "
-                               f"{synthetic_dataset.METADATA_FILE}); create it with: "
+                               f"{synthetic_files.METADATA_FILE}); create it with: "
                                f"python synthetic_dataset.py --output_dir {self.folder}")
         params = [entry['params'] for entry in self.metadata['images']]
         train, held_out = pose_regressor.split(len(params), pose_regressor.RegressorSettings.holdout_fraction)
@@ -94,7 +94,7 @@ class SyntheticReference:
 def reference(dataset_dir):
     """The SyntheticReference of a folder, built once per process (and again if poses.json changes)."""
     path = Path(dataset_dir).resolve()
-    metadata_file = path / synthetic_dataset.METADATA_FILE
+    metadata_file = path / synthetic_files.METADATA_FILE
     key = (str(path), metadata_file.stat().st_mtime_ns if metadata_file.is_file() else None)
     if key not in _references:
         _references[key] = SyntheticReference(path)

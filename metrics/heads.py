@@ -18,9 +18,10 @@ trivial shape behind the shape metric's chance level.
 import numpy as np
 import torch
 
-import synthetic_dataset
 from inference.meshing import density_grid, grid_axis
 from inference.rendering import Camera, inference_options, latent_from_seed, render_view
+from synthetic import dataset as synthetic_files
+from synthetic import heads as synthetic_heads
 
 DEFAULT_SURFACE_LEVEL = 10  # density of the surface, as shape_extraction.py's --level
 
@@ -56,7 +57,7 @@ class GeneratorHeads:
 
 
 class TrueHeads:
-    """Heads of the synthetic family (synthetic_dataset.sample_head_params dicts), ray traced.
+    """Heads of the synthetic family (synthetic_heads.sample_head_params dicts), ray traced.
 
     Images are antialiased as the dataset's (supersample 2); depth is traced through the
     pixel centres (the generator's rays), so it is exact wherever a pixel centre hits the head.
@@ -73,13 +74,13 @@ class TrueHeads:
         heads = [self.heads[i] for i in indices]
         pitch = [c.pitch for c in cameras]
         yaw = [c.yaw for c in cameras]
-        images = synthetic_dataset.render_heads(heads, pitch, yaw, img_size, self.fov)
-        _, buffers = synthetic_dataset.render_heads(heads, pitch, yaw, img_size, self.fov, supersample=1,
-                                                    return_buffers=True)
+        images = synthetic_heads.render_heads(heads, pitch, yaw, img_size, self.fov)
+        _, buffers = synthetic_heads.render_heads(heads, pitch, yaw, img_size, self.fov, supersample=1,
+                                                  return_buffers=True)
         return images * 2 - 1, buffers['depth']
 
     def surface_volume(self, index, resolution, cube_size):
-        return -signed_distance_grid(lambda p: synthetic_dataset.head_signed_distance(p, self.heads[index]),
+        return -signed_distance_grid(lambda p: synthetic_heads.head_signed_distance(p, self.heads[index]),
                                      resolution, cube_size), 0.0
 
 
@@ -118,16 +119,12 @@ def signed_distance_grid(signed_distance, resolution, cube_size):
 
 def sample_cameras(num, metadata, seed):
     """num Cameras drawn from the curriculum's training pose distribution, on their own RNG stream."""
-    pitch, yaw = synthetic_dataset.sample_poses(num, seed, metadata['h_mean'], metadata['v_mean'], metadata['h_stddev'],
-                              metadata['v_stddev'], metadata.get('sample_dist', 'gaussian'))
+    pitch, yaw = synthetic_files.sample_poses(num, seed, metadata['h_mean'], metadata['v_mean'], metadata['h_stddev'],
+                                              metadata['v_stddev'], metadata.get('sample_dist', 'gaussian'))
     return [Camera(float(y), float(p), metadata['fov']) for p, y in zip(pitch, yaw)]
 
 
 def turned(cameras, yaw_offset=0.0, pitch_offset=0.0):
     """The cameras turned by fixed offsets, radians."""
     return [Camera(c.yaw + yaw_offset, c.pitch + pitch_offset, c.fov) for c in cameras]
-
-
-def front_camera(metadata):
-    return Camera(metadata['h_mean'], metadata['v_mean'], metadata['fov'])
 

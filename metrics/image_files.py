@@ -8,9 +8,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from torch_utils.media import IMAGE_EXTENSIONS, list_images
+from utils.errors import UserError
 
 
-class ImageFolderError(ValueError):
+class ImageFolderError(UserError, ValueError):
     """An image folder is missing, empty or unusable."""
 
 

@@ -15,6 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pytorch_fid import inception as fid_inception
 
+from utils.errors import UserError
+
 FEATURE_DIM = 2048
 NUM_CLASSES = 1008
 WEIGHTS_URL = fid_inception.FID_WEIGHTS_URL
@@ -28,7 +30,7 @@ TRUNK_LAYERS = ('Conv2d_1a_3x3', 'Conv2d_2a_3x3', 'Conv2d_2b_3x3', 'maxpool1',
                 'Mixed_7a', 'Mixed_7b', 'Mixed_7c')
 
 
-class InceptionWeightsError(RuntimeError):
+class InceptionWeightsError(UserError, RuntimeError):
     """The FID Inception weights could not be found, downloaded or read."""
 
 

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-import synthetic_dataset
 from checkpoints import CheckpointError, atomic_save, safe_load
 from datasets import DatasetError
+from synthetic import dataset as synthetic_files
 
 FORMAT = 'pigan/pose_regressor'
 VERSION = 1
@@ -99,8 +99,8 @@ def dataset_digest(folder, settings):
     """sha256 of poses.json, every image's bytes and the regressor settings."""
     folder = Path(folder)
     digest = hashlib.sha256(f'{FORMAT}-v{VERSION}-{settings}'.encode())
-    digest.update((folder / synthetic_dataset.METADATA_FILE).read_bytes())
-    for entry in json.loads((folder / synthetic_dataset.METADATA_FILE).read_text())['images']:
+    digest.update((folder / synthetic_files.METADATA_FILE).read_bytes())
+    for entry in json.loads((folder / synthetic_files.METADATA_FILE).read_text())['images']:
         digest.update((folder / entry['file']).read_bytes())
     return digest.hexdigest()
 
@@ -158,9 +158,9 @@ def cache_path(folder, digest):
 def load_or_train(folder, settings=RegressorSettings(), progress=True):
     """The PoseRegressor of the synthetic dataset in folder, from its cache or trained now (and cached)."""
     folder = Path(folder)
-    metadata = synthetic_dataset.load_metadata(folder)
+    metadata = synthetic_files.load_metadata(folder)
     if metadata is None:
-        raise DatasetError(f"{folder} is not a complete synthetic dataset (no {synthetic_dataset.METADATA_FILE}); "
+        raise DatasetError(f"{folder} is not a complete synthetic dataset (no {synthetic_files.METADATA_FILE}); "
                            f"create it with: python synthetic_dataset.py --output_dir {folder}")
     digest = dataset_digest(folder, settings)
     path = cache_path(folder, digest)

@@ -1,13 +1,14 @@
 """Inception statistics of a real-image folder, cached in an .npz until the folder changes."""
 
 import hashlib
-import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from utils.files import atomic_write
 
 from .fid import feature_statistics
 from .image_files import folder_fingerprint, require_images
@@ -49,11 +50,9 @@ def read_cache(cache_file, fingerprint):
 
 def write_cache(cache_file, fingerprint, mu, sigma, features):
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_name(f'.{cache_file.name}.tmp{os.getpid()}')
-    with open(tmp, 'wb') as f:
+    with atomic_write(cache_file) as f:
         # Features come from a float32 network, so float32 storage is lossless.
         np.savez(f, fingerprint=fingerprint, mu=mu, sigma=sigma, features=features.astype(np.float32))
-    os.replace(tmp, cache_file)
 
 
 def real_statistics(real_dir, cache_dir, compute_features, weights_digest):

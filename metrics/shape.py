@@ -26,8 +26,8 @@ import torch
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
-import synthetic_dataset
 from inference.meshing import extract_mesh
+from synthetic import heads as synthetic_heads
 
 from .heads import SphereHeads
 
@@ -74,10 +74,10 @@ def radial_surface_points(head, directions, iterations=14):
     """Points [P, 3] on a head's surface, one along each direction from the origin (by bisection
     of head_signed_distance between the origin, inside, and the bounding radius, outside)."""
     low = torch.zeros(len(directions), 1)
-    high = torch.full((len(directions), 1), synthetic_dataset.BOUNDING_RADIUS * 1.05)
+    high = torch.full((len(directions), 1), synthetic_heads.BOUNDING_RADIUS * 1.05)
     for _ in range(iterations):
         middle = (low + high) / 2
-        inside = synthetic_dataset.head_signed_distance(middle * directions, head)[:, None] < 0
+        inside = synthetic_heads.head_signed_distance(middle * directions, head)[:, None] < 0
         low, high = torch.where(inside, middle, low), torch.where(inside, high, middle)
     return (low + high) / 2 * directions
 
@@ -102,7 +102,7 @@ class HeadBank:
         """(accuracy, completeness, two-way) [len(indices), 3] of a Surface against the bank heads
         at indices. Completeness measures to points spread over the triangles, so the grid's
         spacing adds little to it."""
-        accuracy = [float(synthetic_dataset.head_signed_distance(surface.vertices, self.params[i]).abs().mean())
+        accuracy = [float(synthetic_heads.head_signed_distance(surface.vertices, self.params[i]).abs().mean())
                     for i in indices]
         targets = torch.cat([self.points[i] for i in indices]).numpy()
         completeness = surface.tree.query(targets)[0].reshape(len(indices), -1).mean(1)

@@ -26,11 +26,13 @@ from preprocessing.images import PhotoError
 from preprocessing.photos import Settings, file_signature, prepare_photo
 from preprocessing.report import command_notes, default_curriculum, save_pose_histogram, train_command
 from torch_utils.media import save_image
+from utils.errors import UserError
+from utils.files import atomic_write
 
 IMAGES_DIR, PROGRESS_FILE, HISTOGRAM_FILE = 'images', 'progress.jsonl', 'pose_histogram.png'
 
 
-class PreparationError(Exception):
+class PreparationError(UserError):
     """The command cannot run as given; the message says what to change."""
 
 
@@ -176,10 +178,8 @@ def run_workers(tasks, settings, workers, progress_file, done_count, total):
 
 
 def write_json(path, content):
-    partial = f'{path}.partial'
-    with open(partial, 'w') as file:
+    with atomic_write(path, 'w') as file:
         json.dump(content, file, indent=1)
-    os.replace(partial, path)
 
 
 def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=True, curriculum=None,

@@ -129,10 +129,9 @@ class _FiLMSiren(nn.Module):
     first_layer_in = 3
     first_layer_init = staticmethod(first_layer_film_sine_init)
 
+    # input_dim and device: the original's arguments, kept for its callers; neither is used (points are 3-D).
     def __init__(self, input_dim=2, z_dim=100, hidden_dim=256, output_dim=1, device=None):
         super().__init__()
-        self.device = device
-        self.input_dim = input_dim
         self.z_dim = z_dim
         self.hidden_dim = hidden_dim
         self.output_dim = output_dim

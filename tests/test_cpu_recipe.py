@@ -11,7 +11,7 @@ import train
 from checkpoints.builders import build_discriminator, build_generator
 from discriminators.discriminators import CCSEncoderDiscriminator, NarrowCCSEncoderDiscriminator
 from inference.rendering import inference_options
-from synthetic_dataset import make_synthetic_dataset
+from synthetic.dataset import make_synthetic_dataset
 from training import monitor
 
 

@@ -49,12 +49,6 @@ def test_upsample_steps():
     assert curriculums.next_upsample_step(curriculums.get('CelebA'), 0) == float('inf')
 
 
-def test_get_current_step():
-    assert curriculums.get_current_step({'update_epochs': [2, 5]}, 0) == 0
-    assert curriculums.get_current_step({'update_epochs': [2, 5]}, 3) == 1
-    assert curriculums.get_current_step({'update_epochs': [2, 5]}, 5) == 2
-
-
 def test_overrides_win_in_every_stage_and_stage_overrides_merge():
     carla = curriculums.apply_overrides(curriculums.get('CARLA'),
                                         parse_overrides(['batch_size=4', 'fov=18', "10000={'num_steps': 8}"]))
@@ -141,12 +135,11 @@ def test_scripts_report_a_typo_as_one_line_and_load_old_recorded_keys(tmp_path, 
     import render_multiview_images
     from checkpoints import load_generator
     from tiny_checkpoint import make_tiny_run
-    from inference.arguments import USER_ERRORS
     from torch_utils.cli import run_cli
     run = make_tiny_run(tmp_path, learnable_dist=False)  # a key recorded by an older version
     argv = [str(run), '--set', 'hierarchical_sampling=False', '--device', 'cpu', '--output_dir', str(tmp_path)]
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(lambda: render_multiview_images.main(argv), USER_ERRORS)  # as the script's __main__ runs it
+        run_cli(lambda: render_multiview_images.main(argv))  # as the script's __main__ runs it
     assert exit_info.value.code == ("error: unknown curriculum key 'hierarchical_sampling'; "
                                     "did you mean 'hierarchical_sample'?")
     generator, metadata = load_generator(run)

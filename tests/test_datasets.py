@@ -1,4 +1,4 @@
-"""Image datasets: transforms, error messages, loaders. Small images made on the fly."""
+"""Image datasets: transforms, error messages. Small images made on the fly."""
 
 import math
 
@@ -161,60 +161,30 @@ def test_env_var_fallback(tmp_path, monkeypatch):
 
 def test_unknown_dataset_name_lists_valid_ones():
     with pytest.raises(DatasetError) as info:
-        datasets.get_dataset('ImageNet', img_size=8)
+        datasets.make_dataset('ImageNet', img_size=8)
     for name in ['CelebA', 'Cats', 'Carla', 'ImageFolder', 'Synthetic']:
         assert name in str(info.value)
 
 
 def test_dataset_smaller_than_batch(tmp_path):
     random_images(tmp_path, 3)
+    dataset = datasets.make_dataset('ImageFolder', dataset_path=str(tmp_path), img_size=8)
+    datasets.check_enough_images(dataset, 'ImageFolder', 3)
     with pytest.raises(DatasetError, match='3 images'):
-        datasets.get_dataset('ImageFolder', batch_size=4, dataset_path=str(tmp_path), img_size=8, num_workers=0)
+        datasets.check_enough_images(dataset, 'ImageFolder', 4)
     with pytest.raises(DatasetError, match='3 images'):
-        datasets.get_dataset_distributed('ImageFolder', 2, 0, 2, dataset_path=str(tmp_path), img_size=8,
-                                         num_workers=0)
+        datasets.check_enough_images(dataset, 'ImageFolder', 2, world_size=2)
 
 
-# --- loaders ------------------------------------------------------------------------------
+# --- items ----------------------------------------------------------------------------------
 
 CURRICULUM_NOISE = {'fov': 12, 'ray_start': 0.88, 'gen_lr': 1e-4, 'model': 'X', 'dataset': 'ImageFolder',
                     'num_steps': 12, 'h_mean': math.pi / 2}
 
 
-def test_get_dataset_batches(tmp_path):
+def test_make_dataset_ignores_other_curriculum_keys(tmp_path):
     random_images(tmp_path, 7)
-    loader, channels = datasets.get_dataset('ImageFolder', batch_size=3, dataset_path=str(tmp_path), img_size=16,
-                                            num_workers=0, **CURRICULUM_NOISE)
-    assert channels == 3
-    batches = list(loader)
-    assert len(batches) == 2  # 7 // 3, last partial batch dropped
-    images, poses = batches[0]
-    assert images.shape == (3, 3, 16, 16) and poses.shape == (3, 2)
-
-    loader, _ = datasets.get_dataset('ImageFolder', subsample=4, batch_size=2, dataset_path=str(tmp_path),
-                                     img_size=16, num_workers=0)
-    assert len(loader.dataset) == 4
-
-
-def test_get_dataset_with_worker_process(tmp_path):
-    random_images(tmp_path, 4)
-    loader, _ = datasets.get_dataset('ImageFolder', batch_size=2, dataset_path=str(tmp_path), img_size=8,
-                                     num_workers=1)
-    assert loader.num_workers == 1 and loader.persistent_workers
-    assert [images.shape for images, _ in loader] == [(2, 3, 8, 8)] * 2
-
-
-def test_distributed_shards_are_disjoint(tmp_path):
-    random_images(tmp_path, 10)
-    shards = []
-    for rank in range(2):
-        loader, _ = datasets.get_dataset_distributed('ImageFolder', 2, rank, 2, dataset_path=str(tmp_path),
-                                                     img_size=8, num_workers=0, **CURRICULUM_NOISE)
-        assert isinstance(loader.sampler, torch.utils.data.distributed.DistributedSampler)
-        loader.sampler.set_epoch(3)
-        shards.append(set(loader.sampler))
-        images, poses = next(iter(loader))
-        assert images.shape == (2, 3, 8, 8) and poses.shape == (2, 2)
-        assert len(loader) == 2  # 5 images per rank -> 2 full batches
-    assert not shards[0] & shards[1]
-    assert shards[0] | shards[1] == set(range(10))
+    dataset = datasets.make_dataset('ImageFolder', dataset_path=str(tmp_path), img_size=16, **CURRICULUM_NOISE)
+    assert len(dataset) == 7
+    image, pose = dataset[0]
+    assert image.shape == (3, 16, 16) and pose.shape == (2,)

@@ -175,7 +175,7 @@ def test_output_images_interleaves_ranks_and_keeps_the_rng(run_folder, tmp_path)
 
 
 def test_setup_evaluation_writes_real_images_once(tmp_path, monkeypatch):
-    from synthetic_dataset import make_synthetic_dataset
+    from synthetic.dataset import make_synthetic_dataset
     make_synthetic_dataset(str(tmp_path / 'synthetic'), 7, img_size=16, seed=0, progress=False)
     monkeypatch.chdir(tmp_path)
     real_dir = fid_evaluation.setup_evaluation('Synthetic', 'generated', target_size=8, num_imgs=5,

@@ -14,20 +14,22 @@ import numpy as np
 import pytest
 import torch
 
-import synthetic_dataset as sd
 from checkpoints import load_generator
 from metrics import GeneratorInputs, MetricInputs, calc_metric, geometry, multiview, pose_regressor, shape
-from metrics.heads import (Camera, GeneratorHeads, OccupancyHeads, SphereHeads, TrueHeads, front_camera,
-                           signed_distance_grid, turned)
+from inference.rendering import front_camera
+from metrics.heads import (Camera, GeneratorHeads, OccupancyHeads, SphereHeads, TrueHeads, signed_distance_grid,
+                           turned)
+from synthetic import dataset as synthetic_files
+from synthetic import heads as synthetic_heads
 
 NUM_IMAGES = 200   # 180 train the regressor, 20 are held out
-CAMERA = dict(sd.DEFAULT_CAMERA)
+CAMERA = dict(synthetic_files.DEFAULT_CAMERA)
 
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     folder = tmp_path_factory.mktemp('geometry') / 'synthetic_32'
-    sd.make_synthetic_dataset(str(folder), NUM_IMAGES, img_size=32, seed=0, progress=False, **CAMERA)
+    synthetic_files.make_synthetic_dataset(str(folder), NUM_IMAGES, img_size=32, seed=0, progress=False, **CAMERA)
     return folder
 
 
@@ -39,7 +41,7 @@ def reference(dataset):
 @pytest.fixture(scope='module')
 def new_heads():
     """Heads the dataset never showed (another seed), as a perfect generator would make them."""
-    return TrueHeads(sd.sample_head_params(24, np.random.default_rng(123)), CAMERA['fov'])
+    return TrueHeads(synthetic_heads.sample_head_params(24, np.random.default_rng(123)), CAMERA['fov'])
 
 
 class WrongYaw:
@@ -84,8 +86,8 @@ def test_regressor_is_cached_by_content(dataset, reference):
 
 
 def test_regressor_reads_true_poses(reference):
-    images = sd.render_heads(reference.held_out_heads.heads[:4], [math.pi / 2] * 4,
-                             [math.pi / 2 - 0.3, math.pi / 2 - 0.1, math.pi / 2 + 0.1, math.pi / 2 + 0.3], 32, 12)
+    yaws = [math.pi / 2 - 0.3, math.pi / 2 - 0.1, math.pi / 2 + 0.1, math.pi / 2 + 0.3]
+    images = synthetic_heads.render_heads(reference.held_out_heads.heads[:4], [math.pi / 2] * 4, yaws, 32, 12)
     predicted, features = reference.regressor.predict(images * 2 - 1)
     assert features.shape == (4, pose_regressor.RegressorSettings.feature_dim)
     assert (predicted[:, 0].diff() > 0).all()  # yaw increases with the camera's
@@ -134,7 +136,7 @@ def test_pose_fd_chance_is_the_frechet_distance_of_one_repeated_image(reference)
 
 def test_bank_points_lie_on_their_heads(reference):
     head = reference.bank.params[0]
-    assert sd.head_signed_distance(reference.bank.points[0], head).abs().max() < 2e-5
+    assert synthetic_heads.head_signed_distance(reference.bank.points[0], head).abs().max() < 2e-5
 
 
 def test_a_bank_head_matches_itself(reference):
@@ -308,7 +310,8 @@ class IgnoresCamera:
     def surface_volume(self, index, resolution, cube_size):
         squash = torch.tensor([1.0, 1.0, 4.0])
         head = self.heads.heads[index]
-        return -signed_distance_grid(lambda p: sd.head_signed_distance(p * squash, head), resolution, cube_size), 0.0
+        return -signed_distance_grid(lambda p: synthetic_heads.head_signed_distance(p * squash, head),
+                                     resolution, cube_size), 0.0
 
 
 class Collapsed:

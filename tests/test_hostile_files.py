@@ -30,7 +30,7 @@ from PIL import Image
 
 import hostile_files
 from reference import OFFICIAL_DIR, require
-from synthetic_dataset import make_synthetic_dataset
+from synthetic.dataset import make_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS='1')

@@ -12,7 +12,7 @@ from PIL import Image
 
 import inverse_render
 import shape_extraction
-import synthetic_dataset
+from synthetic import heads as synthetic_heads
 from test_render_scripts import probe_video
 from tiny_checkpoint import make_tiny_run
 from checkpoints import atomic_save, load_generator
@@ -139,7 +139,7 @@ def test_inverse_render_script_with_views_and_tuned_weights(smooth_run, tmp_path
 
 def test_meshes_lie_on_the_synthetic_heads_known_surface():
     """Marching cubes on a synthetic head's density lands on its true surface, in world coordinates."""
-    synthetic = synthetic_dataset
+    synthetic = synthetic_heads
     head = synthetic.sample_head_params(1, np.random.default_rng(0))[0]
     resolution, cube_size = 48, 0.3
     axis = torch.linspace(-cube_size / 2, cube_size / 2, resolution)
@@ -195,7 +195,7 @@ COMPLETENESS_BOUNDS = (0.003, 0.0055)   # distance of each seen true surface poi
 
 def surface_errors(vertices, head, seen_points):
     """(accuracy, completeness) as (median, 90th percentile) pairs."""
-    accuracy = synthetic_dataset.head_signed_distance(torch.from_numpy(vertices), head).abs().numpy()
+    accuracy = synthetic_heads.head_signed_distance(torch.from_numpy(vertices), head).abs().numpy()
     completeness, _ = scipy.spatial.cKDTree(vertices).query(seen_points)
     return tuple(tuple(float(x) for x in np.percentile(errors, [50, 90])) for errors in (accuracy, completeness))
 
@@ -211,8 +211,8 @@ def ring_of_views(head, size=32):
     true surface points the cameras see.
     """
     cameras = [Camera(math.pi / 2 + 2 * math.pi * k / 8, math.pi / 2 + (-0.3 if k % 2 else 0.3), 12) for k in range(8)]
-    images, buffers = synthetic_dataset.render_heads([head] * 8, [c.pitch for c in cameras], [c.yaw for c in cameras],
-                                                     size, 12, return_buffers=True)
+    images, buffers = synthetic_heads.render_heads([head] * 8, [c.pitch for c in cameras], [c.yaw for c in cameras],
+                                                   size, 12, return_buffers=True)
     # The grey background is known: swap it for white exactly (pixels are box filtered; mask = coverage).
     background = torch.tensor(head['background']).reshape(1, 3, 1, 1)
     images = images + (1 - buffers['mask']) * (1 - background)
@@ -221,7 +221,7 @@ def ring_of_views(head, size=32):
 
 def test_multiview_fit_with_tuned_weights_recovers_the_synthetic_heads_surface(scratch_run):
     """Eight views of a known head, fitted from scratch with tuned weights, mesh to its true surface."""
-    head = synthetic_dataset.sample_head_params(1, np.random.default_rng(1))[0]
+    head = synthetic_heads.sample_head_params(1, np.random.default_rng(1))[0]
     cameras, targets, seen = ring_of_views(head)
     generator, metadata = load_generator(scratch_run, ema=None)
     options = inference_options({**metadata, 'num_steps': 24}, 32, lock_view_dependence=True)
@@ -246,7 +246,7 @@ def test_multiview_fit_with_tuned_weights_recovers_the_synthetic_heads_surface(s
 
 def test_the_surface_bounds_reject_round_approximations():
     """The bounds above fail for spheres (the best size included) and for the head without hair, nose and eyes."""
-    head = synthetic_dataset.sample_head_params(1, np.random.default_rng(1))[0]
+    head = synthetic_heads.sample_head_params(1, np.random.default_rng(1))[0]
     _, _, seen = ring_of_views(head)
     axis = np.linspace(-0.12, 0.12, 64)
     points = np.stack(np.meshgrid(axis, axis, axis, indexing='ij')[::-1], -1)  # [z, y, x] -> (x, y, z)

@@ -24,6 +24,7 @@ from preprocessing.camera_labels import pose_from_eg3d_label
 from preprocessing.faces import FaceDetector
 from preprocessing.images import REASONS, PhotoError, open_photo
 from preprocessing.photos import Settings, prepare_photo
+from preprocessing.prepare import PreparationError
 from preprocessing.pose import TEMPLATE, estimate_pose
 from preprocessing.report import default_curriculum, fitted_batch_size
 from test_inverse_render import smooth_run  # noqa: F401  (a fixture: a tiny generator that renders smoothly)
@@ -176,7 +177,7 @@ def test_batch_sizes_and_curricula_of_the_printed_command():
     assert (fitted_batch_size('CelebA_CPU', 1), fitted_batch_size('CelebA_CPU', 0)) == (1, 1)
     assert default_curriculum('faces', gpu=True) == 'CelebA' and default_curriculum('faces', gpu=False) == 'CelebA_CPU'
     assert default_curriculum('center', gpu=False) == 'CATS'
-    with pytest.raises(prepare_dataset.PreparationError, match="unknown curriculum 'celeba'"):
+    with pytest.raises(PreparationError, match="unknown curriculum 'celeba'"):
         prepare_dataset.main(['nowhere', 'out', '--curriculum', 'celeba'])
 
 
@@ -546,12 +547,11 @@ def test_bad_folders_get_one_line(tmp_path, capsys):
                           ((tmp_path / 'photos', tmp_path / 'out'), 'holds no files'),
                           ((tmp_path / 'photos', tmp_path / 'photos'), 'the output folder is the photo folder')):
         with pytest.raises(SystemExit) as stop:
-            prepare_dataset.run_cli(lambda: prepare_dataset.main([str(arg) for arg in args]),
-                                    prepare_dataset.PreparationError)
+            prepare_dataset.run_cli(lambda: prepare_dataset.main([str(arg) for arg in args]))
         assert message in str(stop.value) and '\n' not in str(stop.value)
     astronaut().save(tmp_path / 'photos' / 'a.png')
     (tmp_path / 'theirs' / 'images').mkdir(parents=True)
     (tmp_path / 'theirs' / 'images' / 'keep.png').write_bytes(b'x')
-    with pytest.raises(prepare_dataset.PreparationError, match='did not write'):
+    with pytest.raises(PreparationError, match='did not write'):
         prepare_dataset.main([str(tmp_path / 'photos'), str(tmp_path / 'theirs')])
     assert (tmp_path / 'theirs' / 'images' / 'keep.png').exists()

@@ -179,16 +179,6 @@ def test_render_keys_are_the_renderers_keywords_and_unknown_keys_fail():
                          hierarchical_sampling=True)
 
 
-def test_original_module_path_still_imports():
-    # Users' code from the original imports the renderer's functions from volumetric_rendering.
-    from generators import camera_utils, ray_marcher, ray_sampler, volumetric_rendering
-    for name, home in (('fancy_integration', ray_marcher), ('get_initial_rays_trig', ray_sampler),
-                       ('perturb_points', ray_sampler), ('sample_pdf', ray_sampler),
-                       ('create_cam2world_matrix', camera_utils), ('sample_camera_positions', camera_utils),
-                       ('normalize_vecs', camera_utils), ('truncated_normal_', camera_utils)):
-        assert getattr(volumetric_rendering, name) is getattr(home, name)
-
-
 def ball(radius, density=1e4, colour=0.25):
     """An evaluate_siren stand-in: an opaque ball of `colour` around the origin, nothing outside."""
     def evaluate(points, view_directions, frequencies, phase_shifts, **unused):

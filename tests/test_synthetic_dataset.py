@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 
 import datasets
-import synthetic_dataset as sd
+import synthetic_dataset
+from synthetic import dataset as synthetic_files
+from synthetic import heads as synthetic_heads
 from torch_utils.media import to_uint8
 
 FRONT = math.pi / 2
@@ -18,13 +20,13 @@ CAMERA = dict(fov=12, h_mean=FRONT, v_mean=FRONT, h_stddev=0.3, v_stddev=0.155, 
 
 
 def heads(count, seed=0):
-    return sd.sample_head_params(count, np.random.default_rng(seed))
+    return synthetic_heads.sample_head_params(count, np.random.default_rng(seed))
 
 
 @pytest.fixture(scope='module')
 def small_dataset(tmp_path_factory):
     folder = tmp_path_factory.mktemp('synthetic') / 'set'
-    sd.make_synthetic_dataset(str(folder), 6, img_size=32, seed=0, progress=False, batch_size=4, **CAMERA)
+    synthetic_files.make_synthetic_dataset(str(folder), 6, img_size=32, seed=0, progress=False, batch_size=4, **CAMERA)
     return folder
 
 
@@ -34,8 +36,8 @@ def read_png(path):
 
 def nose_centroid(head, pitch, yaw, size=48):
     """(column, row) of the nose's pixels in the supersampled part buffer."""
-    _, buffers = sd.render_heads(head, [pitch], [yaw], size, 12, return_buffers=True)
-    rows, cols = torch.nonzero(buffers['part'][0] == sd.NOSE, as_tuple=True)
+    _, buffers = synthetic_heads.render_heads(head, [pitch], [yaw], size, 12, return_buffers=True)
+    rows, cols = torch.nonzero(buffers['part'][0] == synthetic_heads.NOSE, as_tuple=True)
     assert len(rows) > 0, 'nose not visible'
     return cols.float().mean().item(), rows.float().mean().item()
 
@@ -43,7 +45,7 @@ def nose_centroid(head, pitch, yaw, size=48):
 # --- files ----------------------------------------------------------------------------------
 
 def test_files_and_metadata(small_dataset):
-    metadata = json.loads((small_dataset / sd.METADATA_FILE).read_text())
+    metadata = json.loads((small_dataset / synthetic_files.METADATA_FILE).read_text())
     assert metadata['num_images'] == 6 and metadata['img_size'] == 32 and metadata['camera'] == CAMERA
     assert [e['file'] for e in metadata['images']] == [f'{i:05d}.png' for i in range(6)]
     for entry in metadata['images']:
@@ -55,8 +57,8 @@ def test_files_and_metadata(small_dataset):
 
 def test_same_seed_same_bytes_other_seed_differs(small_dataset, tmp_path):
     again, other = tmp_path / 'again', tmp_path / 'other'
-    sd.make_synthetic_dataset(str(again), 6, img_size=32, seed=0, progress=False, batch_size=3, **CAMERA)
-    sd.make_synthetic_dataset(str(other), 6, img_size=32, seed=1, progress=False, **CAMERA)
+    synthetic_files.make_synthetic_dataset(str(again), 6, img_size=32, seed=0, progress=False, batch_size=3, **CAMERA)
+    synthetic_files.make_synthetic_dataset(str(other), 6, img_size=32, seed=1, progress=False, **CAMERA)
     names = sorted(os.listdir(small_dataset))
     assert names == sorted(os.listdir(again))
     for name in names:  # batch size differs too: results must not depend on it
@@ -65,29 +67,31 @@ def test_same_seed_same_bytes_other_seed_differs(small_dataset, tmp_path):
 
 
 def test_smaller_dataset_is_a_prefix(small_dataset, tmp_path):
-    sd.make_synthetic_dataset(str(tmp_path), 3, img_size=32, seed=0, progress=False, **CAMERA)
+    synthetic_files.make_synthetic_dataset(str(tmp_path), 3, img_size=32, seed=0, progress=False, **CAMERA)
     for i in range(3):
         assert (tmp_path / f'{i:05d}.png').read_bytes() == (small_dataset / f'{i:05d}.png').read_bytes()
-    assert sd.load_metadata(str(tmp_path))['images'] == sd.load_metadata(str(small_dataset))['images'][:3]
+    prefix = synthetic_files.load_metadata(str(small_dataset))['images'][:3]
+    assert synthetic_files.load_metadata(str(tmp_path))['images'] == prefix
 
 
 def test_stored_pose_and_params_rerender_the_png(small_dataset):
-    metadata = sd.load_metadata(str(small_dataset))
+    metadata = synthetic_files.load_metadata(str(small_dataset))
     for index, entry in enumerate(metadata['images']):
         stored = read_png(small_dataset / entry['file'])
-        image = sd.render_heads(entry['params'], [entry['pitch']], [entry['yaw']], 32, CAMERA['fov'],
-                                supersample=metadata['supersample'])
+        image = synthetic_heads.render_heads(entry['params'], [entry['pitch']], [entry['yaw']], 32, CAMERA['fov'],
+                                             supersample=metadata['supersample'])
         assert np.array_equal(to_uint8(image, value_range=(0, 1))[0], stored)
         if index == 0:
-            turned = sd.render_heads(entry['params'], [entry['pitch']], [entry['yaw'] + 0.2], 32, CAMERA['fov'])
+            turned = synthetic_heads.render_heads(entry['params'], [entry['pitch']], [entry['yaw'] + 0.2], 32,
+                                                  CAMERA['fov'])
             assert np.abs(to_uint8(turned, value_range=(0, 1))[0].astype(int) - stored).mean() > 2
 
 
 def test_interrupted_run_is_not_complete(tmp_path, monkeypatch):
     folder = tmp_path / 'set'
-    sd.make_synthetic_dataset(str(folder), 2, img_size=16, progress=False)
-    assert sd.load_metadata(str(folder)) is not None
-    real_render, calls = sd.render_heads, []
+    synthetic_files.make_synthetic_dataset(str(folder), 2, img_size=16, progress=False)
+    assert synthetic_files.load_metadata(str(folder)) is not None
+    real_render, calls = synthetic_heads.render_heads, []
 
     def failing_render(*args, **kwargs):
         calls.append(1)
@@ -95,20 +99,20 @@ def test_interrupted_run_is_not_complete(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_render(*args, **kwargs)
 
-    monkeypatch.setattr(sd, 'render_heads', failing_render)
+    monkeypatch.setattr(synthetic_files, 'render_heads', failing_render)
     with pytest.raises(KeyboardInterrupt):
-        sd.make_synthetic_dataset(str(folder), 5, img_size=16, progress=False, batch_size=2)
+        synthetic_files.make_synthetic_dataset(str(folder), 5, img_size=16, progress=False, batch_size=2)
     assert os.path.exists(folder / '00001.png')
-    assert sd.load_metadata(str(folder)) is None  # the old metadata went before any image was replaced
+    assert synthetic_files.load_metadata(str(folder)) is None  # the old metadata went before any image was replaced
     with pytest.raises(datasets.DatasetError, match='not a complete synthetic dataset'):
         datasets.Synthetic(str(folder), img_size=16)
 
 
 def test_command_line_takes_camera_from_curriculum(tmp_path, capsys):
     folder = tmp_path / 'cli'
-    sd.main(['--output_dir', str(folder), '--num_images', '2', '--img_size', '16', '--seed', '3',
+    synthetic_dataset.main(['--output_dir', str(folder), '--num_images', '2', '--img_size', '16', '--seed', '3',
              '--curriculum', 'CATS'])
-    metadata = sd.load_metadata(str(folder))
+    metadata = synthetic_files.load_metadata(str(folder))
     assert metadata['seed'] == 3 and metadata['num_images'] == 2
     assert metadata['camera'] == dict(fov=12, h_mean=FRONT, v_mean=FRONT, h_stddev=0.5, v_stddev=0.4,
                                       sample_dist='uniform')
@@ -116,11 +120,11 @@ def test_command_line_takes_camera_from_curriculum(tmp_path, capsys):
 
 
 def test_poses_follow_the_camera_distribution():
-    pitch, yaw = sd.sample_poses(4000, 0, **{k: v for k, v in CAMERA.items() if k != 'fov'})
+    pitch, yaw = synthetic_files.sample_poses(4000, 0, **{k: v for k, v in CAMERA.items() if k != 'fov'})
     assert abs(yaw.mean() - FRONT) < 0.02 and abs(yaw.std() - 0.3) < 0.02
     assert abs(pitch.mean() - FRONT) < 0.01 and abs(pitch.std() - 0.155) < 0.01
     state = torch.get_rng_state()
-    sd.sample_poses(3, 5, **{k: v for k, v in CAMERA.items() if k != 'fov'})
+    synthetic_files.sample_poses(3, 5, **{k: v for k, v in CAMERA.items() if k != 'fov'})
     assert torch.equal(state, torch.get_rng_state())  # the global RNG is left alone
 
 
@@ -143,12 +147,14 @@ def test_nose_moves_with_yaw_and_pitch():
 
 def test_eyes_and_hair_where_expected_from_the_front():
     head = heads(1, seed=2)[0]
-    _, buffers = sd.render_heads(head, [FRONT], [FRONT], 32, 12, return_buffers=True)
+    _, buffers = synthetic_heads.render_heads(head, [FRONT], [FRONT], 32, 12, return_buffers=True)
     part = buffers['part'][0]
     columns = torch.arange(part.shape[1]).expand_as(part).float()
     rows = torch.arange(part.shape[0])[:, None].expand_as(part).float()
-    assert columns[part == sd.LEFT_EYE].mean() < columns[part == sd.RIGHT_EYE].mean()
-    assert rows[part == sd.HAIR].mean() < rows[part == sd.LEFT_EYE].mean() < rows[part == sd.NOSE].mean()
+    assert columns[part == synthetic_heads.LEFT_EYE].mean() < columns[part == synthetic_heads.RIGHT_EYE].mean()
+    hair, eye, nose = (rows[part == index].mean() for index in
+                       (synthetic_heads.HAIR, synthetic_heads.LEFT_EYE, synthetic_heads.NOSE))
+    assert hair < eye < nose
 
 
 def test_head_fully_inside_frame_at_extreme_poses():
@@ -156,7 +162,7 @@ def test_head_fully_inside_frame_at_extreme_poses():
     angle = torch.linspace(0, 2 * math.pi, n + 1)[:n]
     pitch = FRONT + 3 * 0.155 * torch.sin(angle)  # three standard deviations away
     yaw = FRONT + 3 * 0.3 * torch.cos(angle)
-    images, buffers = sd.render_heads(heads(n, seed=7), pitch, yaw, 32, 12, return_buffers=True)
+    images, buffers = synthetic_heads.render_heads(heads(n, seed=7), pitch, yaw, 32, 12, return_buffers=True)
     mask = buffers['mask'][:, 0]
     assert (mask.flatten(1).mean(1) > 0.15).all()  # the head is there and sizeable
     border = torch.cat([mask[:, 0], mask[:, -1], mask[:, :, 0], mask[:, :, -1]], 1)
@@ -171,24 +177,24 @@ def test_head_fully_inside_frame_at_extreme_poses():
 def test_signed_distance_inside_outside_and_bounded():
     directions = torch.nn.functional.normalize(torch.randn(500, 3, generator=torch.Generator().manual_seed(0)), dim=1)
     for head in heads(20, seed=3):
-        assert sd.head_signed_distance(torch.zeros(1, 3), head).item() < -0.04
-        assert (sd.head_signed_distance(torch.tensor([[1.0, 0, 0], [0, -0.5, 0]]), head) > 0.3).all()
-        assert (sd.head_signed_distance(directions * sd.BOUNDING_RADIUS, head) > 0).all()
+        assert synthetic_heads.head_signed_distance(torch.zeros(1, 3), head).item() < -0.04
+        assert (synthetic_heads.head_signed_distance(torch.tensor([[1.0, 0, 0], [0, -0.5, 0]]), head) > 0.3).all()
+        assert (synthetic_heads.head_signed_distance(directions * synthetic_heads.BOUNDING_RADIUS, head) > 0).all()
 
 
 def test_rendered_surface_is_the_signed_distance_zero_set():
     head = heads(1, seed=5)[0]
-    _, buffers = sd.render_heads(head, [1.4], [1.9], 24, 12, return_buffers=True)
+    _, buffers = synthetic_heads.render_heads(head, [1.4], [1.9], 24, 12, return_buffers=True)
     hit = torch.isfinite(buffers['depth'][0])
     points = buffers['points'][0][hit]
     assert len(points) > 100
-    distance = sd.head_signed_distance(points, head)
+    distance = synthetic_heads.head_signed_distance(points, head)
     assert distance.abs().max() < 2e-4
     # Slightly nearer the camera is outside, slightly farther is mostly inside.
     camera = torch.tensor([math.sin(1.4) * math.cos(1.9), math.cos(1.4), math.sin(1.4) * math.sin(1.9)])
     towards_camera = torch.nn.functional.normalize(camera - points, dim=1)
-    assert (sd.head_signed_distance(points + 2e-3 * towards_camera, head) > 0).all()
-    assert (sd.head_signed_distance(points - 2e-3 * towards_camera, head) < 0).float().mean() > 0.95
+    assert (synthetic_heads.head_signed_distance(points + 2e-3 * towards_camera, head) > 0).all()
+    assert (synthetic_heads.head_signed_distance(points - 2e-3 * towards_camera, head) < 0).float().mean() > 0.95
 
 
 # --- the Synthetic dataset class -------------------------------------------------------------
@@ -198,26 +204,26 @@ def test_synthetic_dataset_auto_creates_default_folder(tmp_path, monkeypatch, ca
     monkeypatch.delenv('PIGAN_SYNTHETIC_PATH', raising=False)
     options = dict(CAMERA, img_size=16, synthetic_size=32, synthetic_count=4, ray_start=0.88, batch_size=2,
                    num_steps=12, dataset='Synthetic', num_workers=0)
-    loader, channels = datasets.get_dataset('Synthetic', **options)
+    dataset = datasets.make_dataset('Synthetic', **options)
     assert 'generating 4 images' in capsys.readouterr().out
     folder = tmp_path / 'data' / 'synthetic_32'
-    metadata = sd.load_metadata(str(folder))
+    metadata = synthetic_files.load_metadata(str(folder))
     assert metadata['num_images'] == 4 and metadata['camera'] == CAMERA
     assert not [p for p in os.listdir(tmp_path / 'data') if 'partial' in p]
 
-    images, poses = next(iter(loader))
-    assert images.shape == (2, 3, 16, 16) and images.min() >= -1 and images.max() <= 1
-    assert poses.shape == (2, 2) and torch.isfinite(poses).all()
+    image, pose = dataset[0]
+    assert image.shape == (3, 16, 16) and image.min() >= -1 and image.max() <= 1
+    assert pose.shape == (2,) and torch.isfinite(pose).all()
     dataset = datasets.Synthetic(None, **options)
     stored = torch.tensor([[e['pitch'], e['yaw']] for e in metadata['images']])
     assert torch.equal(torch.stack([dataset[i][1] for i in range(4)]), stored)
     assert 'generating' not in capsys.readouterr().out  # complete folder is reused
 
     # An interrupted folder (no metadata) under the default name is regenerated.
-    (folder / sd.METADATA_FILE).unlink()
+    (folder / synthetic_files.METADATA_FILE).unlink()
     datasets.Synthetic(None, **options)
     assert 'incomplete' in capsys.readouterr().out
-    assert sd.load_metadata(str(folder)) is not None
+    assert synthetic_files.load_metadata(str(folder)) is not None
 
 
 def test_synthetic_dataset_from_explicit_path(small_dataset):
@@ -225,7 +231,7 @@ def test_synthetic_dataset_from_explicit_path(small_dataset):
     image, pose = dataset[2]
     stored = read_png(small_dataset / '00002.png')
     assert torch.allclose(image, torch.from_numpy(stored.copy()).permute(2, 0, 1).float() / 127.5 - 1)
-    entry = sd.load_metadata(str(small_dataset))['images'][2]
+    entry = synthetic_files.load_metadata(str(small_dataset))['images'][2]
     assert torch.equal(pose, torch.tensor([entry['pitch'], entry['yaw']], dtype=torch.float32))
     with pytest.raises(datasets.DatasetError, match='not a complete synthetic dataset'):
         datasets.Synthetic(str(small_dataset / 'missing'), img_size=32)
@@ -235,9 +241,9 @@ def test_synthetic_dataset_from_explicit_path(small_dataset):
 
 def test_white_background_keeps_the_same_heads(small_dataset, tmp_path):
     white = tmp_path / 'white'
-    sd.make_synthetic_dataset(str(white), 6, img_size=32, seed=0, progress=False, batch_size=4,
-                              background='white', **CAMERA)
-    grey_meta, white_meta = sd.load_metadata(str(small_dataset)), sd.load_metadata(str(white))
+    synthetic_files.make_synthetic_dataset(str(white), 6, img_size=32, seed=0, progress=False, batch_size=4,
+                                           background='white', **CAMERA)
+    grey_meta, white_meta = synthetic_files.load_metadata(str(small_dataset)), synthetic_files.load_metadata(str(white))
     assert white_meta['background'] == 'white' and grey_meta['background'] == 'grey'
     for grey_entry, white_entry in zip(grey_meta['images'], white_meta['images']):
         assert (grey_entry['pitch'], grey_entry['yaw']) == (white_entry['pitch'], white_entry['yaw'])
@@ -248,10 +254,10 @@ def test_white_background_keeps_the_same_heads(small_dataset, tmp_path):
         corners = (slice(None, 2), slice(None, 2))
         assert (white_pixels[corners] == 255).all() and (grey[corners] < 250).all()
         # Pixels wholly on the head are the same in both sets (edges mix in the background).
-        _, buffers = sd.render_heads(grey_entry['params'], [grey_entry['pitch']], [grey_entry['yaw']], 32, 12,
-                                     return_buffers=True)  # 2x supersampled, as the files
+        _, buffers = synthetic_heads.render_heads(grey_entry['params'], [grey_entry['pitch']], [grey_entry['yaw']],
+                                                  32, 12, return_buffers=True)  # 2x supersampled, as the files
         on_head = torch.nn.functional.max_pool2d(
-            (buffers['part'][0] == sd.BACKGROUND).float()[None, None], 2)[0, 0].numpy() == 0
+            (buffers['part'][0] == synthetic_heads.BACKGROUND).float()[None, None], 2)[0, 0].numpy() == 0
         assert on_head.sum() > 100
         assert np.abs(grey[on_head].astype(int) - white_pixels[on_head].astype(int)).max() <= 1
 

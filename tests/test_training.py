@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import train
-from synthetic_dataset import make_synthetic_dataset
+from synthetic.dataset import make_synthetic_dataset
 from training.distributed import LaunchError, launch, launch_plan
 from training.run_files import CHECKPOINT_FILES
 

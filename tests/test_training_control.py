@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import train
-from synthetic_dataset import make_synthetic_dataset
+from synthetic.dataset import make_synthetic_dataset
 from test_training import TINY  # on the CPU, as every test here assumes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +163,6 @@ import argparse, sys
 sys.path.insert(0, {str(ROOT)!r})
 from torch_utils.cli import run_cli
 from training.distributed import launch
-from training.errors import user_errors
 
 
 def worker(info, opt):
@@ -176,8 +175,7 @@ def buggy_helper():
 
 
 if __name__ == '__main__':
-    errors = user_errors()
-    run_cli(lambda: launch(worker, argparse.Namespace(nproc=2, device='cpu', port={free_port()}), errors), errors)
+    run_cli(lambda: launch(worker, argparse.Namespace(nproc=2, device='cpu', port={free_port()})))
 """)
     result = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0

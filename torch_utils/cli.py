@@ -6,6 +6,8 @@ import sys
 
 import torch
 
+from utils.errors import UserError
+
 
 def parse_overrides(pairs):
     """['fov=18', 'sample_dist=None', 'betas=(0, 0.9)'] -> {'fov': 18, ...}.
@@ -50,8 +52,8 @@ def one_line(error):
     return ' '.join(lines) if lines else type(error).__name__
 
 
-def run_cli(main, errors):
-    """Runs main(); the exception classes in `errors` (bad input) exit with one line, no traceback."""
+def run_cli(main, errors=(UserError,)):
+    """Runs main(); the exception classes in `errors` (bad input: UserError) exit with one line, no traceback."""
     try:
         return main()
     except errors as error:

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from utils.files import atomic_write
+
 # pytorch-fid's list (pytorch_fid.fid_score.IMAGE_EXTENSIONS): FID reads the files it reads.
 IMAGE_EXTENSIONS = ('bmp', 'jpg', 'jpeg', 'pgm', 'png', 'ppm', 'tif', 'tiff', 'webp')
 
@@ -70,9 +72,9 @@ def save_image(array, path):
     readers never see half a file. Creates the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    Image.fromarray(np.ascontiguousarray(array)).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
-    tmp.replace(path)
+    image_format = Image.registered_extensions()[path.suffix.lower()]
+    with atomic_write(path) as file:
+        Image.fromarray(np.ascontiguousarray(array)).save(file, format=image_format)
 
 
 def load_image(path, size):

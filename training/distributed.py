@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from utils.errors import UserError
+
 
 @dataclass
 class ProcessInfo:
@@ -34,12 +36,12 @@ class ProcessInfo:
         return self.world_size > 1
 
 
-class LaunchError(Exception):
+class LaunchError(UserError):
     pass
 
 
-class WorkerError(Exception):
-    """A user error (bad input, see training/errors.py) in a spawned worker, as its one-line message."""
+class WorkerError(UserError):
+    """A UserError (bad input) in a spawned worker, as its one-line message."""
 
 
 # Marks a worker's user error in the traceback text mp.spawn hands to the parent.
@@ -79,11 +81,11 @@ def launch_plan(nproc, device, n_gpus):
     return processes, device
 
 
-def launch(worker, opt, user_errors=()):
+def launch(worker, opt):
     """Runs worker(info, opt) in every process of the job.
 
-    user_errors: exception classes that mean bad input; raised in a spawned worker, they reach
-    this process as a WorkerError with their one-line message, while any other keeps its traceback.
+    A UserError (bad input) raised in a spawned worker reaches this process as a WorkerError with its
+    one-line message, while any other exception keeps its traceback.
     """
     n_gpus = torch.cuda.device_count()
     device = getattr(opt, 'device', None)
@@ -109,7 +111,7 @@ def launch(worker, opt, user_errors=()):
     os.environ.setdefault('TORCH_CPP_LOG_LEVEL', 'ERROR')
     try:
         with StopRequest(announce=False):  # Ctrl-C: the workers save and end; this process waits for them
-            mp.spawn(_spawned, args=(world_size, worker, opt, device, user_errors), nprocs=world_size, join=True)
+            mp.spawn(_spawned, args=(world_size, worker, opt, device), nprocs=world_size, join=True)
     except mp.ProcessRaisedException as error:
         # A user error becomes one line again; a real bug keeps the worker's full traceback.
         text = str(error)
@@ -118,11 +120,11 @@ def launch(worker, opt, user_errors=()):
         raise WorkerError(text.rsplit(WORKER_ERROR_MARK, 1)[1].strip()) from None
 
 
-def _spawned(rank, world_size, worker, opt, device_type, user_errors):
+def _spawned(rank, world_size, worker, opt, device_type):
     from torch_utils.cli import one_line
     try:
         _run(rank, rank, world_size, worker, opt, device_type, init_method=f'tcp://localhost:{opt.port}')
-    except user_errors as error:
+    except UserError as error:
         raise RuntimeError(WORKER_ERROR_MARK + one_line(error)) from None
 
 

@@ -7,6 +7,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from utils.errors import UserError
+
 
 class StopRequest:
     """The first Ctrl-C (SIGINT) asks the run to stop after the current step, saving its checkpoint and
@@ -42,5 +44,5 @@ class StopRequest:
         return bool(flag.item())
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(UserError):
     """Raised after the checkpoint of an interrupted run was saved (reported as one line)."""

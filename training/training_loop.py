@@ -23,11 +23,12 @@ from training.stopping import StopRequest, TrainingInterrupted
 from training.evaluation import evaluate_fid
 from training.stats_log import StatsLog
 from training.distributed import all_finite, any_rank, barrier, gather_objects
+from utils.errors import UserError
 
 PRECISIONS = ('fp16', 'bf16', 'fp32')
 
 
-class TrainingDiverged(Exception):
+class TrainingDiverged(UserError):
     pass
 
 

@@ -1,0 +1,64 @@
+"""utils: atomic writes leave the old file whole when writing fails; UserError is the one list of user errors."""
+
+import os
+
+import pytest
+
+from utils.errors import UserError
+from utils.files import atomic_write, atomic_writes
+
+
+def test_atomic_write_replaces_the_file_when_the_block_succeeds(tmp_path):
+    path = tmp_path / 'a.json'
+    path.write_text('old')
+    with atomic_write(path, 'w') as file:
+        file.write('new')
+        assert path.read_text() == 'old'  # nothing visible until the block ends
+    assert path.read_text() == 'new' and os.listdir(tmp_path) == ['a.json']
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / 'a.bin'
+    path.write_bytes(b'old')
+    with pytest.raises(RuntimeError, match='disk full'):
+        with atomic_write(path) as file:
+            file.write(b'half of the new')
+            raise RuntimeError('disk full')
+    assert path.read_bytes() == b'old'
+    assert os.listdir(tmp_path) == ['a.bin']  # the temporary file is gone
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_write(tmp_path / 'b.bin') as file:
+            raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == ['a.bin']  # no new file either
+
+
+def test_atomic_writes_rename_none_when_one_fails(tmp_path):
+    for name in ('x', 'y'):
+        (tmp_path / name).write_text('old')
+    with pytest.raises(ValueError):
+        with atomic_writes([tmp_path / 'x', tmp_path / 'y'], 'w') as (x, y):
+            x.write('new')
+            y.write('new')
+            raise ValueError
+    assert {name: (tmp_path / name).read_text() for name in ('x', 'y')} == {'x': 'old', 'y': 'old'}
+    with atomic_writes([tmp_path / 'x', tmp_path / 'y'], 'w') as (x, y):
+        x.write('X')
+        y.write('Y')
+    assert sorted(os.listdir(tmp_path)) == ['x', 'y'] and (tmp_path / 'y').read_text() == 'Y'
+
+
+def test_the_errors_scripts_report_in_one_line_are_user_errors():
+    from checkpoints import CheckpointError
+    from checkpoints.format import ForeignPickleError
+    from curriculums import ConfigError
+    from datasets import DatasetError
+    from metrics import ImageFolderError, InceptionWeightsError
+    from preprocessing.prepare import PreparationError
+    from training.distributed import LaunchError, WorkerError
+    from training.stopping import TrainingInterrupted
+    from training.training_loop import TrainingDiverged
+    for error in (CheckpointError, ForeignPickleError, ConfigError, DatasetError, ImageFolderError,
+                  InceptionWeightsError, PreparationError, LaunchError, WorkerError, TrainingInterrupted,
+                  TrainingDiverged):
+        assert issubclass(error, UserError), error
+    assert issubclass(ConfigError, ValueError)  # the bases they had stay
