@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'bench'))
 
-import synthetic_dataset  # noqa: E402
+from synthetic import heads as synthetic_heads  # noqa: E402
 from checkpoints import load_generator  # noqa: E402
 from convergence import dataset_folder, shaded_mesh  # noqa: E402
 from inference.meshing import density_function, extract_mesh, refine_vertices  # noqa: E402
@@ -64,7 +64,7 @@ def main(argv=None):
     head = json.loads((dataset_folder(metadata) / 'poses.json').read_text())['images'][0]['params']
 
     def sharp(points):  # a true head as a generator's step: 2 x LEVEL inside, 0 outside
-        return torch.where(synthetic_dataset.head_signed_distance(points, head) < 0, 2.0 * LEVEL, 0.0)
+        return torch.where(synthetic_heads.head_signed_distance(points, head) < 0, 2.0 * LEVEL, 0.0)
 
     def off_level(points):
         """|density - level| at the vertices"""
@@ -72,7 +72,7 @@ def main(argv=None):
 
     def off_surface(points):
         """distance from the vertices to the true surface (world units)"""
-        return synthetic_dataset.head_signed_distance(points, head).abs()
+        return synthetic_heads.head_signed_distance(points, head).abs()
 
     rows = [plain_and_refined(generated, resolution, f'seed {args.seed}', off_level) for resolution in (64, 128)]
     rows.append(plain_and_refined(sharp, 64, 'true head, sharp density', off_surface))

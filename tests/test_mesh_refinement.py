@@ -6,7 +6,7 @@ import torch
 import trimesh
 
 import shape_extraction
-import synthetic_dataset
+from synthetic import heads as synthetic_heads
 from checkpoints import load_generator
 from inference.meshing import density_function, density_grid, extract_mesh, refine_vertices
 from inference.rendering import Latent, latent_from_seed
@@ -15,11 +15,11 @@ from tiny_checkpoint import make_tiny_run
 
 def sharp_head_density(head):
     """points [N, 3] -> 20 inside the head, 0 outside: a trained generator's step at the surface."""
-    return lambda points: torch.where(synthetic_dataset.head_signed_distance(points, head) < 0, 20.0, 0.0)
+    return lambda points: torch.where(synthetic_heads.head_signed_distance(points, head) < 0, 20.0, 0.0)
 
 
 def test_refined_vertices_lie_on_a_sharp_surface():
-    head = synthetic_dataset.sample_head_params(1, np.random.default_rng(3))[0]
+    head = synthetic_heads.sample_head_params(1, np.random.default_rng(3))[0]
     resolution, cube_size = 32, 0.24
     axis = torch.linspace(-cube_size / 2, cube_size / 2, resolution)
     z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
@@ -29,7 +29,7 @@ def test_refined_vertices_lie_on_a_sharp_surface():
     voxel = cube_size / (resolution - 1)
 
     def off_surface(points):
-        return synthetic_dataset.head_signed_distance(torch.from_numpy(points), head).abs()
+        return synthetic_heads.head_signed_distance(torch.from_numpy(points), head).abs()
 
     plain = off_surface(vertices)
     refined = off_surface(refine_vertices(vertices, density, 10, cube_size, resolution, steps=8))
