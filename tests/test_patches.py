@@ -231,9 +231,11 @@ def test_patch_recipe_is_the_cpu_recipe_at_64_seen_through_32x32_patches():
         curriculums.apply_overrides(patch, {2000: {'patch_size': 16}})
 
 
-# Whole 8x8 images for two steps, then 32x32 images seen through 16x16 patches (the discriminator fades 8 -> 16).
+# Whole 8x8 images for two steps, then 32x32 images seen through 16x16 patches (the discriminator fades 8 -> 16);
+# with R1 and the pose loss on generated and (known poses) real patches.
 PATCH_RUN = ['--curriculum', 'SYNTHETIC_CPU_PATCH', *TINY, '--set', 'patch_size=16', '--set', "0={'img_size': 8}",
-             '--set', "2={'img_size': 32}", '--set', 'r1_lambda=1', '--sample_interval', '2']
+             '--set', "2={'img_size': 32}", '--set', 'r1_lambda=1', '--set', 'pos_lambda=1', '--set',
+             'use_real_poses=True', '--sample_interval', '2']
 
 
 def test_training_with_patches_runs_and_resumes(tmp_path, synthetic_dir):  # noqa: F811
