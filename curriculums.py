@@ -87,12 +87,18 @@ KEYS = {
     'disc_fake_pose': "the discriminator learns the camera pose of generated images too (the original); "
                       "False: only the known poses of real images train its pose head (needs use_real_poses)",
     'instance_noise': "std of the noise added to the discriminator's input (0: none)",
+    # patch training (training/patches.py)
+    'patch_size': "K: at stages whose img_size is larger, G renders and D judges random K x K patches of the "
+                  "img_size image (real ones resampled from the full-size image) and D is told their scale; a "
+                  "run key; 0 or None (the default): whole images",
+    'patch_scale_min': "smallest patch scale (patch side over image side; drawn uniformly up to 1); default "
+                       "(patch_size - 1) / (img_size - 1), a patch pixel per image pixel",
 }
 
 
-# Keys that hold for the whole run (read when the generator is built, or a choice of what the
+# Keys that hold for the whole run (read when the networks are built, or a choice of what the
 # run learns from): a stage cannot change them.
-RUN_ONLY_KEYS = ('density_scale', 'use_real_poses')
+RUN_ONLY_KEYS = ('density_scale', 'use_real_poses', 'patch_size')
 
 
 def describe_keys():
@@ -155,20 +161,27 @@ def extract_metadata(curriculum, current_step):
     return metadata
 
 
+def discriminator_size(metadata):
+    """Side of the images the discriminator sees: patch_size at a stage that trains on patches of larger
+    images (training/patches.py), else img_size."""
+    patch_size = metadata.get('patch_size')
+    return patch_size if patch_size and patch_size < metadata['img_size'] else metadata['img_size']
+
+
 def next_upsample_step(curriculum, current_step):
-    """First stage after current_step with a larger img_size (inf if none)."""
-    current_size = extract_metadata(curriculum, current_step)['img_size']
+    """First stage after current_step where the discriminator sees larger images (inf if none)."""
+    current_size = discriminator_size(extract_metadata(curriculum, current_step))
     for step in stage_steps(curriculum):
-        if step > current_step and extract_metadata(curriculum, step)['img_size'] > current_size:
+        if step > current_step and discriminator_size(extract_metadata(curriculum, step)) > current_size:
             return step
     return float('inf')
 
 
 def last_upsample_step(curriculum, current_step):
-    """The step at which the current img_size began."""
-    current_size = extract_metadata(curriculum, current_step)['img_size']
+    """The step at which the discriminator's current input size (img_size, or patch_size) began: the fade-in's start."""
+    current_size = discriminator_size(extract_metadata(curriculum, current_step))
     for step in stage_steps(curriculum):
-        if step <= current_step and extract_metadata(curriculum, step)['img_size'] == current_size:
+        if step <= current_step and discriminator_size(extract_metadata(curriculum, step)) == current_size:
             return step
     return 0
 
@@ -371,7 +384,13 @@ CelebA_CPU = {
     'resize_antialias': True,  # the prepared 256 px crops shrink to 16 and 32 px: nearest-neighbour would alias
 }
 
-CURRICULA = ('CelebA', 'CARLA', 'CATS', 'SPATIALSIRENBASELINE', 'SYNTHETIC_CPU', 'SYNTHETIC_CPU_POSED', 'CelebA_CPU')
+# SYNTHETIC_CPU with patch training (GRAF, EpiGRAF): after the 16x16 stage, 64x64 images seen through random
+# 32x32 patches (scales 31/63 to 1, a patch pixel per image pixel at the smallest, the whole image at 32x32 at
+# the largest), so a step costs about a 32x32 step while the surface is supervised at 64x64 detail.
+SYNTHETIC_CPU_PATCH = {**SYNTHETIC_CPU, 2000: {'img_size': 64}, 'patch_size': 32}
+
+CURRICULA = ('CelebA', 'CARLA', 'CATS', 'SPATIALSIRENBASELINE', 'SYNTHETIC_CPU', 'SYNTHETIC_CPU_POSED', 'CelebA_CPU',
+             'SYNTHETIC_CPU_PATCH')
 
 
 def apply_overrides(curriculum, overrides):

@@ -39,7 +39,9 @@ def build_generator(metadata):
 
 
 def build_discriminator(metadata):
-    return _lookup(discriminators, metadata['discriminator'], DISCRIMINATOR_CLASSES, 'discriminator')()
+    """The curriculum's discriminator; with patch training (patch_size), one that is told the patches' scale."""
+    discriminator_class = _lookup(discriminators, metadata['discriminator'], DISCRIMINATOR_CLASSES, 'discriminator')
+    return discriminator_class(scale_channel=bool(metadata.get('patch_size')))
 
 
 def resolve_curriculum(checkpoint_curriculum, name=None, overrides=None, path='this checkpoint'):

@@ -4,6 +4,12 @@ Every discriminator is called as d(images [B, 3, S, S], alpha) and returns
 (prediction [B, 1], latent [B, 256] or None, position [B, 2] or None).
 `alpha` in [0, 1] fades in the newest resolution: the first block's output is
 blended with the next adapter applied to the half-size image.
+
+Patch training (training/patches.py) shows it patches of the images: built with
+`scale_channel=True`, d(patches, alpha, scale=[B]) sees each patch's scale (its side
+over the image's; None: 1, whole images) as a fourth, constant input channel of every
+fromRGB adapter, i.e. a learnt per-channel offset w * scale added before its activation
+(EpiGRAF conditions its discriminator on the scale too).
 """
 
 import math
@@ -22,11 +28,11 @@ def kaiming_leaky_init(m):
 
 
 class AdapterBlock(nn.Module):
-    """fromRGB: 1x1 conv from 3 channels, then LeakyReLU."""
+    """fromRGB: 1x1 conv from 3 channels (4 with a scale channel), then LeakyReLU."""
 
-    def __init__(self, output_channels):
+    def __init__(self, output_channels, input_channels=3):
         super().__init__()
-        self.model = nn.Sequential(nn.Conv2d(3, output_channels, 1, padding=0), nn.LeakyReLU(0.2))
+        self.model = nn.Sequential(nn.Conv2d(input_channels, output_channels, 1, padding=0), nn.LeakyReLU(0.2))
 
     def forward(self, input):
         return self.model(input)
@@ -125,13 +131,14 @@ class _ProgressiveBase(nn.Module):
     n_outputs = 1
     noise_on_input = False  # where instance noise is added: on the RGB input or after fromRGB
 
-    def __init__(self):
+    def __init__(self, scale_channel=False):
         super().__init__()
         self.epoch = 0
         self.step = 0
+        self.scale_channel = scale_channel
         self.layers = nn.ModuleList([self.make_block(c_in, c_out)
                                      for c_in, c_out in zip(self.channels[:-1], self.channels[1:])])
-        self.fromRGB = nn.ModuleList([AdapterBlock(c) for c in self.channels])
+        self.fromRGB = nn.ModuleList([AdapterBlock(c, 3 + scale_channel) for c in self.channels])
         self.final_layer = nn.Conv2d(self.channels[-1], self.n_outputs, 2)
         n = len(self.layers)
         self.img_size_to_layer = {2 ** (n + 1 - i): i for i in range(n + 1)}
@@ -139,7 +146,7 @@ class _ProgressiveBase(nn.Module):
     def make_block(self, inplanes, planes):
         raise NotImplementedError
 
-    def forward(self, input, alpha, instance_noise=0, **kwargs):
+    def forward(self, input, alpha, instance_noise=0, scale=None, **kwargs):
         size = input.shape[-1]
         if size not in self.img_size_to_layer or input.shape[-2] != size:
             raise ValueError(f"{type(self).__name__} takes square images of size "
@@ -147,18 +154,25 @@ class _ProgressiveBase(nn.Module):
         if instance_noise > 0 and self.noise_on_input:
             input = input + torch.randn_like(input) * instance_noise
         start = self.img_size_to_layer[size]
-        x = self.fromRGB[start](input)
+        x = self.from_rgb(start, input, scale)
         if instance_noise > 0 and not self.noise_on_input:
             x = x + torch.randn_like(x) * instance_noise
         for i, layer in enumerate(self.layers[start:]):
             if i == 1 and alpha < 1:
                 half = F.interpolate(input, scale_factor=0.5, mode='nearest')
-                x = alpha * x + (1 - alpha) * self.fromRGB[start + 1](half)
+                x = alpha * x + (1 - alpha) * self.from_rgb(start + 1, half, scale)
             x = layer(x)
         x = self.final_layer(x).reshape(x.shape[0], -1)
         if self.n_outputs == 1:
             return x, None, None
         return x[..., :1], x[..., 1:1 + LATENT_DIM], x[..., 1 + LATENT_DIM:1 + LATENT_DIM + POSITION_DIM]
+
+    def from_rgb(self, index, images, scale):
+        """fromRGB[index] of images [B, 3, S, S]; with a scale channel, scale [B] (None: 1) is a fourth channel."""
+        if self.scale_channel:
+            scale = images.new_ones(images.shape[0]) if scale is None else scale.to(images.dtype)
+            images = torch.cat([images, scale.view(-1, 1, 1, 1).expand(-1, 1, *images.shape[-2:])], 1)
+        return self.fromRGB[index](images)
 
 
 class ProgressiveDiscriminator(_ProgressiveBase):
@@ -166,15 +180,15 @@ class ProgressiveDiscriminator(_ProgressiveBase):
 
     channels = (16, 32, 64, 128, 256, 400, 400, 400, 400)
 
-    def __init__(self, **kwargs):
-        super().__init__()
+    def __init__(self, scale_channel=False, **kwargs):
+        super().__init__(scale_channel)
 
     def make_block(self, inplanes, planes):
         return ResidualCoordConvBlock(inplanes, planes, downsample=True)
 
-    def forward(self, input, alpha, instance_noise=0, **kwargs):
+    def forward(self, input, alpha, instance_noise=0, scale=None, **kwargs):
         # The original ignores instance noise here.
-        return super().forward(input, alpha, 0)
+        return super().forward(input, alpha, 0, scale)
 
 
 class ProgressiveEncoderDiscriminator(ProgressiveDiscriminator):
@@ -183,8 +197,8 @@ class ProgressiveEncoderDiscriminator(ProgressiveDiscriminator):
     n_outputs = 1 + LATENT_DIM + POSITION_DIM
     noise_on_input = True
 
-    def forward(self, input, alpha, instance_noise=0, **kwargs):
-        return _ProgressiveBase.forward(self, input, alpha, instance_noise)
+    def forward(self, input, alpha, instance_noise=0, scale=None, **kwargs):
+        return _ProgressiveBase.forward(self, input, alpha, instance_noise, scale)
 
 
 class StridedDiscriminator(_ProgressiveBase):
@@ -192,8 +206,8 @@ class StridedDiscriminator(_ProgressiveBase):
 
     channels = (32, 64, 128, 256, 400, 400, 400, 400)
 
-    def __init__(self, **kwargs):
-        super().__init__()
+    def __init__(self, scale_channel=False, **kwargs):
+        super().__init__(scale_channel)
         self.pose_layer = nn.Linear(2, 400)  # unused; kept so original checkpoints load
 
     def make_block(self, inplanes, planes):
@@ -213,8 +227,8 @@ class CCSEncoderDiscriminator(_ProgressiveBase):
     channels = StridedDiscriminator.channels
     n_outputs = 1 + LATENT_DIM + POSITION_DIM
 
-    def __init__(self, **kwargs):
-        super().__init__()
+    def __init__(self, scale_channel=False, **kwargs):
+        super().__init__(scale_channel)
 
     def make_block(self, inplanes, planes):
         return ResidualCCBlock(inplanes, planes)

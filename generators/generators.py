@@ -87,10 +87,13 @@ class ImplicitGenerator3d(nn.Module):
 
     # --- public entry points (names and return values of the original) -------------
 
-    def forward(self, z, **curriculum):
-        """Training render at poses drawn from the curriculum: pixels [B, 3, H, W] in [-1, 1], (pitch, yaw) [B, 2]."""
+    def forward(self, z, patch_grid=None, **curriculum):
+        """Training render at poses drawn from the curriculum: pixels [B, 3, H, W] in [-1, 1], (pitch, yaw) [B, 2].
+
+        patch_grid [B, K, K, 2]: render only these points of each image (patch training), H = W = K.
+        """
         frequencies, phase_shifts = self.siren.mapping_network(z)
-        pixels, _, pitch_yaw = self.render_sampled_poses(frequencies, phase_shifts, **curriculum)
+        pixels, _, pitch_yaw = self.render_sampled_poses(frequencies, phase_shifts, patch_grid, **curriculum)
         return pixels, pitch_yaw
 
     # Kept for the original's users: its inverse_render.py fits a latent through this method.
@@ -117,17 +120,18 @@ class ImplicitGenerator3d(nn.Module):
 
     # --- rendering --------------------------------------------------------------------
 
-    def render(self, frequencies, phase_shifts, cam2world, fov, img_size, **options):
+    def render(self, frequencies, phase_shifts, cam2world, fov, img_size, patch_grid=None, **options):
         """Images of B given cameras: pixels [B, 3, H, W] in [-1, 1], depth [B, H, W]; H = W = img_size.
 
         frequencies, phase_shifts [B, F]: each camera's latent. cam2world [B, 4, 4] (camera_utils:
         cam2world_from_cameras, look_at_origin); fov in degrees, a number or [B]. Differentiable in
         cam2world, the latent and the weights. options: those of render_rays; renderer.RENDER_KEYS
-        lists every keyword this method takes from a curriculum.
+        lists every keyword this method takes from a curriculum. patch_grid [B, K, K, 2]: only the
+        pixels of the img_size image at these points (ray_sampler.rays_from_cameras), H = W = K.
         """
-        ray_origins, ray_directions = rays_from_cameras(cam2world, fov, img_size)
+        ray_origins, ray_directions = rays_from_cameras(cam2world, fov, img_size, patch_grid)
         rgb, depth = self.render_rays(frequencies, phase_shifts, ray_origins, ray_directions, **options)
-        return renderer.to_images(rgb, depth, img_size)
+        return renderer.to_images(rgb, depth, img_size if patch_grid is None else patch_grid.shape[1])
 
     def render_rays(self, frequencies, phase_shifts, ray_origins, ray_directions, ray_start, ray_end, num_steps,
                     perturb=True, z_vals=None, **ray_options):
@@ -142,19 +146,21 @@ class ImplicitGenerator3d(nn.Module):
         return renderer.render_rays(self.evaluate_siren, ray_origins, ray_directions, z_vals, frequencies,
                                     phase_shifts, ray_end, **ray_options)
 
-    def render_sampled_poses(self, frequencies, phase_shifts, **curriculum):
+    def render_sampled_poses(self, frequencies, phase_shifts, patch_grid=None, **curriculum):
         """render() at B poses drawn from the curriculum's distribution (its CAMERA_KEYS; the rest of its
-        RENDER_KEYS go to render, its other keys are not read). Returns pixels, depth and (pitch, yaw) [B, 2]."""
+        RENDER_KEYS go to render, its other keys are not read). Returns pixels, depth and (pitch, yaw) [B, 2].
+        patch_grid [B, K, K, 2]: render only these points of each image (see render)."""
         options = renderer.render_options(curriculum)
         batch, device = frequencies.shape[0], frequencies.device
+        n_rays = options['img_size'] ** 2 if patch_grid is None else patch_grid.shape[1] * patch_grid.shape[2]
         # The original drew the depth jitter before the poses; this order keeps its random numbers.
-        z_vals = sample_depths(batch, options['img_size'] ** 2, options['num_steps'], options['ray_start'],
+        z_vals = sample_depths(batch, n_rays, options['num_steps'], options['ray_start'],
                                options['ray_end'], options.get('perturb', True), device)
         pitch, yaw = sample_camera_angles(batch, curriculum.get('h_stddev', 0), curriculum.get('v_stddev', 0),
                                           curriculum.get('h_mean', math.pi / 2), curriculum.get('v_mean', math.pi / 2),
                                           curriculum.get('sample_dist'), device)
         pixels, depth = self.render(frequencies, phase_shifts, look_at_origin(pitch, yaw), curriculum['fov'],
-                                    z_vals=z_vals, **options)
+                                    patch_grid=patch_grid, z_vals=z_vals, **options)
         return pixels, depth, torch.cat([pitch, yaw], -1)
 
     def evaluate_siren(self, points, view_directions, frequencies, phase_shifts, max_batch_size=None,

@@ -18,21 +18,34 @@ def camera_ray_directions(fov, resolution, device='cpu'):
     xs = torch.linspace(-1, 1, width, device=device)
     ys = torch.linspace(1, -1, height, device=device)
     y, x = torch.meshgrid(ys, xs, indexing='ij')
-    # The focal length in float64, as the original's math.tan, then float32.
-    half_angle = torch.deg2rad(torch.as_tensor(fov, dtype=torch.float64, device=device).reshape(-1, 1)) / 2
-    z = (-1 / torch.tan(half_angle)).float().expand(-1, x.numel())
-    xy = torch.stack([x, y], -1).reshape(1, -1, 2).expand(z.shape[0], -1, -1)
-    directions = normalize_vecs(torch.cat([xy, z.unsqueeze(-1)], -1))
+    directions = directions_through(torch.stack([x, y], -1).reshape(1, -1, 2), fov)
     return directions if torch.is_tensor(fov) and fov.dim() > 0 else directions[0]
 
 
-def rays_from_cameras(cam2world, fov, img_size):
+def directions_through(xy, fov):
+    """Unit camera-space directions [B, R, 3] through image-plane points xy [B or 1, R, 2] (x right, y up,
+    [-1, 1] from the centre of the first pixel to that of the last); fov in degrees, a number or a tensor [B]."""
+    # The focal length in float64, as the original's math.tan, then float32.
+    half_angle = torch.deg2rad(torch.as_tensor(fov, dtype=torch.float64, device=xy.device).reshape(-1, 1)) / 2
+    batch = max(xy.shape[0], half_angle.shape[0])
+    z = (-1 / torch.tan(half_angle)).float().expand(batch, xy.shape[1])
+    return normalize_vecs(torch.cat([xy.expand(batch, -1, -1), z.unsqueeze(-1)], -1))
+
+
+def rays_from_cameras(cam2world, fov, img_size, patch_grid=None):
     """The ray of every pixel of B cameras: origins and unit directions [B, R, 3], world space.
 
     cam2world [B, 4, 4] (differentiable); fov in degrees, a number or a tensor [B];
-    rays in row-major pixel order, top row first.
+    rays in row-major pixel order, top row first. patch_grid [B, K, K, 2]: instead, the rays
+    through these points of the img_size image (R = K * K), in F.grid_sample's convention
+    (x right, y down; -1 and 1 are the centres of the corner pixels, where the rays above pass).
     """
-    directions = camera_ray_directions(fov, (img_size, img_size), cam2world.device).to(cam2world.dtype)
+    if patch_grid is None:
+        directions = camera_ray_directions(fov, (img_size, img_size), cam2world.device)
+    else:
+        xy = patch_grid.flatten(1, 2) * patch_grid.new_tensor([1, -1])  # [B, K * K, 2], y up
+        directions = directions_through(xy, fov)
+    directions = directions.to(cam2world.dtype)
     rotation, origin = cam2world[:, :3, :3], cam2world[:, :3, 3]
     directions = directions.expand(cam2world.shape[0], -1, -1)  # [R, 3] or [B, R, 3] -> [B, R, 3]
     world_directions = torch.einsum('bij,brj->bri', rotation, directions)

@@ -1,10 +1,15 @@
-"""One discriminator step and one generator step, as in the original pi-GAN (the losses are in loss.py)."""
+"""One discriminator step and one generator step, as in the original pi-GAN (the losses are in loss.py).
+
+With patch training (patches.py) both networks see random patches instead of whole images: the generator
+renders the fake ones, the real ones are resampled from the real images, and R1 is taken on the real patches.
+"""
 
 import math
 
 import torch
 
 from torch_utils.latents import z_sampler
+from training import patches
 from training.loss import (discriminator_gan_loss, generator_gan_loss, identity_penalty, r1_penalty,
                            real_pose_penalty)
 from training.schedules import topk_fraction
@@ -21,14 +26,18 @@ def discriminator_step(ctx, real_imgs, real_poses, alpha, metadata):
     real_poses [B, 2] (pitch, yaw) enter the loss only under use_real_poses; photos have none.
     """
     G, D, scaler, autocast = ctx.generator_ddp, ctx.discriminator_ddp, ctx.scaler, ctx.autocast
+    gen_patches, real_patches = (patches.draw(real_imgs.shape[0], metadata, real_imgs.device) for _ in range(2))
+    real_imgs = patches.crop(real_imgs, real_patches)
     with autocast():
         with torch.no_grad():
             z = z_sampler((real_imgs.shape[0], metadata['latent_dim']), real_imgs.device, metadata['z_dist'])
-            generated = [G(subset_z, **metadata) for subset_z in split(z, metadata['batch_split'])]
+            chunks = split(z, metadata['batch_split'])
+            generated = [G(subset_z, patch_grid=chunk_patches.grid, **metadata)
+                         for subset_z, chunk_patches in zip(chunks, patches.split(gen_patches, chunks))]
             gen_imgs = torch.cat([images for images, _ in generated])
             gen_positions = torch.cat([positions for _, positions in generated])
         real_imgs.requires_grad_(True)
-        r_preds, _, r_pred_position = D(real_imgs, alpha, **metadata)
+        r_preds, _, r_pred_position = D(real_imgs, alpha, scale=real_patches.scale, **metadata)
 
     grad_penalty = 0
     if metadata['r1_lambda'] > 0:
@@ -38,7 +47,7 @@ def discriminator_step(ctx, real_imgs, real_poses, alpha, metadata):
     with autocast():
         if metadata['r1_lambda'] > 0:
             grad_penalty = r1_penalty(grad_real, metadata['r1_lambda'])
-        g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha, **metadata)
+        g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha, scale=gen_patches.scale, **metadata)
         # With disc_fake_pose False, D's pose head learns real poses only, so the generator
         # cannot settle with D on a pose reading of its own that differs from the real one.
         penalty = identity_penalty(metadata, g_pred_latent, z, g_pred_position, gen_positions,
@@ -63,15 +72,16 @@ def generator_step(ctx, batch_size, alpha, metadata, step, device):
     Returns (mean loss over chunks, top-k count of the last chunk).
     """
     G, D, scaler = ctx.generator_ddp, ctx.discriminator_ddp, ctx.scaler
+    gen_patches = patches.draw(batch_size, metadata, device)
     z = z_sampler((batch_size, metadata['latent_dim']), device, metadata['z_dist'])
     chunks = split(z, metadata['batch_split'])
     losses, topk_num = [], 0
-    for index, subset_z in enumerate(chunks):
+    for index, (subset_z, chunk_patches) in enumerate(zip(chunks, patches.split(gen_patches, chunks))):
         sync = index == len(chunks) - 1
         with ctx.no_sync(sync):  # gradients are all-reduced once, after the last chunk
             with ctx.autocast():
-                gen_imgs, gen_positions = G(subset_z, **metadata)
-                g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha, **metadata)
+                gen_imgs, gen_positions = G(subset_z, patch_grid=chunk_patches.grid, **metadata)
+                g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha, scale=chunk_patches.scale, **metadata)
                 topk_num = math.ceil(topk_fraction(metadata, step) * g_preds.shape[0])
                 g_preds = torch.topk(g_preds, topk_num, dim=0).values
                 penalty = identity_penalty(metadata, g_pred_latent, subset_z, g_pred_position, gen_positions)
