@@ -14,6 +14,7 @@ Extensions:
   costs the same however many views there are.
 """
 
+import argparse
 import copy
 import math
 from typing import NamedTuple, Optional
@@ -25,7 +26,7 @@ from tqdm import trange
 from generators.camera_utils import look_at_origin
 from generators.ray_sampler import rays_from_cameras
 from generators.renderer import render_options
-from inference.rendering import Camera, Latent
+from inference.rendering import Camera, Latent, inference_options
 
 
 class Fit(NamedTuple):
@@ -173,3 +174,73 @@ def fit_to_dict(fit, **extra):
             'yaw': fit.camera.yaw, 'pitch': fit.camera.pitch, 'fov': fit.camera.fov,
             'cameras': [tuple(c) for c in fit.cameras],
             'losses': fit.losses, 'initial_loss': fit.initial_loss, 'final_loss': fit.final_loss, **extra}
+
+
+# --- as inverse_render.py runs it --------------------------------------------------------
+
+def add_fit_arguments(parser):
+    """inverse_render.py's options of the fit itself (the benchmark parses the same ones: metrics/inversion.py)."""
+    parser.add_argument('--image_size', type=int, default=64, help="resolution the fit is done at")
+    parser.add_argument('--num_iterations', '--n_iterations', type=int, default=700, help="optimisation steps")
+    parser.add_argument('--lr', type=float, default=1e-2, help="initial learning rate of the latent offsets")
+    parser.add_argument('--noise_scale', type=float, default=0.03,
+                        help="std of the noise on the offsets at the start (fades to 0)")
+    parser.add_argument('--optimize_pose', action=argparse.BooleanOptionalAction, default=False,
+                        help="also fit the camera's yaw and pitch (each view's, with --view)")
+    parser.add_argument('--pose_lr', type=float, default=5e-3, help="learning rate of yaw and pitch")
+    parser.add_argument('--pose_search', action=argparse.BooleanOptionalAction, default=True,
+                        help="with --optimize_pose and no starting pose given: start the first view from the "
+                             "best of a grid of poses over the curriculum's pose range (the average head rendered)")
+    parser.add_argument('--fit_weights', action='store_true',
+                        help="also tune the SIREN's weights; saves the tuned generator.pth and ema.pth")
+    parser.add_argument('--weight_lr', type=float, default=1e-4, help="learning rate of the tuned weights")
+    parser.add_argument('--rays_per_step', type=int, default=None,
+                        help="pixels per step, drawn at random from all views (default: every pixel)")
+    parser.add_argument('--ray_step_multiplier', type=float, default=2,
+                        help="samples per ray = the curriculum's num_steps times this")
+    parser.add_argument('--lock_view_dependence', action='store_true',
+                        help="colour independent of view direction (always, for a generator trained locked)")
+    parser.add_argument('--seed', type=int, default=0, help="seed of the fitting noise")
+
+
+def fit_arguments(argv=()):
+    """The fit's options parsed from command-line words, with inverse_render.py's defaults."""
+    parser = argparse.ArgumentParser(prog='inversion', add_help=False)
+    add_fit_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def pose_grid(metadata, spread=2.0, yaws=9, pitches=5):
+    """Cameras [yaws * pitches] over the curriculum's pose range: mean +- spread std devs in each angle."""
+    def angles(mean, stddev, count):
+        return torch.linspace(mean - spread * stddev, mean + spread * stddev, count).tolist()
+    return [Camera(yaw, pitch, metadata['fov']) for pitch in angles(metadata['v_mean'], metadata['v_stddev'], pitches)
+            for yaw in angles(metadata['h_mean'], metadata['h_stddev'], yaws)]
+
+
+def search_pose(generator, target, options, cameras):
+    """The one of cameras whose render of the average latent is nearest (MSE) to target [1, 3, S, S]:
+    a start for the pose that gradient steps from the mean pose miss (they only slide downhill)."""
+    average = Latent(*generator.generate_avg_frequencies())
+    options = fitting_options(options)
+    with torch.no_grad():
+        errors = torch.cat([
+            ((render_differentiable(generator, average, torch.tensor([c.pitch for c in chunk]),
+                                    torch.tensor([c.yaw for c in chunk]), options) - target.to(generator.device)
+              ) ** 2).mean((1, 2, 3)) for chunk in (cameras[i:i + 9] for i in range(0, len(cameras), 9))])
+    return cameras[int(errors.argmin())]
+
+
+def invert(generator, metadata, targets, cameras, args, search_pose_first=True, progress=True):
+    """fit_latent as inverse_render.py runs it. targets [N, 3, S, S] in [-1, 1] at args.image_size; cameras:
+    the N starting (or known) poses; args: add_fit_arguments' options. With args.optimize_pose and
+    args.pose_search, the first view starts from search_pose's camera unless search_pose_first is False
+    (a starting pose the user gave)."""
+    options = inference_options(metadata, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
+    cameras = list(cameras)
+    if args.optimize_pose and args.pose_search and search_pose_first:
+        cameras[0] = search_pose(generator, targets[:1], {**options, 'fov': cameras[0].fov},
+                                 pose_grid({**metadata, 'fov': cameras[0].fov}))
+    return fit_latent(generator, targets, options, cameras, args.num_iterations, args.lr, args.pose_lr,
+                      args.noise_scale, args.optimize_pose, args.seed, progress=progress,
+                      fit_weights=args.fit_weights, weight_lr=args.weight_lr, rays_per_step=args.rays_per_step)
