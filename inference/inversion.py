@@ -29,6 +29,9 @@ from generators.renderer import render_options
 from inference.rendering import Camera, Latent, inference_options
 
 
+LATENT_SPACES = ('w', 'z')
+
+
 class Fit(NamedTuple):
     latent: Latent          # average + fitted offsets
     offsets: Latent         # the fitted offsets alone
@@ -84,7 +87,7 @@ def cosine_decay(num_iterations, floor=0.02):
 
 def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, pose_lr=5e-3,
                noise_scale=0.03, optimize_pose=False, seed=0, progress=True, fit_weights=False, weight_lr=1e-4,
-               rays_per_step=None):
+               rays_per_step=None, latent_space='w', latent_weight=0.0):
     """Fits W offsets (and poses, if optimize_pose) so renders match target [N, 3, S, S] in [-1, 1].
 
     target: N views of one scene (N = 1 for a single image); camera: the starting
@@ -94,6 +97,10 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
     returned as Fit.generator; the given generator is never changed.
     rays_per_step: each step renders that many pixels drawn at random from all
     views (NeRF-style batches: cheap steps, so more of them); None renders every pixel.
+    latent_space: 'w' fits offsets from the average to every layer's frequencies and phase shifts (the
+    mapping network's outputs, W+ in StyleGAN's terms); 'z' fits the mapping network's input z [1, z_dim]
+    from 0, so the result is always one of the generator's own latents. latent_weight: the loss adds
+    latent_weight times the mean square of the fitted offsets (of z), a pull towards the average head.
     """
     torch.manual_seed(seed)
     device = generator.device
@@ -108,22 +115,34 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
         generator = copy.deepcopy(generator)
         given_flags = [p.requires_grad for p in generator.parameters()]
         generator.requires_grad_(False)  # only the tuned weights need gradients
+    if latent_space not in LATENT_SPACES:
+        raise ValueError(f"latent_space must be one of {', '.join(LATENT_SPACES)}, got {latent_space!r}")
     average = Latent(*generator.generate_avg_frequencies())
-    offsets = Latent(torch.zeros_like(average.frequencies, requires_grad=True),
-                     torch.zeros_like(average.phase_shifts, requires_grad=True))
+    offsets = (Latent(torch.zeros_like(average.frequencies, requires_grad=True),
+                      torch.zeros_like(average.phase_shifts, requires_grad=True)) if latent_space == 'w' else
+               (torch.zeros(1, generator.z_dim, device=device, requires_grad=True),))
     yaw = torch.tensor([float(c.yaw) for c in cameras], device=device, requires_grad=optimize_pose)
     pitch = torch.tensor([float(c.pitch) for c in cameras], device=device, requires_grad=optimize_pose)
     colours = target.permute(0, 2, 3, 1).reshape(-1, 3)  # in the order of render_chosen_rays' numbers
     if rays_per_step is not None and rays_per_step >= colours.shape[0]:
         rays_per_step = None
 
-    def loss_at(latent_offsets, rays=None):
-        """MSE of every pixel, or of the pixels numbered rays (indices into all views' pixels)."""
-        latent = Latent(average.frequencies + latent_offsets.frequencies,
-                        average.phase_shifts + latent_offsets.phase_shifts)
+    def latent_of(fitted):
+        if latent_space == 'z':
+            return Latent(*generator.siren.mapping_network(fitted[0]))
+        return Latent(average.frequencies + fitted[0], average.phase_shifts + fitted[1])
+
+    def loss_at(fitted, rays=None, regularised=False):
+        """MSE of every pixel, or of the pixels numbered rays (indices into all views' pixels); plus the
+        pull towards the average if regularised."""
+        latent = latent_of(fitted)
         if rays is None:
-            return F.mse_loss(render_differentiable(generator, latent, pitch, yaw, options), target)
-        return F.mse_loss(render_chosen_rays(generator, latent, pitch, yaw, rays, options), colours[rays])
+            loss = F.mse_loss(render_differentiable(generator, latent, pitch, yaw, options), target)
+        else:
+            loss = F.mse_loss(render_chosen_rays(generator, latent, pitch, yaw, rays, options), colours[rays])
+        if regularised and latent_weight:
+            loss = loss + latent_weight * sum(x.pow(2).mean() for x in fitted) / len(fitted)
+        return loss
 
     with torch.no_grad():
         initial_loss = loss_at(offsets).item()
@@ -141,9 +160,9 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
     for step in trange(num_iterations, desc='fitting', unit='step', disable=not progress):
         # Noise that fades to zero: early steps see a blurred objective and escape poor starts.
         strength = noise_scale * (1 - step / num_iterations)
-        noisy = Latent(*(offset + strength * torch.randn_like(offset) for offset in offsets))
+        noisy = [offset + strength * torch.randn_like(offset) for offset in offsets]
         rays = None if rays_per_step is None else torch.randperm(colours.shape[0], device=device)[:rays_per_step]
-        loss = loss_at(noisy, rays)
+        loss = loss_at(noisy, rays, regularised=True)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -154,12 +173,12 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
             parameter.requires_grad_(flag)
     with torch.no_grad():
         final_loss = loss_at(offsets).item()
-    fitted_offsets = Latent(offsets.frequencies.detach(), offsets.phase_shifts.detach())
+        fitted = latent_of(offsets)
+    fitted = Latent(fitted.frequencies.detach(), fitted.phase_shifts.detach())
+    fitted_offsets = Latent(fitted.frequencies - average.frequencies, fitted.phase_shifts - average.phase_shifts)
     fitted_cameras = tuple(Camera(y, p, c.fov) for y, p, c in zip(yaw.tolist(), pitch.tolist(), cameras)
                            ) if optimize_pose else tuple(cameras)
-    return Fit(latent=Latent(average.frequencies + fitted_offsets.frequencies,
-                             average.phase_shifts + fitted_offsets.phase_shifts),
-               offsets=fitted_offsets, camera=fitted_cameras[0],
+    return Fit(latent=fitted, offsets=fitted_offsets, camera=fitted_cameras[0],
                losses=torch.tensor(losses), initial_loss=initial_loss, final_loss=final_loss,
                cameras=fitted_cameras, generator=generator)
 
@@ -183,6 +202,10 @@ def add_fit_arguments(parser):
     parser.add_argument('--image_size', type=int, default=64, help="resolution the fit is done at")
     parser.add_argument('--num_iterations', '--n_iterations', type=int, default=700, help="optimisation steps")
     parser.add_argument('--lr', type=float, default=1e-2, help="initial learning rate of the latent offsets")
+    parser.add_argument('--latent_space', choices=LATENT_SPACES, default='w',
+                        help="w: every layer's frequencies and phase shifts (W+); z: the mapping network's input")
+    parser.add_argument('--latent_weight', type=float, default=0.0,
+                        help="weight of the mean square of the fitted offsets (of z) in the loss")
     parser.add_argument('--noise_scale', type=float, default=0.03,
                         help="std of the noise on the offsets at the start (fades to 0)")
     parser.add_argument('--optimize_pose', action=argparse.BooleanOptionalAction, default=False,
@@ -243,4 +266,5 @@ def invert(generator, metadata, targets, cameras, args, search_pose_first=True, 
                                  pose_grid({**metadata, 'fov': cameras[0].fov}))
     return fit_latent(generator, targets, options, cameras, args.num_iterations, args.lr, args.pose_lr,
                       args.noise_scale, args.optimize_pose, args.seed, progress=progress,
-                      fit_weights=args.fit_weights, weight_lr=args.weight_lr, rays_per_step=args.rays_per_step)
+                      fit_weights=args.fit_weights, weight_lr=args.weight_lr, rays_per_step=args.rays_per_step,
+                      latent_space=args.latent_space, latent_weight=args.latent_weight)

@@ -68,8 +68,9 @@ def as_photos(images, image_size):
 
 def silhouettes(depth, metadata):
     """Head pixels [N, S, S] (bool) of renders' depth: nearer than midway from the head's centre (distance
-    1) to the far end, where white_back puts empty rays (true heads: inf). NaN-free only with white_back."""
-    return depth < (1 + metadata['ray_end']) / 2
+    1) to the far end, where white_back puts empty rays (true heads: inf). Only white_back renders have
+    such a depth (without it, empty rays lie at the camera): None for the others."""
+    return depth < (1 + metadata['ray_end']) / 2 if metadata.get('white_back') else None
 
 
 def psnr(images, truth):
@@ -91,9 +92,11 @@ def iou(masks, true_masks):
 
 
 def view_scores(images, depth, truth, true_depth, metadata):
-    """{psnr, ssim, iou}: [N] scores of renders (images, depth) against the true views."""
+    """{psnr, ssim, iou}: [N] scores of renders (images, depth) against the true views (iou NaN without
+    white_back: no silhouettes)."""
+    masks, true_masks = silhouettes(depth, metadata), silhouettes(true_depth, metadata)
     return {'psnr': psnr(images, truth), 'ssim': ssim(images, truth),
-            'iou': iou(silhouettes(depth, metadata), silhouettes(true_depth, metadata))}
+            'iou': torch.full((len(images),), torch.nan) if masks is None else iou(masks, true_masks)}
 
 
 def pixel_centre_views(heads, cameras, img_size):
