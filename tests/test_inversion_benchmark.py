@@ -43,6 +43,7 @@ def test_fit_recovers_the_generators_own_sample(tiny):
                           '--noise_scale', '0.01'])  # the search is tested below; this scene is no head
     fit = invert(generator, metadata, target[None], [front_camera(metadata)], args, progress=False)
     assert abs(fit.camera.yaw - truth.yaw) < 0.01 and abs(fit.camera.pitch - truth.pitch) < 0.01, fit.camera
+    assert fit.offsets.frequencies.abs().max() > 0 and fit.offsets.phase_shifts.abs().max() > 0  # both fitted
     # W+ holds many latents of one scene: recovered means the same scene, seen from where the fit never looked.
     options = inference_options(metadata, 16, 2)
     novel = turned([truth], 0.3)[0]
@@ -74,8 +75,8 @@ def test_scores_of_known_images():
     other = masks.clone()
     other[1] = ~other[1]
     assert inversion.iou(masks, other).tolist() == [1.0, 0.0]
-    depth = torch.tensor([[0.93, 1.02, 1.12, math.inf]])
-    assert inversion.silhouettes(depth, {'ray_end': 1.12, 'white_back': True}).tolist() == [[True, True, False, False]]
+    depth = torch.tensor([[0.93, 1.02, 1.08, 1.12, math.inf]])  # 1.08: a faint fog in front of the white
+    assert inversion.silhouettes(depth, {'ray_end': 1.12, 'white_back': True}).tolist() == [[True, True, False, False, False]]
     assert math.isnan(inversion.view_scores(truth, depth, truth, depth, {'ray_end': 1.12})['iou'][0])
 
 
@@ -103,13 +104,24 @@ def test_the_copied_input_scores_as_the_baseline(tiny_white):
     generator, metadata = tiny_white
     heads = TrueHeads(synthetic_dataset.sample_head_params(2, np.random.default_rng(5), 'white'), metadata['fov'])
     cameras = [front_camera(metadata), turned([front_camera(metadata)], 0.2)[0]]
-    values, _ = inversion.benchmark(generator, metadata, FixedView(heads, cameras[0]), cameras,
-                                    fit_arguments(NO_FIT + ['--image_size', '16']), progress=False)
-    for offset in ('03', '05'):
-        assert values[f'inversion_psnr_{offset}_copy'] > 45  # identical but for the PNG's rounding
-        assert values[f'inversion_iou_{offset}_copy'] == 1
-        assert values[f'inversion_psnr_{offset}_mean'] == pytest.approx(values[f'inversion_psnr_{offset}'])
+    args = fit_arguments(['--num_iterations', '3', '--no-pose_search', '--optimize_pose', '--pose_lr', '0',
+                          '--image_size', '16'])  # the latent moves, the pose stays at the mean
+    values, details = inversion.benchmark(generator, metadata, FixedView(heads, cameras[0]), cameras, args,
+                                          progress=False)
+    average = Latent(*generator.generate_avg_frequencies())
+    for offset in (0.3, 0.5):
+        tag = f'{offset:.1f}'.replace('.', '')
+        assert values[f'inversion_psnr_{tag}_copy'] > 45  # identical but for the PNG's rounding
+        assert values[f'inversion_iou_{tag}_copy'] == 1
+        # The mean-latent baseline: the average head at the recovered pose, turned.
+        means = torch.stack([render_view(generator, average, turned([fit.camera], sign * offset)[0],
+                                         inference_options(metadata), 10000, seed=index)[0]
+                             for sign in (-1, 1) for index, fit in enumerate(details['fits'])])
+        truths = torch.cat([details['views'][sign * offset]['truth'] for sign in (-1, 1)])
+        assert values[f'inversion_psnr_{tag}_mean'] == pytest.approx(float(inversion.psnr(means, truths).mean()))
+        assert values[f'inversion_psnr_{tag}_mean'] != pytest.approx(values[f'inversion_psnr_{tag}'])
     assert values['inversion_yaw_deg_start'] == pytest.approx(math.degrees(0.2) / 2, abs=1e-4)
+    assert values['inversion_yaw_deg'] == pytest.approx(math.degrees(0.2) / 2, abs=1e-4)  # the pose did not move
 
 
 def test_shape_is_measured_against_that_head():
