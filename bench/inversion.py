@@ -35,14 +35,16 @@ from metrics import geometry, inversion  # noqa: E402
 from metrics.heads import GeneratorHeads, sample_cameras  # noqa: E402
 from torch_utils.media import image_grid, save_image, to_uint8  # noqa: E402
 
+POSE_BASELINES = (('_start', 'mean pose'), ('_regressor', 'pose regressor'))
+VIEW_BASELINES = (('_copy', 'input copied'), ('_mean', 'mean latent'))
+VIEW_VALUES = (('psnr', 'PSNR (dB)'), ('ssim', 'SSIM'), ('iou', 'silhouette IoU'))
 ROWS = [  # (label, value, floor, baselines: (suffix, label) ...)
-    ('yaw error (deg)', 'inversion_yaw_deg', '_floor', (('_start', 'mean pose'), ('_regressor', 'pose regressor'))),
-    ('pitch error (deg)', 'inversion_pitch_deg', '_floor', (('_start', 'mean pose'), ('_regressor', 'pose regressor'))),
-] + [(f'{label} at +-{offset} rad', f'inversion_{name}_{offset.replace(".", "")}', '_floor',
-      (('_copy', 'input copied'), ('_mean', 'mean latent')))
-     for offset in ('0.3', '0.5') for name, label in (('psnr', 'PSNR (dB)'), ('ssim', 'SSIM'), ('iou', 'silhouette IoU'))
-     ] + [
-    ('shape: two-way distance', 'inversion_shape', '_floor_mesh', (('_sphere', 'best sphere'), ('_mean_latent', 'mean latent'))),
+    ('yaw error (deg)', 'inversion_yaw_deg', '_floor', POSE_BASELINES),
+    ('pitch error (deg)', 'inversion_pitch_deg', '_floor', POSE_BASELINES),
+] + [(f'{label} at +-{offset} rad', f'inversion_{name}_{offset.replace(".", "")}', '_floor', VIEW_BASELINES)
+     for offset in ('0.3', '0.5') for name, label in VIEW_VALUES] + [
+    ('shape: two-way distance', 'inversion_shape', '_floor_mesh', (('_sphere', 'best sphere'),
+                                                                    ('_mean_latent', 'mean latent'))),
 ]
 
 
@@ -52,11 +54,12 @@ def table(values):
     for label, name, floor, baselines in ROWS:
         if name not in values:
             continue
-        shown = ', '.join(f'{text} {values[name + suffix]:.4g}' for suffix, text in baselines if name + suffix in values)
+        shown = ', '.join(f'{text} {values[name + suffix]:.4g}' for suffix, text in baselines
+                          if name + suffix in values)
         floor_value = f'{values[name + floor]:.4g}' if name + floor in values else '-'
         lines.append(f'| {label} | **{values[name]:.4g}** | {floor_value} | {shown} |')
-    lines.append(f"| seconds per image | **{values['inversion_seconds']:.1f}** (max {values['inversion_seconds_max']:.1f}) "
-                 f"| - | - |")
+    lines.append(f"| seconds per image | **{values['inversion_seconds']:.1f}** "
+                 f"(max {values['inversion_seconds_max']:.1f}) | - | - |")
     return lines
 
 
@@ -113,7 +116,8 @@ def main(argv=None):
               'minutes': (time.perf_counter() - started) / 60}
     (output_dir / 'inversion.json').write_text(json.dumps(record, indent=1) + '\n')
     print('\n'.join(table(values)))
-    print(f"{args.num_heads} heads, {'the generator's own samples' if args.ceiling else 'held-out true heads'}; "
+    source = "the generator's own samples" if args.ceiling else 'held-out true heads'
+    print(f"{args.num_heads} heads, {source}; "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {torch.get_num_threads()} torch threads; "
           f"wrote {output_dir / 'inversion.json'} and {output_dir / 'inversion.png'}")
 

@@ -40,12 +40,12 @@ from inference.rendering import Camera, Latent
 from torch_utils.media import load_image, save_image, to_uint8
 
 from . import geometry, shape
-from .heads import GeneratorHeads, OccupancyHeads, SphereHeads, TrueHeads, sample_cameras, turned
+from .heads import GeneratorHeads, OccupancyHeads, TrueHeads, sample_cameras, turned
 from .registry import GeneratorInputs, register_metric
 
 HEAD_SEED = 2026_12_04          # the held-out heads' stream (synthetic datasets draw theirs from their seed)
 YAW_OFFSETS = (0.3, 0.5)        # novel views: the input's camera turned by -offset and +offset, radians
-DEFAULT_ARGS = '--optimize_pose'  # what a user with a photo of unknown pose runs (inverse_render.py)
+DEFAULT_ARGS = '--optimize_pose --num_iterations 300'  # a photo of unknown pose (inverse_render.py's words)
 
 
 def held_out_heads(num, metadata, dataset_seed=0):
@@ -200,7 +200,7 @@ def benchmark(generator, metadata, heads, cameras, args, regressor=None, progres
 def inversion(generator, metadata, dataset_dir, num_samples=8, seed=0, inversion_args=DEFAULT_ARGS, progress=True,
               max_batch_size=2400000, **unused):
     """(values, details) of benchmark on num_samples held-out heads at cameras drawn with seed; the fit's
-    options are inversion_args, inverse_render.py's words (default: --optimize_pose, the script's defaults)."""
+    options are inversion_args, inverse_render.py's words (default: DEFAULT_ARGS; the rest its defaults)."""
     ref = geometry.reference(dataset_dir)
     # The photos are at the training resolution; a user fits at it too unless inversion_args says otherwise.
     args = fit_arguments(['--image_size', str(metadata['img_size'])] + inversion_args.split())

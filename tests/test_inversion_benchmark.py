@@ -48,7 +48,8 @@ def test_fit_recovers_the_generators_own_sample(tiny):
     options = inference_options(metadata, 16, 2)
     novel = turned([truth], 0.3)[0]
     expected, _ = render_view(generator, latent, novel, options, 10000)
-    error = float(((render_view(generator, fit.latent, turned([fit.camera], 0.3)[0], options, 10000)[0] - expected) ** 2).mean())
+    seen, _ = render_view(generator, fit.latent, turned([fit.camera], 0.3)[0], options, 10000)
+    error = float(((seen - expected) ** 2).mean())
     start = float(((render_view(generator, Latent(*generator.generate_avg_frequencies()), novel, options, 10000)[0]
                     - expected) ** 2).mean())
     assert error < start / 3, (error, start)  # this tiny scene's latents differ little: start is small
@@ -76,7 +77,8 @@ def test_scores_of_known_images():
     other[1] = ~other[1]
     assert inversion.iou(masks, other).tolist() == [1.0, 0.0]
     depth = torch.tensor([[0.93, 1.02, 1.08, 1.12, math.inf]])  # 1.08: a faint fog in front of the white
-    assert inversion.silhouettes(depth, {'ray_end': 1.12, 'white_back': True}).tolist() == [[True, True, False, False, False]]
+    silhouette = inversion.silhouettes(depth, {'ray_end': 1.12, 'white_back': True})
+    assert silhouette.tolist() == [[True, True, False, False, False]]
     assert math.isnan(inversion.view_scores(truth, depth, truth, depth, {'ray_end': 1.12})['iou'][0])
 
 
@@ -86,8 +88,8 @@ def test_a_perfect_inversion_scores_at_the_floor(tiny_white):
     average = Latent(*generator.generate_avg_frequencies())
     heads = GeneratorHeads(generator, metadata, latents=[average] * 2)
     cameras = [front_camera(metadata)] * 2
-    values, details = inversion.benchmark(generator, metadata, heads, cameras, fit_arguments(NO_FIT + ['--image_size', '16']),
-                                          progress=False)
+    args = fit_arguments(NO_FIT + ['--image_size', '16'])
+    values, details = inversion.benchmark(generator, metadata, heads, cameras, args, progress=False)
     assert values['inversion_yaw_deg'] == values['inversion_yaw_deg_floor'] == 0
     assert values['inversion_pitch_deg'] == values['inversion_pitch_deg_floor'] == 0
     for offset in ('03', '05'):
