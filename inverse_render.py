@@ -31,7 +31,7 @@ from checkpoints import atomic_save, ema_checkpoint, generator_checkpoint, save_
 from inference.arguments import add_generator_arguments, load_generator_from_args
 from torch_utils.cli import run_cli
 from torch_utils.ema import ExponentialMovingAverage
-from inference.inversion import fit_latent, fit_to_dict
+from inference.inversion import add_fit_arguments, fit_to_dict, invert
 from torch_utils.media import image_grid, load_image, save_image, to_uint8
 from inference.rendering import (Camera, add_video_arguments, inference_options, render_to_video, render_view,
                                    trajectory, yaw_row)
@@ -81,33 +81,16 @@ def main(argv=None):
     parser.add_argument('--view', nargs=3, action='append', default=[], metavar=('IMAGE', 'YAW', 'PITCH'),
                         help="another image of the same scene and its camera's yaw and pitch, radians (repeatable)")
     parser.add_argument('--output_dir', default='inversion', help="folder for the outputs (created)")
-    parser.add_argument('--image_size', type=int, default=64, help="resolution the fit is done at")
+    add_fit_arguments(parser)
     parser.add_argument('--render_size', type=int, default=128, help="resolution of the outputs")
-    parser.add_argument('--num_iterations', '--n_iterations', type=int, default=700, help="optimisation steps")
-    parser.add_argument('--lr', type=float, default=1e-2, help="initial learning rate of the latent offsets")
-    parser.add_argument('--noise_scale', type=float, default=0.03,
-                        help="std of the noise on the offsets at the start (fades to 0)")
-    parser.add_argument('--optimize_pose', action=argparse.BooleanOptionalAction, default=False,
-                        help="also fit the camera's yaw and pitch (each view's, with --view)")
-    parser.add_argument('--pose_lr', type=float, default=5e-3, help="learning rate of yaw and pitch")
-    parser.add_argument('--yaw', type=float, default=None, help="starting yaw, radians (default: the mean)")
-    parser.add_argument('--pitch', type=float, default=None, help="starting pitch, radians (default: the mean)")
-    parser.add_argument('--fit_weights', action='store_true',
-                        help="also tune the SIREN's weights; saves the tuned generator.pth and ema.pth")
-    parser.add_argument('--weight_lr', type=float, default=1e-4, help="learning rate of the tuned weights")
-    parser.add_argument('--rays_per_step', type=int, default=None,
-                        help="pixels per step, drawn at random from all views (default: every pixel)")
-    parser.add_argument('--ray_step_multiplier', type=float, default=2,
-                        help="samples per ray = the curriculum's num_steps times this")
-    parser.add_argument('--lock_view_dependence', action='store_true',
-                        help="colour independent of view direction (always, for a generator trained locked)")
-    parser.add_argument('--seed', type=int, default=0, help="seed of the fitting noise")
+    parser.add_argument('--yaw', type=float, default=None,
+                        help="starting yaw, radians (default: the mean, or with --optimize_pose the pose search's)")
+    parser.add_argument('--pitch', type=float, default=None, help="starting pitch, radians (as --yaw)")
     add_video_arguments(parser)
     args = parser.parse_args(argv)
     extra_views = parse_views(parser, args)
 
     generator, metadata, _ = load_generator_from_args(args)
-    options = inference_options(metadata, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
     fov = metadata['fov']
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -117,9 +100,8 @@ def main(argv=None):
     start = Camera(start_yaw if args.yaw is None else args.yaw, start_pitch if args.pitch is None else args.pitch, fov)
     views = [(first, start)] + [(image, Camera(yaw, pitch, fov)) for image, yaw, pitch in extra_views]
     targets = torch.cat([load_image(image, args.image_size) for image, _ in views])
-    fit = fit_latent(generator, targets, options, [camera for _, camera in views], args.num_iterations, args.lr,
-                     args.pose_lr, args.noise_scale, args.optimize_pose, args.seed, fit_weights=args.fit_weights,
-                     weight_lr=args.weight_lr, rays_per_step=args.rays_per_step)
+    search = args.yaw is None and args.pitch is None and not args.align  # a given start pose is kept
+    fit = invert(generator, metadata, targets, [camera for _, camera in views], args, search_pose_first=search)
     print(f"MSE {fit.initial_loss:.4f} -> {fit.final_loss:.4f}; yaw {fit.camera.yaw:.3f}, pitch {fit.camera.pitch:.3f}")
 
     atomic_save(fit_to_dict(fit, image=str(args.image), images=[str(image) for image, _ in views],

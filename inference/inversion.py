@@ -14,6 +14,7 @@ Extensions:
   costs the same however many views there are.
 """
 
+import argparse
 import copy
 import math
 from typing import NamedTuple, Optional
@@ -25,7 +26,10 @@ from tqdm import trange
 from generators.camera_utils import look_at_origin
 from generators.ray_sampler import rays_from_cameras
 from generators.renderer import render_options
-from inference.rendering import Camera, Latent
+from inference.rendering import Camera, Latent, inference_options
+
+
+LATENT_SPACES = ('w', 'z')
 
 
 class Fit(NamedTuple):
@@ -83,7 +87,7 @@ def cosine_decay(num_iterations, floor=0.02):
 
 def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, pose_lr=5e-3,
                noise_scale=0.03, optimize_pose=False, seed=0, progress=True, fit_weights=False, weight_lr=1e-4,
-               rays_per_step=None):
+               rays_per_step=None, latent_space='w', latent_weight=0.0):
     """Fits W offsets (and poses, if optimize_pose) so renders match target [N, 3, S, S] in [-1, 1].
 
     target: N views of one scene (N = 1 for a single image); camera: the starting
@@ -93,6 +97,10 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
     returned as Fit.generator; the given generator is never changed.
     rays_per_step: each step renders that many pixels drawn at random from all
     views (NeRF-style batches: cheap steps, so more of them); None renders every pixel.
+    latent_space: 'w' fits offsets from the average to every layer's frequencies and phase shifts (the
+    mapping network's outputs, W+ in StyleGAN's terms); 'z' fits the mapping network's input z [1, z_dim]
+    from 0, so the result is always one of the generator's own latents. latent_weight: the loss adds
+    latent_weight times the mean square of the fitted offsets (of z), a pull towards the average head.
     """
     torch.manual_seed(seed)
     device = generator.device
@@ -107,22 +115,34 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
         generator = copy.deepcopy(generator)
         given_flags = [p.requires_grad for p in generator.parameters()]
         generator.requires_grad_(False)  # only the tuned weights need gradients
+    if latent_space not in LATENT_SPACES:
+        raise ValueError(f"latent_space must be one of {', '.join(LATENT_SPACES)}, got {latent_space!r}")
     average = Latent(*generator.generate_avg_frequencies())
-    offsets = Latent(torch.zeros_like(average.frequencies, requires_grad=True),
-                     torch.zeros_like(average.phase_shifts, requires_grad=True))
+    offsets = (Latent(torch.zeros_like(average.frequencies, requires_grad=True),
+                      torch.zeros_like(average.phase_shifts, requires_grad=True)) if latent_space == 'w' else
+               (torch.zeros(1, generator.z_dim, device=device, requires_grad=True),))
     yaw = torch.tensor([float(c.yaw) for c in cameras], device=device, requires_grad=optimize_pose)
     pitch = torch.tensor([float(c.pitch) for c in cameras], device=device, requires_grad=optimize_pose)
     colours = target.permute(0, 2, 3, 1).reshape(-1, 3)  # in the order of render_chosen_rays' numbers
     if rays_per_step is not None and rays_per_step >= colours.shape[0]:
         rays_per_step = None
 
-    def loss_at(latent_offsets, rays=None):
-        """MSE of every pixel, or of the pixels numbered rays (indices into all views' pixels)."""
-        latent = Latent(average.frequencies + latent_offsets.frequencies,
-                        average.phase_shifts + latent_offsets.phase_shifts)
+    def latent_of(fitted):
+        if latent_space == 'z':
+            return Latent(*generator.siren.mapping_network(fitted[0]))
+        return Latent(average.frequencies + fitted[0], average.phase_shifts + fitted[1])
+
+    def loss_at(fitted, rays=None, regularised=False):
+        """MSE of every pixel, or of the pixels numbered rays (indices into all views' pixels); plus the
+        pull towards the average if regularised."""
+        latent = latent_of(fitted)
         if rays is None:
-            return F.mse_loss(render_differentiable(generator, latent, pitch, yaw, options), target)
-        return F.mse_loss(render_chosen_rays(generator, latent, pitch, yaw, rays, options), colours[rays])
+            loss = F.mse_loss(render_differentiable(generator, latent, pitch, yaw, options), target)
+        else:
+            loss = F.mse_loss(render_chosen_rays(generator, latent, pitch, yaw, rays, options), colours[rays])
+        if regularised and latent_weight:
+            loss = loss + latent_weight * sum(x.pow(2).mean() for x in fitted) / len(fitted)
+        return loss
 
     with torch.no_grad():
         initial_loss = loss_at(offsets).item()
@@ -140,9 +160,9 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
     for step in trange(num_iterations, desc='fitting', unit='step', disable=not progress):
         # Noise that fades to zero: early steps see a blurred objective and escape poor starts.
         strength = noise_scale * (1 - step / num_iterations)
-        noisy = Latent(*(offset + strength * torch.randn_like(offset) for offset in offsets))
+        noisy = [offset + strength * torch.randn_like(offset) for offset in offsets]
         rays = None if rays_per_step is None else torch.randperm(colours.shape[0], device=device)[:rays_per_step]
-        loss = loss_at(noisy, rays)
+        loss = loss_at(noisy, rays, regularised=True)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -153,12 +173,12 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
             parameter.requires_grad_(flag)
     with torch.no_grad():
         final_loss = loss_at(offsets).item()
-    fitted_offsets = Latent(offsets.frequencies.detach(), offsets.phase_shifts.detach())
+        fitted = latent_of(offsets)
+    fitted = Latent(fitted.frequencies.detach(), fitted.phase_shifts.detach())
+    fitted_offsets = Latent(fitted.frequencies - average.frequencies, fitted.phase_shifts - average.phase_shifts)
     fitted_cameras = tuple(Camera(y, p, c.fov) for y, p, c in zip(yaw.tolist(), pitch.tolist(), cameras)
                            ) if optimize_pose else tuple(cameras)
-    return Fit(latent=Latent(average.frequencies + fitted_offsets.frequencies,
-                             average.phase_shifts + fitted_offsets.phase_shifts),
-               offsets=fitted_offsets, camera=fitted_cameras[0],
+    return Fit(latent=fitted, offsets=fitted_offsets, camera=fitted_cameras[0],
                losses=torch.tensor(losses), initial_loss=initial_loss, final_loss=final_loss,
                cameras=fitted_cameras, generator=generator)
 
@@ -173,3 +193,78 @@ def fit_to_dict(fit, **extra):
             'yaw': fit.camera.yaw, 'pitch': fit.camera.pitch, 'fov': fit.camera.fov,
             'cameras': [tuple(c) for c in fit.cameras],
             'losses': fit.losses, 'initial_loss': fit.initial_loss, 'final_loss': fit.final_loss, **extra}
+
+
+# --- as inverse_render.py runs it --------------------------------------------------------
+
+def add_fit_arguments(parser):
+    """inverse_render.py's options of the fit itself (the benchmark parses the same ones: metrics/inversion.py)."""
+    parser.add_argument('--image_size', type=int, default=64, help="resolution the fit is done at")
+    parser.add_argument('--num_iterations', '--n_iterations', type=int, default=700, help="optimisation steps")
+    parser.add_argument('--lr', type=float, default=1e-2, help="initial learning rate of the latent offsets")
+    parser.add_argument('--latent_space', choices=LATENT_SPACES, default='w',
+                        help="w: every layer's frequencies and phase shifts (W+); z: the mapping network's input")
+    parser.add_argument('--latent_weight', type=float, default=0.0,
+                        help="weight of the mean square of the fitted offsets (of z) in the loss")
+    parser.add_argument('--noise_scale', type=float, default=0.03,
+                        help="std of the noise on the offsets at the start (fades to 0)")
+    parser.add_argument('--optimize_pose', action=argparse.BooleanOptionalAction, default=False,
+                        help="also fit the camera's yaw and pitch (each view's, with --view)")
+    parser.add_argument('--pose_lr', type=float, default=5e-3, help="learning rate of yaw and pitch")
+    parser.add_argument('--pose_search', action=argparse.BooleanOptionalAction, default=True,
+                        help="with --optimize_pose and no starting pose given: start the first view from the "
+                             "best of a grid of poses over the curriculum's pose range (the average head rendered)")
+    parser.add_argument('--fit_weights', action='store_true',
+                        help="also tune the SIREN's weights; saves the tuned generator.pth and ema.pth")
+    parser.add_argument('--weight_lr', type=float, default=1e-4, help="learning rate of the tuned weights")
+    parser.add_argument('--rays_per_step', type=int, default=None,
+                        help="pixels per step, drawn at random from all views (default: every pixel)")
+    parser.add_argument('--ray_step_multiplier', type=float, default=2,
+                        help="samples per ray = the curriculum's num_steps times this")
+    parser.add_argument('--lock_view_dependence', action='store_true',
+                        help="colour independent of view direction (always, for a generator trained locked)")
+    parser.add_argument('--seed', type=int, default=0, help="seed of the fitting noise")
+
+
+def fit_arguments(argv=()):
+    """The fit's options parsed from command-line words, with inverse_render.py's defaults."""
+    parser = argparse.ArgumentParser(prog='inversion', add_help=False)
+    add_fit_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def pose_grid(metadata, spread=2.0, yaws=9, pitches=5):
+    """Cameras [yaws * pitches] over the curriculum's pose range: mean +- spread std devs in each angle."""
+    def angles(mean, stddev, count):
+        return torch.linspace(mean - spread * stddev, mean + spread * stddev, count).tolist()
+    return [Camera(yaw, pitch, metadata['fov']) for pitch in angles(metadata['v_mean'], metadata['v_stddev'], pitches)
+            for yaw in angles(metadata['h_mean'], metadata['h_stddev'], yaws)]
+
+
+def search_pose(generator, target, options, cameras):
+    """The one of cameras whose render of the average latent is nearest (MSE) to target [1, 3, S, S]:
+    a start for the pose that gradient steps from the mean pose miss (they only slide downhill)."""
+    average = Latent(*generator.generate_avg_frequencies())
+    options = fitting_options(options)
+    with torch.no_grad():
+        errors = torch.cat([
+            ((render_differentiable(generator, average, torch.tensor([c.pitch for c in chunk]),
+                                    torch.tensor([c.yaw for c in chunk]), options) - target.to(generator.device)
+              ) ** 2).mean((1, 2, 3)) for chunk in (cameras[i:i + 9] for i in range(0, len(cameras), 9))])
+    return cameras[int(errors.argmin())]
+
+
+def invert(generator, metadata, targets, cameras, args, search_pose_first=True, progress=True):
+    """fit_latent as inverse_render.py runs it. targets [N, 3, S, S] in [-1, 1] at args.image_size; cameras:
+    the N starting (or known) poses; args: add_fit_arguments' options. With args.optimize_pose and
+    args.pose_search, the first view starts from search_pose's camera unless search_pose_first is False
+    (a starting pose the user gave)."""
+    options = inference_options(metadata, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
+    cameras = list(cameras)
+    if args.optimize_pose and args.pose_search and search_pose_first:
+        cameras[0] = search_pose(generator, targets[:1], {**options, 'fov': cameras[0].fov},
+                                 pose_grid({**metadata, 'fov': cameras[0].fov}))
+    return fit_latent(generator, targets, options, cameras, args.num_iterations, args.lr, args.pose_lr,
+                      args.noise_scale, args.optimize_pose, args.seed, progress=progress,
+                      fit_weights=args.fit_weights, weight_lr=args.weight_lr, rays_per_step=args.rays_per_step,
+                      latent_space=args.latent_space, latent_weight=args.latent_weight)

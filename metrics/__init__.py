@@ -9,6 +9,7 @@
     geometry.py         3D-quality metrics on the synthetic heads (pose, pose_fd, shape,
                         mv_consistency), over heads.py, pose_regressor.py, pose.py,
                         shape.py and multiview.py
+    inversion.py        the inversion benchmark: held-out heads' photos inverted, scored in 3D
     generate.py         rendering a generator's evaluation images
     folder_metrics.py   all of it for a generated folder against a real one
 """
@@ -17,7 +18,7 @@ from .folder_metrics import folder_metrics
 from .image_files import ImageFolderError
 from .inception import InceptionWeightsError, load_inception
 from .registry import GeneratorInputs, MetricInputs, calc_metric, is_valid_metric, list_metrics, metric_inputs
-from . import geometry  # noqa: E402,F401  registers the geometry metrics
+from . import geometry, inversion  # noqa: E402,F401  registers the geometry metrics and the inversion benchmark
 
 __all__ = ['folder_metrics', 'ImageFolderError', 'InceptionWeightsError', 'load_inception',
            'calc_metric', 'is_valid_metric', 'list_metrics', 'metric_inputs', 'MetricInputs', 'GeneratorInputs']

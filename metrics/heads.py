@@ -27,17 +27,18 @@ DEFAULT_SURFACE_LEVEL = 10  # density of the surface, as shape_extraction.py's -
 
 
 class GeneratorHeads:
-    """Samples of a pi-GAN generator: sample i is the latent of seed first_seed + i."""
+    """Samples of a pi-GAN generator: sample i is the latent of seed first_seed + i, or latents[i] where
+    latents (inference.rendering.Latent) are given (fitted ones: metrics/inversion.py)."""
 
     def __init__(self, generator, metadata, psi=1.0, first_seed=0, max_batch_size=2400000,
-                 surface_level=DEFAULT_SURFACE_LEVEL):
+                 surface_level=DEFAULT_SURFACE_LEVEL, latents=()):
         self.generator = getattr(generator, 'module', generator)  # DDP: render without its hooks
         self.options = inference_options(metadata)
         self.psi = psi
         self.first_seed = first_seed
         self.max_batch_size = max_batch_size
         self.surface_level = surface_level
-        self._latents = {}
+        self._latents = dict(enumerate(latents))
 
     def latent(self, index):
         if index not in self._latents:

@@ -14,7 +14,7 @@ import inverse_render
 import shape_extraction
 from synthetic import heads as synthetic_heads
 from test_render_scripts import probe_video
-from tiny_checkpoint import make_tiny_run
+from tiny_checkpoint import make_smooth_run, make_tiny_run
 from checkpoints import atomic_save, load_generator
 from inference.inversion import fit_latent, fitting_options, render_differentiable
 from torch_utils.media import save_image, to_uint8
@@ -24,25 +24,8 @@ from inference.rendering import Camera, Latent, front_camera, inference_options,
 
 @pytest.fixture(scope='module')
 def smooth_run(tmp_path_factory):
-    """A tiny run whose fresh weights are rescaled into a smooth, opaque scene.
-
-    A fresh mapping network asks the SIREN for frequencies far above pi-GAN's
-    base of 30, so renders are per-pixel noise that no fit can follow; near the
-    base, images change smoothly with the latent and the pose, as a trained
-    model's do.
-    """
-    folder = tmp_path_factory.mktemp('smooth_run')
-    path = make_tiny_run(folder)
-    checkpoint = torch.load(path, weights_only=True)
-    state = checkpoint['state_dict']
-    state['siren.mapping_network.network.6.weight'] *= 0.02  # latents close to the average frequencies
-    state['siren.mapping_network.network.6.bias'].zero_()
-    state['siren.final_layer.weight'] *= 300                 # real densities, so surfaces form
-    state['siren.color_layer_linear.0.weight'] *= 10         # visible colour contrast
-    atomic_save(checkpoint, path)
-    for name in ('ema.pth', 'ema2.pth'):
-        (folder / name).unlink()
-    return path
+    """A tiny run with a smooth, opaque scene (tiny_checkpoint.make_smooth_run)."""
+    return make_smooth_run(tmp_path_factory.mktemp('smooth_run'))
 
 
 def test_differentiable_render_matches_the_generator(smooth_run):

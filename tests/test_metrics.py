@@ -176,7 +176,7 @@ def test_inception_score_ignores_classes_that_never_occur():
 
 def test_registry_names_and_unknown_metric():
     assert list_metrics(MetricInputs) == ['fid', 'is', 'kid']
-    assert set(list_metrics()) == {'fid', 'is', 'kid', 'pose', 'pose_fd', 'shape', 'mv_consistency'}
+    assert set(list_metrics()) == {'fid', 'is', 'kid', 'pose', 'pose_fd', 'shape', 'mv_consistency', 'inversion'}
     with pytest.raises(ValueError, match='unknown metric'):
         calc_metric('ppl', None)
 

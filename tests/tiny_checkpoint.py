@@ -3,7 +3,7 @@
 import torch
 
 import curriculums
-from checkpoints import ema_checkpoint, generator_checkpoint, save_all
+from checkpoints import atomic_save, ema_checkpoint, generator_checkpoint, save_all
 from torch_utils.ema import ExponentialMovingAverage
 from checkpoints.builders import build_generator
 
@@ -54,3 +54,24 @@ def make_tiny_run(folder, step=100, seed=0, ema_shift=0.01, colour_gain=1, smoot
         'ema2.pth': ema_checkpoint(ema2, step),
     })
     return folder / 'generator.pth'
+
+
+def make_smooth_run(folder, **overrides):
+    """A tiny run (raw weights only) whose fresh weights are rescaled into a smooth, opaque scene.
+
+    A fresh mapping network asks the SIREN for frequencies far above pi-GAN's
+    base of 30, so renders are per-pixel noise that no fit can follow; near the
+    base, images change smoothly with the latent and the pose, as a trained
+    model's do. Returns the path of generator.pth.
+    """
+    path = make_tiny_run(folder, **overrides)
+    checkpoint = torch.load(path, weights_only=True)
+    state = checkpoint['state_dict']
+    state['siren.mapping_network.network.6.weight'] *= 0.02  # latents close to the average frequencies
+    state['siren.mapping_network.network.6.bias'].zero_()
+    state['siren.final_layer.weight'] *= 300                 # real densities, so surfaces form
+    state['siren.color_layer_linear.0.weight'] *= 10         # visible colour contrast
+    atomic_save(checkpoint, path)
+    for name in ('ema.pth', 'ema2.pth'):
+        (folder / name).unlink()
+    return path
