@@ -34,9 +34,9 @@ import torch
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
-import synthetic_dataset
 from inference.inversion import fit_arguments, invert
 from inference.rendering import Camera, Latent
+from synthetic import heads as synthetic_heads
 from torch_utils.media import load_image, save_image, to_uint8
 
 from . import geometry, shape
@@ -53,7 +53,7 @@ def held_out_heads(num, metadata, dataset_seed=0):
     if dataset_seed == HEAD_SEED:
         raise ValueError(f"the dataset's seed is the held-out heads' own ({HEAD_SEED}): its heads would be these")
     background = metadata.get('synthetic_background', 'grey')
-    return TrueHeads(synthetic_dataset.sample_head_params(num, np.random.default_rng(HEAD_SEED), background),
+    return TrueHeads(synthetic_heads.sample_head_params(num, np.random.default_rng(HEAD_SEED), background),
                      metadata['fov'])
 
 
@@ -102,7 +102,7 @@ def view_scores(images, depth, truth, true_depth, metadata):
 def pixel_centre_views(heads, cameras, img_size):
     """The true heads traced through pixel centres only, as the generator's renderer samples them:
     (images, depth), what a perfect inversion renders."""
-    images, buffers = synthetic_dataset.render_heads(heads.heads, [c.pitch for c in cameras],
+    images, buffers = synthetic_heads.render_heads(heads.heads, [c.pitch for c in cameras],
                                                      [c.yaw for c in cameras], img_size, heads.fov, supersample=1,
                                                      return_buffers=True)
     return images * 2 - 1, buffers['depth']

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-import synthetic_dataset
+from synthetic import heads as synthetic_heads
 from checkpoints import load_generator
 from inference.inversion import fit_arguments, fitting_options, invert, pose_grid
 from inference.rendering import Camera, Latent, inference_options, latent_from_seed, render_view
 from metrics import inversion
 from metrics.geometry import FixedView
-from metrics.heads import GeneratorHeads, TrueHeads, front_camera, turned
+from inference.rendering import front_camera
+from metrics.heads import GeneratorHeads, TrueHeads, turned
 from tiny_checkpoint import make_smooth_run
 
 # A fit that changes nothing: the average latent at the mean pose, as the fit starts.
@@ -104,7 +105,7 @@ def test_a_perfect_inversion_scores_at_the_floor(tiny_white):
 def test_the_copied_input_scores_as_the_baseline(tiny_white):
     """A head whose image never turns: its every view is the input, so copying the input is perfect."""
     generator, metadata = tiny_white
-    heads = TrueHeads(synthetic_dataset.sample_head_params(2, np.random.default_rng(5), 'white'), metadata['fov'])
+    heads = TrueHeads(synthetic_heads.sample_head_params(2, np.random.default_rng(5), 'white'), metadata['fov'])
     cameras = [front_camera(metadata), turned([front_camera(metadata)], 0.2)[0]]
     args = fit_arguments(['--num_iterations', '3', '--no-pose_search', '--optimize_pose', '--pose_lr', '0',
                           '--image_size', '16'])  # the latent moves, the pose stays at the mean
@@ -127,7 +128,7 @@ def test_the_copied_input_scores_as_the_baseline(tiny_white):
 
 
 def test_shape_is_measured_against_that_head():
-    heads = TrueHeads(synthetic_dataset.sample_head_params(2, np.random.default_rng(7), 'white'), 12)
+    heads = TrueHeads(synthetic_heads.sample_head_params(2, np.random.default_rng(7), 'white'), 12)
     own = inversion.shape_distances(heads, heads)
     swapped = inversion.shape_distances(TrueHeads(heads.heads[::-1], 12), heads)
     spheres = inversion.best_spheres(heads)
@@ -137,7 +138,7 @@ def test_shape_is_measured_against_that_head():
 def test_held_out_heads_are_no_datasets():
     metadata = {'fov': 12, 'synthetic_background': 'white'}
     heads = inversion.held_out_heads(4, metadata).heads
-    dataset = synthetic_dataset.sample_head_params(2000, np.random.default_rng(0), 'white')
+    dataset = synthetic_heads.sample_head_params(2000, np.random.default_rng(0), 'white')
     radii = {tuple(head['head_radii']) for head in dataset}
     assert not radii & {tuple(head['head_radii']) for head in heads}
     assert heads[0]['background'] == [1.0] * 3
