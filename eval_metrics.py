@@ -18,10 +18,11 @@ import math
 import sys
 from pathlib import Path
 
-from metrics import (GeneratorInputs, ImageFolderError, calc_metric, folder_metrics, list_metrics, load_inception,
-                     metric_inputs)
-from metrics.geometry import summary_lines, synthetic_folder
-from metrics.generate import evaluation_metadata, prepare_output_folder, write_generated_images
+from metrics import (ImageFolderError, folder_metrics, list_metrics, load_inception, parse_metric_names,
+                     split_metrics)
+from metrics.geometry import geometry_metrics, summary_lines, synthetic_folder
+from metrics.generate import output_images, prepare_output_folder
+from inference.rendering import eval_keys_used
 from metrics.image_files import image_size, require_images
 from inference.arguments import add_generator_arguments, load_generator_from_args
 from utils.errors import UserError
@@ -56,12 +57,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.num_images < 2:
         parser.error("--num_images must be at least 2")
-    args.metrics = [name.strip() for name in args.metrics.split(',') if name.strip()]
-    unknown = [name for name in args.metrics if name not in list_metrics()]
-    if unknown:
-        parser.error(f"unknown metric {unknown[0]!r}; choose from {', '.join(list_metrics())}")
-    args.image_metrics = [name for name in args.metrics if metric_inputs(name) is not GeneratorInputs]
-    args.geometry_metrics = [name for name in args.metrics if metric_inputs(name) is GeneratorInputs]
+    try:
+        args.metrics = parse_metric_names(args.metrics)
+    except ValueError as error:
+        parser.error(str(error))
+    args.image_metrics, args.geometry_metrics = split_metrics(args.metrics)
     if args.image_metrics and not args.real_image_dir:
         parser.error(f"{', '.join(args.image_metrics)} need --real_image_dir")
     if args.geometry_samples < 2:
@@ -106,10 +106,8 @@ def evaluate(args):
         options = {'max_batch_size': args.max_batch_size, 'surface_level': args.level}
         if args.img_size:  # mv_consistency's render size (pose renders at its regressor's input size)
             options['img_size'] = args.img_size
-        inputs = GeneratorInputs(generator, metadata, dataset_dir, args.geometry_samples, args.seed, options)
-        # One inputs object, so one cache: pose_fd reuses pose's renders.
-        for name in args.geometry_metrics:
-            report['results'].update(calc_metric(name, inputs))
+        report['results'].update(geometry_metrics(generator, metadata, dataset_dir, args.geometry_metrics,
+                                                  args.geometry_samples, args.seed, **options))
         report['geometry'] = {'dataset_dir': str(Path(dataset_dir).resolve()), 'num_samples': args.geometry_samples}
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / 'metrics.json').write_text(json.dumps(report, indent=2, default=str) + '\n')
@@ -126,10 +124,9 @@ def image_metrics(args, generator, metadata, device, output_dir, report):
 
     if images_dir.resolve() == Path(args.real_image_dir).resolve():
         raise ImageFolderError(f"{images_dir} is the real-image folder; choose another --output_dir")
-    options, eval_keys = evaluation_metadata(metadata, img_size)
     prepare_output_folder(images_dir)
-    write_generated_images(generator, options, images_dir, args.num_images, batch_size=args.batch_size,
-                           seed=args.seed, max_batch_size=args.max_batch_size)
+    options = output_images(generator, metadata, 0, 1, images_dir, args.num_images, img_size,
+                            batch_size=args.batch_size, seed=args.seed, max_batch_size=args.max_batch_size)
     metric_options = {'kid_subsets': args.kid_subsets, 'kid_subset_size': args.kid_subset_size,
                       'is_splits': args.is_splits, 'seed': args.seed}
     results, real = folder_metrics(args.real_image_dir, images_dir, output_dir, inception, args.image_metrics,
@@ -146,7 +143,7 @@ def image_metrics(args, generator, metadata, device, output_dir, report):
     report['results'].update(results)
     report['settings'].update({
         'img_size': img_size, 'psi': 1, 'nerf_noise': 0,
-        'eval_keys_used': eval_keys,
+        'eval_keys_used': eval_keys_used(metadata),
         'metric_options': metric_options,
         'inception_weights': str(inception.weights_file),
         'inception_weights_sha256': inception.weights_digest,

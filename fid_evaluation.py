@@ -1,4 +1,4 @@
-"""Real-image folders for FID (the functions, with the original's public names, are in training/evaluation.py).
+"""Real-image folders for FID (the functions, with the original's public names, are in the metrics library).
 
     python fid_evaluation.py --dataset CelebA --img_size 128 --num_imgs 8000 [--dataset_path GLOB] [--real_dir DIR]
 
@@ -10,7 +10,9 @@ and for `python -m pytorch_fid`.
 import argparse
 import sys
 
-from training.evaluation import calculate_fid, default_real_dir, output_images, setup_evaluation  # noqa: F401
+from metrics.folder_metrics import calculate_fid  # noqa: F401  the original's names, for its users
+from metrics.generate import output_images  # noqa: F401
+from metrics.real_images import default_real_dir, setup_evaluation  # noqa: F401
 from utils.errors import UserError
 
 

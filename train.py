@@ -13,7 +13,7 @@ import argparse  # noqa: E402
 
 from curriculums import check_keys  # noqa: E402
 from torch_utils.cli import add_override_argument, parse_overrides, run_cli  # noqa: E402
-from training.geometry_eval import parse_eval_metrics  # noqa: E402
+from metrics import list_metrics, parse_metric_names  # noqa: E402
 from training.training_loop import PRECISIONS  # noqa: E402
 
 
@@ -29,9 +29,10 @@ def parse_args(argv=None):
     parser.add_argument('--eval_freq', type=int, default=5000,
                         help="steps between evaluations of --eval_metrics (0: never)")
     parser.add_argument('--eval_metrics', default=None,
-                        help="comma-separated metrics logged every --eval_freq steps: fid (fid.txt), and on the "
-                             "synthetic heads pose, pose_fd, shape, mv_consistency (geometry.jsonl, offline); "
-                             "default: the four geometry metrics on Synthetic, fid otherwise")
+                        help=f"comma-separated metrics logged every --eval_freq steps to metrics.jsonl (fid also "
+                             f"to fid.txt), from {', '.join(list_metrics())}; fid, kid and is need the Inception "
+                             f"weights, the others the synthetic heads; default: the geometry metrics on "
+                             f"Synthetic, fid otherwise")
     parser.add_argument('--geometry_samples', type=int, default=32, help="generated samples per geometry metric")
     parser.add_argument('--port', default='12355', help="rendezvous port for multi-process training")
     parser.add_argument('--set_step', type=int, default=None, help="force the step counter (and its stage)")
@@ -55,7 +56,7 @@ def parse_args(argv=None):
     parser.add_argument('--sample_size', type=int, default=None,
                         help="sample grid resolution (default 128 on GPU, 2x img_size up to 64 on CPU)")
     parser.add_argument('--log_every', type=int, default=10, help="steps between log lines and stats.jsonl rows")
-    fid = parser.add_argument_group('FID during training (--eval_freq)')
+    fid = parser.add_argument_group('FID, KID and IS during training (--eval_freq)')
     fid.add_argument('--fid_images', type=int, default=2048, help="generated images per evaluation")
     fid.add_argument('--fid_size', type=int, default=128, help="resolution of the evaluation images")
     fid.add_argument('--fid_real_images', type=int, default=8000, help="real images written on first use")
@@ -64,9 +65,9 @@ def parse_args(argv=None):
     opt = parser.parse_args(argv)
     opt.overrides = parse_overrides(opt.overrides)
     try:
-        opt.eval_metrics = parse_eval_metrics(opt.eval_metrics)
+        opt.eval_metrics = None if opt.eval_metrics is None else parse_metric_names(opt.eval_metrics)
     except ValueError as error:
-        parser.error(str(error))
+        parser.exit(2, f"{parser.prog}: error: --eval_metrics: {error}\n")  # one line, not the long usage
     return opt
 
 

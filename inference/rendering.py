@@ -5,6 +5,7 @@ frequencies and phase shifts, [1, F] each. A Camera (generators/camera_utils.py)
 is a pose and a field of view; views are rendered at exactly that camera.
 """
 
+import copy
 import math
 from contextlib import ExitStack
 from typing import NamedTuple
@@ -51,6 +52,42 @@ def interpolated_latents(latents, frames_per_seed):
     return path
 
 
+# A curriculum's *_eval camera keys: what evaluation images draw their views from instead.
+EVAL_CAMERA_KEYS = {'h_stddev': 'h_stddev_eval', 'v_stddev': 'v_stddev_eval', 'sample_dist': 'sample_dist_eval'}
+CAMERAS = ('fixed', 'eval')
+
+
+def evaluation_options(metadata, img_size=None, cameras='fixed'):
+    """Render settings of every evaluation and inference render, from a curriculum's settings at a step.
+
+    The one place they are derived: no density noise; last_back follows eval_last_back where
+    the curriculum has it (the original trained faces without it but rendered them with it);
+    img_size if given. cameras='fixed': a batch's views sit at the mean camera (sample grids;
+    render_view takes its camera explicitly anyway); cameras='eval': views are drawn from the
+    curriculum's *_eval distribution where it has one (FID's images). psi and max_batch_size
+    are left out: callers pass their own.
+    """
+    if cameras not in CAMERAS:
+        raise ValueError(f"cameras must be one of {CAMERAS}, not {cameras!r}")
+    options = copy.deepcopy(metadata)
+    for key in ('psi', 'max_batch_size'):
+        options.pop(key, None)
+    if cameras == 'fixed':
+        options.update(h_stddev=0, v_stddev=0, sample_dist=None)
+    else:
+        options.update({key: metadata[eval_key] for key, eval_key in EVAL_CAMERA_KEYS.items() if eval_key in metadata})
+    options.update(nerf_noise=0, last_back=metadata.get('eval_last_back', metadata.get('last_back', False)))
+    if img_size is not None:
+        options['img_size'] = img_size
+    return options
+
+
+def eval_keys_used(metadata):
+    """{render key: the curriculum's evaluation key that evaluation_options(cameras='eval') took it from}."""
+    keys = {**EVAL_CAMERA_KEYS, 'last_back': 'eval_last_back'}
+    return {key: eval_key for key, eval_key in keys.items() if eval_key in metadata}
+
+
 def view_dependence_locked(metadata, requested=False):
     """Whether colour ignores the view direction: where asked, and always for a generator trained
     so at the checkpoint's stage (its colour branch saw no other direction there)."""
@@ -58,17 +95,11 @@ def view_dependence_locked(metadata, requested=False):
 
 
 def inference_options(metadata, image_size=None, ray_step_multiplier=1, lock_view_dependence=False):
-    """Render settings for inference: the camera fixed where asked, no density noise.
-
-    last_back follows eval_last_back where the curriculum has it (the original
-    trained faces without it but rendered them with it).
-    """
-    options = dict(metadata)
-    options.update(img_size=image_size or metadata['img_size'],
-                   num_steps=max(2, round(metadata['num_steps'] * ray_step_multiplier)),
-                   sample_dist=None, h_stddev=0, v_stddev=0, nerf_noise=0,
-                   lock_view_dependence=view_dependence_locked(metadata, lock_view_dependence),
-                   last_back=metadata.get('eval_last_back', metadata.get('last_back', False)))
+    """Render settings for inference: evaluation_options at the mean camera, with the samples
+    per ray scaled by ray_step_multiplier and colour locked to the view where asked."""
+    options = evaluation_options(metadata, image_size)
+    options.update(num_steps=max(2, round(metadata['num_steps'] * ray_step_multiplier)),
+                   lock_view_dependence=view_dependence_locked(metadata, lock_view_dependence))
     return options
 
 

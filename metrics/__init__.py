@@ -11,14 +11,21 @@
                         shape.py and multiview.py
     inversion.py        the inversion benchmark: held-out heads' photos inverted, scored in 3D
     generate.py         rendering a generator's evaluation images
+    real_images.py      a dataset's real-image folder, written once
     folder_metrics.py   all of it for a generated folder against a real one
+
+eval_metrics.py and training (training/evaluation.py) evaluate any registered metric by name
+through the same calls: generate.output_images and folder_metrics for the image metrics,
+geometry.geometry_metrics for those that render the generator themselves.
 """
 
-from .folder_metrics import folder_metrics
+from .folder_metrics import calculate_fid, folder_metrics
 from .image_files import ImageFolderError
 from .inception import InceptionWeightsError, load_inception
-from .registry import GeneratorInputs, MetricInputs, calc_metric, is_valid_metric, list_metrics, metric_inputs
+from .registry import (GeneratorInputs, MetricInputs, calc_metric, is_valid_metric, list_metrics, metric_inputs,
+                       parse_metric_names, split_metrics)
 from . import geometry, inversion  # noqa: E402,F401  registers the geometry metrics and the inversion benchmark
 
-__all__ = ['folder_metrics', 'ImageFolderError', 'InceptionWeightsError', 'load_inception',
-           'calc_metric', 'is_valid_metric', 'list_metrics', 'metric_inputs', 'MetricInputs', 'GeneratorInputs']
+__all__ = ['calculate_fid', 'folder_metrics', 'ImageFolderError', 'InceptionWeightsError', 'load_inception',
+           'calc_metric', 'is_valid_metric', 'list_metrics', 'metric_inputs', 'parse_metric_names', 'split_metrics',
+           'MetricInputs', 'GeneratorInputs']

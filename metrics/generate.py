@@ -1,37 +1,18 @@
 """Rendering a generator's images for evaluation and saving them as lossless PNGs."""
 
-import copy
 import re
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from inference.rendering import evaluation_options
 from torch_utils.latents import z_sampler
 from torch_utils.media import list_images, save_image, to_uint8
 
 from .image_files import ImageFolderError
 
-EVAL_KEYS = {'h_stddev': 'h_stddev_eval', 'v_stddev': 'v_stddev_eval', 'sample_dist': 'sample_dist_eval',
-             'last_back': 'eval_last_back'}
 GENERATED_NAME = re.compile(r'^\d+\.png$')
-
-
-def evaluation_metadata(metadata, img_size=None):
-    """(render options, curriculum eval keys used): training settings with the *_eval keys applied,
-    no density noise, and img_size if given. psi is not among them: callers pass psi=1."""
-    options = copy.deepcopy(metadata)
-    used = {}
-    for key, eval_key in EVAL_KEYS.items():
-        if eval_key in options:
-            options[key] = options[eval_key]
-            used[key] = eval_key
-    options['nerf_noise'] = 0
-    if img_size is not None:
-        options['img_size'] = img_size
-    for key in ('psi', 'max_batch_size'):  # passed to staged_forward separately
-        options.pop(key, None)
-    return options, used
 
 
 def prepare_output_folder(folder):
@@ -75,3 +56,17 @@ def write_generated_images(generator, options, folder, num_images, batch_size=4,
                 bar.update(len(chunk))
     finally:
         generator.train(was_training)
+
+
+def output_images(generator, input_metadata, rank, world_size, output_dir, num_imgs=2048, img_size=128,
+                  batch_size=4, seed=0, max_batch_size=None):
+    """This rank's share of num_imgs evaluation images in output_dir (the original's name), as
+    write_generated_images; returns the render settings (evaluation_options, *_eval cameras).
+
+    A fixed seed: successive evaluations during training see the same latents and cameras.
+    """
+    options = evaluation_options(input_metadata, img_size, cameras='eval')
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    write_generated_images(generator, options, output_dir, num_imgs, batch_size=batch_size, rank=rank,
+                           world_size=world_size, seed=seed, max_batch_size=max_batch_size)
+    return options

@@ -31,10 +31,9 @@ from synthetic import dataset as synthetic_files
 
 from . import multiview, pose, pose_regressor, shape
 from .heads import DEFAULT_SURFACE_LEVEL, GeneratorHeads, OccupancyHeads, TrueHeads
-from .registry import GeneratorInputs, register_metric
+from .registry import GeneratorInputs, calc_metric, register_metric
 
 BANK_SIZE = 256   # true heads that samples' shapes are matched against
-GEOMETRY_METRICS = ('pose', 'pose_fd', 'shape', 'mv_consistency')
 
 _references = {}
 
@@ -231,6 +230,7 @@ class FixedView:
 
 METRIC_FUNCTIONS = {'pose': pose_metric, 'pose_fd': pose_fd_metric, 'shape': shape_metric,
                     'mv_consistency': mv_consistency_metric}
+GEOMETRY_METRICS = tuple(METRIC_FUNCTIONS)
 
 
 def _register(name, fn):
@@ -246,11 +246,12 @@ for _name, _fn in METRIC_FUNCTIONS.items():
 
 
 def geometry_metrics(generator, metadata, dataset_dir, names=GEOMETRY_METRICS, num_samples=64, seed=0, **options):
-    """All the named metrics in one dict (renders shared between pose and pose_fd)."""
-    cache, results = {}, {}
+    """All the named metrics, from the registry, in one dict: one GeneratorInputs, so renders are shared
+    between pose and pose_fd. options: img_size, psi, max_batch_size, surface_level."""
+    inputs = GeneratorInputs(generator, metadata, dataset_dir, num_samples, seed, options)
+    results = {}
     for name in names:
-        results.update(METRIC_FUNCTIONS[name](generator, metadata, dataset_dir, num_samples, seed,
-                                              cache=cache, **options))
+        results.update(calc_metric(name, inputs))
     return results
 
 

@@ -59,9 +59,29 @@ def metric_inputs(name):
     return _metrics[name][1]
 
 
+def unknown_metric(name):
+    return ValueError(f"unknown metric {name!r}; choose from {', '.join(list_metrics())}")
+
+
+def parse_metric_names(text):
+    """'fid, kid,pose' -> ['fid', 'kid', 'pose']; ValueError (one line) names an unknown one and the valid ones."""
+    names = [name.strip() for name in text.split(',') if name.strip()]
+    for name in names:
+        if not is_valid_metric(name):
+            raise unknown_metric(name)
+    return names
+
+
+def split_metrics(names):
+    """(image metrics, generator metrics): those scoring rendered image files' Inception features
+    (fid, kid, is), and those that render the generator themselves (the geometry metrics)."""
+    return ([name for name in names if metric_inputs(name) is MetricInputs],
+            [name for name in names if metric_inputs(name) is GeneratorInputs])
+
+
 def calc_metric(name, inputs):
     if not is_valid_metric(name):
-        raise ValueError(f"unknown metric {name!r}; choose from {', '.join(list_metrics())}")
+        raise unknown_metric(name)
     fn, kind = _metrics[name]
     if not isinstance(inputs, kind):
         raise TypeError(f"metric {name!r} takes a {kind.__name__}, not a {type(inputs).__name__}")

@@ -113,15 +113,58 @@ def test_calculate_fid_matches_eval_metrics(evaluation, real_dir, monkeypatch):
 
 
 def test_evaluation_settings_use_the_eval_keys():
-    from metrics.generate import evaluation_metadata
+    from inference.rendering import eval_keys_used, evaluation_options
     metadata = {'img_size': 64, 'h_stddev': 0.3, 'h_stddev_eval': 0.1, 'v_stddev': 0.2,
                 'sample_dist': 'gaussian', 'sample_dist_eval': 'uniform', 'last_back': False,
                 'eval_last_back': True, 'nerf_noise': 0.5, 'psi': 0.7}
-    options, used = evaluation_metadata(metadata, img_size=128)
+    options, used = evaluation_options(metadata, img_size=128, cameras='eval'), eval_keys_used(metadata)
     assert options['h_stddev'] == 0.1 and options['v_stddev'] == 0.2 and options['sample_dist'] == 'uniform'
     assert options['last_back'] is True and options['nerf_noise'] == 0 and options['img_size'] == 128
     assert 'psi' not in options
     assert used == {'h_stddev': 'h_stddev_eval', 'sample_dist': 'sample_dist_eval', 'last_back': 'eval_last_back'}
+
+
+@pytest.mark.parametrize('eval_last_back', [True, False])
+def test_every_evaluation_path_renders_with_eval_last_back(eval_last_back, tmp_path, monkeypatch):
+    """Inference views, evaluation images (eval_metrics.py and training's FID/KID/IS), the training
+    sample grids and the geometry metrics' renders all reach the ray marcher with eval_last_back."""
+    import contextlib
+    import curriculums
+    import generators.renderer
+    from checkpoints.builders import build_generator
+    from inference.rendering import Camera, inference_options, latent_from_seed, render_view
+    from metrics.generate import output_images
+    from metrics.heads import GeneratorHeads
+    from tiny_checkpoint import tiny_curriculum
+    from torch_utils.ema import ExponentialMovingAverage
+    from training.run_files import save_sample_grids
+
+    curriculum = tiny_curriculum(last_back=False, eval_last_back=eval_last_back, hierarchical_sample=False)
+    metadata = curriculums.extract_metadata(curriculum, 0)
+    torch.manual_seed(0)
+    generator = build_generator(metadata)
+    seen = []
+    marcher = generators.renderer.fancy_integration
+
+    def spy(*args, last_back=False, **kwargs):
+        seen.append(last_back)
+        return marcher(*args, last_back=last_back, **kwargs)
+    monkeypatch.setattr(generators.renderer, 'fancy_integration', spy)
+
+    paths = {
+        'inference': lambda: render_view(generator, latent_from_seed(generator, 0), Camera(1.57, 1.57, 12),
+                                         inference_options(metadata, 4), 10000),
+        'evaluation images': lambda: output_images(generator, metadata, 0, 1, tmp_path / 'images', num_imgs=1,
+                                                   img_size=4),
+        'sample grids': lambda: save_sample_grids(tmp_path, 0, generator, ExponentialMovingAverage(generator, 0.9),
+                                                  torch.randn(1, metadata['latent_dim']), metadata, 4,
+                                                  contextlib.nullcontext),
+        'geometry metrics': lambda: GeneratorHeads(generator, metadata).render([0], [Camera(1.57, 1.57, 12)], 4),
+    }
+    for name, render in paths.items():
+        seen.clear()
+        render()
+        assert seen and set(seen) == {eval_last_back}, name
 
 
 # --- bad inputs -------------------------------------------------------------------------

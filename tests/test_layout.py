@@ -109,6 +109,15 @@ def test_no_library_module_imports_a_script():
     assert {name: scripts for name, scripts in offenders.items() if scripts} == {}
 
 
+def test_only_train_py_uses_the_training_package():
+    """What other scripts share with training (fid_evaluation.py's real-image folders, the metrics
+    and their render settings) lives in the library, not in training/."""
+    graph = import_graph()
+    users = {name for name, targets in graph.items()
+             if is_script(name) and any(target.split('.')[0] == 'training' for target in targets)}
+    assert users == {'train'}
+
+
 def test_no_import_cycle_between_modules():
     assert find_cycle(import_graph()) is None
 

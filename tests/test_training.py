@@ -229,7 +229,7 @@ def test_eval_freq_logs_geometry_offline(tmp_path, synthetic_dir, monkeypatch):
     out = tmp_path / 'run'
     run_train(out, synthetic_dir, '--eval_freq', '2', '--eval_metrics', 'pose,mv_consistency',
               '--geometry_samples', '2', max_steps=2)
-    records = [json.loads(line) for line in (out / 'geometry.jsonl').read_text().splitlines()]
+    records = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]
     assert len(records) == 1 and records[0]['step'] == 2
     for name in ('pose_yaw_deg', 'pose_pitch_deg', 'mv_consistency'):
         assert {name, f'{name}_floor', f'{name}_chance'} <= set(records[0])
@@ -241,8 +241,27 @@ def test_eval_freq_logs_geometry_offline(tmp_path, synthetic_dir, monkeypatch):
 def test_unknown_eval_metric_is_one_line(capsys):
     with pytest.raises(SystemExit):
         train.parse_args(['--eval_metrics', 'pose,psoe'])
-    assert "unknown metric 'psoe'" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1 and "unknown metric 'psoe'" in error
+    assert 'choose from fid, is, kid, mv_consistency, pose, pose_fd, shape' in error  # the whole registry
     assert train.parse_args(['--eval_metrics', 'pose, fid']).eval_metrics == ['pose', 'fid']
+    assert train.parse_args(['--eval_metrics', 'kid,is,shape']).eval_metrics == ['kid', 'is', 'shape']
+
+
+def test_eval_freq_logs_any_registered_metric(tmp_path, synthetic_dir, monkeypatch):
+    # KID and IS through the Inception path, mv_consistency through the generator path, in one evaluation.
+    from inception_standin import use_standin_weights
+    use_standin_weights(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / 'run'
+    run_train(out, synthetic_dir, '--eval_freq', '2', '--eval_metrics', 'kid,is,mv_consistency',
+              '--geometry_samples', '2', '--fid_images', '6', '--fid_size', '16', '--fid_real_images', '8',
+              max_steps=2)
+    records = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]
+    assert len(records) == 1 and records[0]['step'] == 2
+    assert {'kid', 'kid_std', 'is', 'is_std', 'mv_consistency', 'mv_consistency_floor'} <= set(records[0])
+    assert records[0]['is'] >= 1 and 'fid' not in records[0]
+    assert not (out / 'fid.txt').exists()
 
 
 def test_eval_freq_appends_fid(tmp_path, synthetic_dir, monkeypatch):

@@ -1,126 +1,107 @@
-"""FID during training: the real-image folder, the generated images, the score (the original's public names).
+"""Evaluation during training (--eval_freq, --eval_metrics): any metric of the registry
+(metrics/registry.py), computed with the EMA weights by the same library calls as eval_metrics.py.
 
-fid_evaluation.py is the command line of setup_evaluation; training calls evaluate_fid every --eval_freq steps.
+Image metrics (fid, kid, is): every rank renders its share of --fid_images (metrics.generate.
+output_images); rank 0 scores them against the real folder, written on first use (folder_metrics).
+Metrics that render the generator themselves (the synthetic heads' pose, shape, ...): rank 0,
+geometry_metrics. Rank 0 appends one JSON line per evaluation to metrics.jsonl (step, time,
+seconds and every value) and, as the original, the FID to fid.txt (step:fid).
 """
 
-import shutil
-import sys
+import json
+import time
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
-import datasets
-from metrics import folder_metrics, load_inception
-from metrics.generate import evaluation_metadata, write_generated_images
-from torch_utils.cli import pick_device
+from metrics import InceptionWeightsError, folder_metrics, load_inception, split_metrics
+from metrics.geometry import GEOMETRY_METRICS, geometry_metrics, summary_lines, synthetic_folder
+from metrics.generate import output_images
+from metrics.real_images import setup_evaluation
+from torch_utils.cli import one_line
 from torch_utils.ema import averaged_weights
-from torch_utils.media import list_images, save_image, to_uint8
-from training.distributed import barrier
-
-REAL_BATCH_SIZE = 16
+from training.distributed import barrier, gather_objects
+from training.run_files import jsonable
 
 
-def default_real_dir(dataset_name, target_size):
-    return Path('EvalImages') / f'{dataset_name}_real_images_{target_size}'
+def metrics_to_log(info, opt, metadata):
+    """--eval_metrics, or by default the geometry metrics on Synthetic and FID elsewhere; none
+    without --eval_freq, and no image metric when the Inception weights are out of reach."""
+    if opt.eval_freq <= 0:
+        return []
+    names = getattr(opt, 'eval_metrics', None) or (
+        list(GEOMETRY_METRICS) if metadata.get('dataset') == 'Synthetic' else ['fid'])
+    image_names, _ = split_metrics(names)
+    if image_names and not inception_available(info, opt, image_names):
+        return [name for name in names if name not in image_names]
+    return names
 
 
-def setup_evaluation(dataset_name, generated_dir, target_size=128, num_imgs=8000, dataset_path=None,
-                     real_dir=None):
-    """Returns the real-image folder, writing num_imgs dataset images into it unless it already holds images.
+def inception_available(info, opt, image_names):
+    """Whether the image metrics can run, checked once before training so a run never dies hours in.
 
-    The images go to a '.partial' folder first and are renamed when complete, so an
-    interrupted run never leaves a folder that looks finished.
+    A --inception_weights file that is missing or unreadable stops the run now. Without it,
+    weights that can be neither found in torch.hub's cache nor downloaded turn the image
+    metrics off for this run, after a warning that says how to fix it.
     """
-    real_dir = Path(real_dir) if real_dir else default_real_dir(dataset_name, target_size)
-    existing = list_images(real_dir) if real_dir.is_dir() else []
-    if existing:
-        if len(existing) < num_imgs:
-            print(f"WARNING: {real_dir} holds {len(existing)} images, fewer than {num_imgs}; "
-                  f"delete it to write them anew", file=sys.stderr)
-    else:
-        kwargs = {'img_size': target_size}
-        if dataset_path is not None:
-            kwargs['dataset_path'] = dataset_path
-        # Shuffled (so a subset is a fair sample) but reproducible, keeping every image.
-        dataset = datasets.make_dataset(dataset_name, **kwargs)
-        dataloader = torch.utils.data.DataLoader(dataset, batch_size=REAL_BATCH_SIZE, shuffle=True,
-                                                 generator=torch.Generator().manual_seed(0),
-                                                 **datasets.loader_options(kwargs))
-        partial = real_dir.with_name(real_dir.name + '.partial')
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        output_real_images(dataloader, num_imgs, partial)
-        if real_dir.is_dir():
-            real_dir.rmdir()  # empty, as checked above
-        partial.rename(real_dir)
-    if generated_dir is not None:
-        Path(generated_dir).mkdir(parents=True, exist_ok=True)
-    return str(real_dir)
+    from metrics.inception import build_fid_inception
+    problem = fatal = None
+    if info.is_main:
+        try:
+            build_fid_inception(opt.inception_weights)
+        except InceptionWeightsError as error:
+            problem, fatal = one_line(error), bool(opt.inception_weights)
+    problem, fatal = gather_objects((problem, fatal), info)[0]
+    if fatal:
+        raise InceptionWeightsError(f"--inception_weights: {problem}")
+    if problem and info.is_main:
+        tqdm.write(f"warning: no {', '.join(name.upper() for name in image_names)} during this run: {problem} "
+                   f"Training goes on without them; compute them for its snapshots later with eval_metrics.py, "
+                   f"or pass --eval_freq 0 to silence this warning.")
+    return not problem
 
 
-def output_real_images(dataloader, num_imgs, real_dir):
-    """Writes the first num_imgs images of dataloader as {index:05d}.png; returns how many were written."""
-    count = 0
-    with tqdm(total=num_imgs, desc='writing real images', unit='img') as bar:
-        for images, _ in dataloader:
-            batch = to_uint8(images[:num_imgs - count])
-            for image in batch:
-                save_image(image, Path(real_dir) / f'{count:05d}.png')
-                count += 1
-            bar.update(len(batch))
-            if count >= num_imgs:
-                break
-    if count < num_imgs:
-        print(f"WARNING: the dataset gave only {count} of the {num_imgs} images asked for", file=sys.stderr)
-    return count
+def evaluate(info, output_dir, step, generator, ema, metadata, opt, names):
+    """The named metrics of the EMA generator, logged by rank 0; every rank takes part."""
+    image_names, generator_names = split_metrics(names)
+    started, results = time.time(), {}
+    with averaged_weights(ema, generator):
+        if image_names:
+            results.update(image_metrics(info, Path(output_dir), generator, metadata, opt, image_names))
+        if generator_names and info.is_main:
+            results.update(geometry_metrics(generator, metadata, synthetic_folder(metadata), generator_names,
+                                            num_samples=opt.geometry_samples))
+    if info.is_main:
+        log(Path(output_dir), step, started, results)
+    barrier(info)
 
 
-def output_images(generator, input_metadata, rank, world_size, output_dir, num_imgs=2048, img_size=128,
-                  batch_size=4, seed=0):
-    """This rank's share of num_imgs evaluation images in output_dir, names {index:05d}.png interleaved by rank.
-
-    Rendering uses the evaluation settings (psi 1, *_eval camera keys, no density noise) and
-    a fixed seed, so successive evaluations during training see the same latents and cameras.
-    """
-    options, _ = evaluation_metadata(input_metadata, img_size)
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    write_generated_images(generator, options, output_dir, num_imgs, batch_size=batch_size, rank=rank,
-                           world_size=world_size, seed=seed)
-
-
-def calculate_fid(dataset_name, generated_dir, target_size=128, real_dir=None, device=None,
-                  inception_weights=None, batch_size=50):
-    """FID of the images in generated_dir against the real folder (cached statistics beside generated_dir)."""
-    real_dir = real_dir or default_real_dir(dataset_name, target_size)
-    device = pick_device(device)
-    inception = load_inception(device, inception_weights)
-    results, _ = folder_metrics(real_dir, generated_dir, Path(generated_dir).resolve().parent, inception,
-                                ['fid'], batch_size=batch_size)
-    if device.type == 'cuda':
-        torch.cuda.empty_cache()
-    return results['fid']
-
-
-def evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt):
-    """FID of the EMA generator against real images, appended to fid.txt as step:fid.
-
-    All ranks render their share of --fid_images; rank 0 computes the FID.
-    """
+def image_metrics(info, output_dir, generator, metadata, opt, names):
+    """fid, kid, is of --fid_images rendered at --fid_size against the real folder ({} on ranks > 0)."""
     generated_dir = output_dir / 'evaluation' / 'generated'
     real_dir = opt.fid_real_dir
     if info.is_main:
-        real_dir = setup_evaluation(metadata['dataset'], str(generated_dir), target_size=opt.fid_size,
+        real_dir = setup_evaluation(metadata['dataset'], generated_dir, target_size=opt.fid_size,
                                     num_imgs=opt.fid_real_images, real_dir=opt.fid_real_dir,
                                     dataset_path=metadata.get('dataset_path'))
     barrier(info)
-    with averaged_weights(ema, generator):
-        output_images(generator_ddp, metadata, info.rank, info.world_size, str(generated_dir),
-                      num_imgs=opt.fid_images, img_size=opt.fid_size)
+    output_images(generator, metadata, info.rank, info.world_size, generated_dir, num_imgs=opt.fid_images,
+                  img_size=opt.fid_size)
     barrier(info)
-    if info.is_main:
-        fid = calculate_fid(metadata['dataset'], str(generated_dir), target_size=opt.fid_size,
-                            real_dir=real_dir, device=info.device, inception_weights=opt.inception_weights)
+    if not info.is_main:
+        return {}
+    results, _ = folder_metrics(real_dir, generated_dir, generated_dir.parent,
+                                load_inception(info.device, opt.inception_weights), names)
+    return results
+
+
+def log(output_dir, step, started, results):
+    record = {'step': step, 'time': time.time(), 'seconds': time.time() - started, **results}
+    with open(output_dir / 'metrics.jsonl', 'a') as f:
+        f.write(json.dumps(jsonable(record)) + '\n')
+    if 'fid' in results:
         with open(output_dir / 'fid.txt', 'a') as f:
-            f.write(f'{step}:{fid}\n')
-        tqdm.write(f"[Step: {step}] FID {fid:.2f}")
+            f.write(f"{step}:{results['fid']}\n")
+    images = ''.join(f" {name.upper()} {results[name]:.4g}" for name in ('fid', 'kid', 'is') if name in results)
+    geometry = ''.join(f"\n  {line}" for line in summary_lines(results))
+    tqdm.write(f"[Step: {step}] evaluation ({record['seconds']:.0f} s):{images}{geometry}")

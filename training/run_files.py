@@ -1,6 +1,5 @@
 """What a training run writes and reads back: options, stats, sample grids, checkpoints."""
 
-import copy
 import hashlib
 import json
 import math
@@ -13,6 +12,7 @@ from torchvision.utils import save_image
 from checkpoints import (CheckpointError, ema_checkpoint, generator_checkpoint, safe_load,
                          save_all, validation, DISCRIMINATOR_FORMAT, EMA_FORMAT, GENERATOR_FORMAT)
 from checkpoints.builders import DISCRIMINATOR_CLASSES
+from inference.rendering import evaluation_options
 from torch_utils.ema import averaged_weights
 
 CHECKPOINT_FILES = ('generator.pth', 'ema.pth', 'ema2.pth', 'discriminator.pth',
@@ -43,10 +43,10 @@ def write_options(output_dir, argv, opt, curriculum, info):
 def save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata, sample_size, autocast):
     """The original's five grids: fixed, tilted (+0.5 yaw), both with EMA weights, and random at psi 0.7.
 
-    Rendering uses its own RNG stream so that writing samples never changes training.
+    Rendering uses the evaluation settings at the mean camera (inference.rendering.evaluation_options)
+    and its own RNG stream, so that writing samples never changes training.
     """
-    base = copy.deepcopy(metadata)
-    base.update(h_stddev=0, v_stddev=0, img_size=sample_size, nerf_noise=0)
+    base = evaluation_options(metadata, sample_size)
     tilted = dict(base, h_mean=base['h_mean'] + 0.5)
     z = fixed_z.to(generator.device)
     random_z = torch.randn(fixed_z.shape, generator=torch.Generator().manual_seed(step)).to(generator.device)

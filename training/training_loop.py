@@ -17,10 +17,8 @@ import datasets
 from checkpoints import resolve_curriculum
 from torch_utils.ema import ExponentialMovingAverage
 from checkpoints.builders import build_discriminator, build_generator
-from training import geometry_eval, monitor, run_files, schedules, steps
-from training.fid_check import fid_available
+from training import evaluation, monitor, run_files, schedules, steps
 from training.stopping import StopRequest, TrainingInterrupted
-from training.evaluation import evaluate_fid
 from training.stats_log import StatsLog
 from training.distributed import all_finite, any_rank, barrier, gather_objects
 from utils.errors import UserError
@@ -178,8 +176,7 @@ def training_loop(info, opt, stop=None):
         output_dir.mkdir(parents=True, exist_ok=True)
         run_files.write_options(output_dir, sys.argv, opt, curriculum, info)
     stats_log = StatsLog(output_dir) if info.is_main else None
-    eval_names = geometry_eval.metrics_to_log(opt, metadata) if opt.eval_freq > 0 else []
-    fid_ok = 'fid' in eval_names and fid_available(info, opt)  # checked now, never hours into the run
+    eval_names = evaluation.metrics_to_log(info, opt, metadata)  # Inception checked now, never hours in
 
     def checkpoint_state():
         return dict(generator=generator, discriminator=discriminator, ema=ema, ema2=ema2,
@@ -282,11 +279,8 @@ def training_loop(info, opt, stop=None):
                         save(output_dir)
                 if step % opt.model_save_interval == 0:
                     save(run_files.snapshot_folder(output_dir, step))
-                if opt.eval_freq > 0 and step % opt.eval_freq == 0:
-                    if fid_ok:
-                        evaluate_fid(info, output_dir, step, generator, generator_ddp, ema, metadata, opt)
-                    geometry_eval.evaluate_geometry(info, output_dir, step, generator, ema, metadata, opt,
-                                                    eval_names)
+                if eval_names and step % opt.eval_freq == 0:
+                    evaluation.evaluate(info, output_dir, step, generator, ema, metadata, opt, eval_names)
             near_end = deadline.reached()
             out_of_time = deadline.end < float('inf') and any_rank(near_end, info)  # no collective without one
             stop_requested = stop.agreed(info)  # every rank asks, every step (it is collective)
