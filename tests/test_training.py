@@ -243,7 +243,7 @@ def test_unknown_eval_metric_is_one_line(capsys):
         train.parse_args(['--eval_metrics', 'pose,psoe'])
     error = capsys.readouterr().err
     assert error.count('\n') == 1 and "unknown metric 'psoe'" in error
-    assert 'choose from fid, is, kid, mv_consistency, pose, pose_fd, shape' in error  # the whole registry
+    assert 'choose from fid, inversion, is, kid, mv_consistency, pose, pose_fd, shape' in error  # the whole registry
     assert train.parse_args(['--eval_metrics', 'pose, fid']).eval_metrics == ['pose', 'fid']
     assert train.parse_args(['--eval_metrics', 'kid,is,shape']).eval_metrics == ['kid', 'is', 'shape']
 
