@@ -41,17 +41,24 @@ def query_siren(generator, latent, points, view_directions, max_batch_size, prog
     return torch.cat(outputs)
 
 
+def density_function(generator, latent, max_batch_size, progress=None):
+    """points [N, 3] -> density [N] (relu of the SIREN's sigma, as rendering clamps it)."""
+    def density(points):
+        # Density does not depend on the view direction; any unit vector will do.
+        directions = torch.tensor([0.0, 0.0, -1.0]).expand_as(points)
+        return F.relu(query_siren(generator, latent, points, directions, max_batch_size, progress)[:, 3])
+    return density
+
+
 def density_grid(generator, latent, resolution=256, cube_size=0.3, max_batch_size=2400000, progress=True):
     """Density (relu of the SIREN's sigma, as rendering clamps it) on a resolution^3 grid, float32 [z, y, x]."""
     axis = grid_axis(resolution, cube_size)
     z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
     points = torch.stack([x, y, z], -1).reshape(-1, 3)
-    # Density does not depend on the view direction; any unit vector will do.
-    directions = torch.tensor([0.0, 0.0, -1.0]).expand_as(points)
     with tqdm(total=points.shape[0], desc='density', unit='pt', unit_scale=True, leave=False,
               disable=not progress) as bar:
-        sigma = query_siren(generator, latent, points, directions, max_batch_size, bar)[:, 3]
-    return F.relu(sigma).reshape(resolution, resolution, resolution).numpy().astype(np.float32)
+        density = density_function(generator, latent, max_batch_size, bar)(points)
+    return density.reshape(resolution, resolution, resolution).numpy().astype(np.float32)
 
 
 def save_mrc(volume, path):
@@ -78,14 +85,6 @@ def extract_mesh(volume, level, cube_size):
     # reversing the axes to (x, y, z) mirrors the mesh, which turns them outwards.
     vertices = vertices[:, ::-1] - cube_size / 2
     return np.ascontiguousarray(vertices, dtype=np.float32), faces
-
-
-def density_function(generator, latent, max_batch_size):
-    """points [N, 3] -> density [N] (relu of the SIREN's sigma): the function density_grid samples."""
-    def density(points):
-        directions = torch.tensor([0.0, 0.0, -1.0]).expand_as(points)
-        return F.relu(query_siren(generator, latent, points, directions, max_batch_size)[:, 3])
-    return density
 
 
 def refine_vertices(vertices, density, level, cube_size, resolution, steps=8):

@@ -98,7 +98,7 @@ def test_a_perfect_inversion_scores_at_the_floor(tiny_white):
         assert values[f'inversion_ssim_{offset}'] == pytest.approx(1, abs=1e-3)
         assert values[f'inversion_iou_{offset}'] == 1
         assert values[f'inversion_psnr_{offset}'] > values[f'inversion_psnr_{offset}_copy'] + 5  # the head turns
-    assert values['inversion_seconds'] > 0 and 'inversion_shape' not in values  # no true surface to compare with
+    assert 'inversion_shape' not in values  # no true surface to compare with (its cost is bench/inversion.py's)
     assert set(details['views']) == {-0.5, -0.3, 0.3, 0.5}
 
 
