@@ -214,6 +214,10 @@ def add_fit_arguments(parser):
     parser.add_argument('--pose_search', action=argparse.BooleanOptionalAction, default=True,
                         help="with --optimize_pose and no starting pose given: start the first view from the "
                              "best of a grid of poses over the curriculum's pose range (the average head rendered)")
+    parser.add_argument('--pose_starts', type=int, default=3,
+                        help="with --pose_search: short fits from this many of the best grid poses; the full fit "
+                             "starts where the best of them ended (1: from the best grid pose)")
+    parser.add_argument('--start_iterations', type=int, default=30, help="steps of each short fit of --pose_starts")
     parser.add_argument('--fit_weights', action='store_true',
                         help="also tune the SIREN's weights; saves the tuned generator.pth and ema.pth")
     parser.add_argument('--weight_lr', type=float, default=1e-4, help="learning rate of the tuned weights")
@@ -241,9 +245,10 @@ def pose_grid(metadata, spread=2.0, yaws=9, pitches=5):
             for yaw in angles(metadata['h_mean'], metadata['h_stddev'], yaws)]
 
 
-def search_pose(generator, target, options, cameras):
-    """The one of cameras whose render of the average latent is nearest (MSE) to target [1, 3, S, S]:
-    a start for the pose that gradient steps from the mean pose miss (they only slide downhill)."""
+def search_pose(generator, target, options, cameras, count=1):
+    """The count of cameras whose renders of the average latent are nearest (MSE) to target [1, 3, S, S], best
+    first: starts for the pose that gradient steps from the mean pose miss (they only
+    slide downhill)."""
     average = Latent(*generator.generate_avg_frequencies())
     options = fitting_options(options)
     with torch.no_grad():
@@ -251,7 +256,17 @@ def search_pose(generator, target, options, cameras):
             ((render_differentiable(generator, average, torch.tensor([c.pitch for c in chunk]),
                                     torch.tensor([c.yaw for c in chunk]), options) - target.to(generator.device)
               ) ** 2).mean((1, 2, 3)) for chunk in (cameras[i:i + 9] for i in range(0, len(cameras), 9))])
-    return cameras[int(errors.argmin())]
+    return [cameras[int(index)] for index in errors.argsort()[:count]]
+
+
+def best_start(generator, target, options, cameras, args):
+    """The pose reached by the best of short fits (args.start_iterations steps of latent and pose) from each of
+    cameras: the average head alone sometimes prefers a wrong cell (a head seen from the other side, a face
+    lower in the frame) that the fitted latent tells apart."""
+    fits = [fit_latent(generator, target, options, camera, args.start_iterations, args.lr, args.pose_lr,
+                       args.noise_scale, True, args.seed, progress=False, latent_space=args.latent_space,
+                       latent_weight=args.latent_weight) for camera in cameras]
+    return min(fits, key=lambda fit: fit.final_loss).camera
 
 
 def invert(generator, metadata, targets, cameras, args, search_pose_first=True, progress=True):
@@ -262,8 +277,9 @@ def invert(generator, metadata, targets, cameras, args, search_pose_first=True, 
     options = inference_options(metadata, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
     cameras = list(cameras)
     if args.optimize_pose and args.pose_search and search_pose_first:
-        cameras[0] = search_pose(generator, targets[:1], {**options, 'fov': cameras[0].fov},
-                                 pose_grid({**metadata, 'fov': cameras[0].fov}))
+        starts = search_pose(generator, targets[:1], {**options, 'fov': cameras[0].fov},
+                             pose_grid({**metadata, 'fov': cameras[0].fov}), count=max(1, args.pose_starts))
+        cameras[0] = best_start(generator, targets[:1], options, starts, args) if len(starts) > 1 else starts[0]
     return fit_latent(generator, targets, options, cameras, args.num_iterations, args.lr, args.pose_lr,
                       args.noise_scale, args.optimize_pose, args.seed, progress=progress,
                       fit_weights=args.fit_weights, weight_lr=args.weight_lr, rays_per_step=args.rays_per_step,

@@ -9,7 +9,7 @@ import torch
 
 from synthetic import heads as synthetic_heads
 from checkpoints import load_generator
-from inference.inversion import fit_arguments, fitting_options, invert, pose_grid
+from inference.inversion import best_start, fit_arguments, fitting_options, invert, pose_grid
 from inference.rendering import Camera, Latent, inference_options, latent_from_seed, render_view
 from metrics import inversion
 from metrics.geometry import FixedView
@@ -65,6 +65,20 @@ def test_pose_search_starts_the_fit_near_a_pose_far_from_the_mean(tiny):
     args = fit_arguments(NO_FIT + ['--pose_search', '--image_size', '16'])
     fit = invert(generator, metadata, target[None], [front_camera(metadata)], args, progress=False)
     assert fit.camera[:2] == pytest.approx(truth[:2], abs=1e-6)
+
+
+def test_short_fits_choose_the_start_whose_fit_ends_best(tiny):
+    """Of several starts (the true pose listed last), the full fit begins where the short fit with the lowest
+    loss ended: near the true pose, not at the first start or the worst."""
+    generator, metadata = tiny
+    grid = pose_grid(metadata)
+    truth = grid[7]
+    target, _ = render_view(generator, Latent(*generator.generate_avg_frequencies()), truth,
+                            fitting_options(inference_options(metadata, 16, 2)), 10000)
+    args = fit_arguments(['--optimize_pose', '--image_size', '16', '--start_iterations', '5', '--noise_scale', '0'])
+    options = inference_options(metadata, 16, 2)
+    start = best_start(generator, target[None], options, [grid[37], grid[0], truth], args)
+    assert abs(start.yaw - truth.yaw) < 0.02 and abs(start.pitch - truth.pitch) < 0.02, (start, truth)
 
 
 def test_scores_of_known_images():
