@@ -17,6 +17,7 @@ import datasets
 import inverse_render
 import prepare_dataset
 import train
+from bench.crop_stability import crop_differences
 from generators.camera_utils import look_at_origin, sample_camera_angles
 from preprocessing.alignment import celeba_targets, center_transform, eye_roll, face_transform, padded_fraction
 from preprocessing.camera_fit import fit_camera_distribution
@@ -284,33 +285,19 @@ def test_crops_frame_the_hand_marked_face_as_the_alignment_rule_says(detector, t
         assert mouth / ideal[2] == pytest.approx(1, abs=0.04), box
 
 
-def test_a_tight_portrait_gets_the_same_crop_mirrored_turned_and_halved(detector, tmp_path):
-    """Tolerance: side and centre of each copy's crop within 3% of the side of the photo's crop, in the photo's
-    pixels. (With mirrored-in borders, ghost face parts beside this face, and one landmark pass they were 6.5-12.9%
-    apart.)"""
-    photo = astronaut().crop(TIGHT_BOX)
-
-    def crop_in_photo(image, name, to_photo):
-        _, record = aligned(image, tmp_path, name, detector, size=64)
-        return record['crop']['side'] * to_photo.get('scale', 1), to_photo.get('centre', np.array)(
-            record['crop']['center']), record['crop']['padded']
-
-    side, centre, padded = crop_in_photo(photo, 'photo.png', {})
-    assert padded > 0.5  # the test's point: most of the crop is fill
-    width, height = photo.size
-    copies = {'mirrored': (ImageOps.mirror(photo), {'centre': lambda c: np.array([width - c[0], c[1]])}),
-              'halved': (photo.resize((width // 2, height // 2), Image.LANCZOS),
-                         {'scale': 2, 'centre': lambda c: 2 * np.array(c)})}
-    for degrees in (25, -20):  # counter-clockwise on screen, canvas enlarged (black corners)
-        turned = photo.rotate(degrees, resample=Image.BICUBIC, expand=True)
-        angle = math.radians(degrees)
-        back = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-        copies[f'turned {degrees}'] = (turned, {'centre': lambda c, t=turned, b=back: (
-            np.array([width, height]) / 2 + b @ (np.array(c) - np.array(t.size) / 2))})
-    for name, (image, to_photo) in copies.items():
-        copy_side, copy_centre, _ = crop_in_photo(image, name.replace(' ', '_') + '.png', to_photo)
-        assert copy_side == pytest.approx(side, rel=0.03), name
-        assert np.linalg.norm(copy_centre - centre) < 0.03 * side, name
+@pytest.mark.parametrize('photo', ['tight astronaut', 'lfw 5'])
+def test_a_face_gets_the_same_crop_mirrored_turned_and_halved(detector, tmp_path, photo):
+    """Tolerance: side and centre of each copy's crop (mirrored, turned 20 and 30 degrees either way, halved) within
+    3% of the side of the photo's crop, in the photo's pixels, for every copy the detector accepts. The tight portrait: most of its crop is padding (with
+    mirrored-in borders, ghost face parts beside this face, and one landmark pass they were 6.5-12.9% apart); LFW
+    face 5: the worst of 50 LFW faces in bench/crop_stability.py."""
+    image = astronaut().crop(TIGHT_BOX) if photo == 'tight astronaut' else lfw_face(5)
+    differences = crop_differences(image, detector, tmp_path)
+    assert set(differences) == {'mirrored', 'halved', 'turned 20', 'turned -20', 'turned 30', 'turned -30'}
+    accepted = {name: difference for name, difference in differences.items() if difference is not None}
+    assert {'mirrored', 'halved', 'turned 20', 'turned -20'} <= set(accepted)  # a small face turned 30: not always
+    for name, (side, centre) in accepted.items():
+        assert side < 0.03 and centre < 0.03, (name, side, centre)
 
 
 def test_padding_shows_no_face_parts(detector, tmp_path):
