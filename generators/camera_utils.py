@@ -4,14 +4,14 @@ Conventions (OpenGL-like): y is up. A camera at yaw `theta` and pitch `phi`
 sits at r * (sin(phi) cos(theta), cos(phi), sin(phi) sin(theta)); pitch is the
 angle from +y, so (theta, phi) = (pi/2, pi/2) puts the camera on +z.
 
-A camera goes to the renderer as cam2world [B, 4, 4] and a field of view:
-cam2world_from_cameras builds them from Cameras, look_at_origin from pitch and
-yaw tensors (differentiably), sample_camera_angles draws training's poses.
+Cameras is the one camera type (its docstring fixes the angles' names, order and
+shapes); the renderer takes its cam2world() [B, 4, 4] and fov [B].
+look_at_origin builds the matrices from pitch and yaw tensors [B, 1]
+(differentiably), sample_camera_angles draws training's poses.
 """
 
 import math
 import random
-from typing import NamedTuple
 
 import torch
 
@@ -90,22 +90,6 @@ def _angles(values):
     """[B] angles of a tensor (as it is) or of numbers (float32)."""
     angles = values if torch.is_tensor(values) else torch.tensor(values, dtype=torch.float32)
     return angles.reshape(-1)
-
-
-class Camera(NamedTuple):
-    """One camera on the unit sphere, looking at the origin."""
-    yaw: float    # radians around the y axis; pi/2 looks from +z
-    pitch: float  # radians from +y; pi/2 is level
-    fov: float    # full field of view, degrees
-
-
-def cam2world_from_cameras(cameras, device='cpu'):
-    """cam2world [N, 4, 4] and fov [N] (degrees, float64 like the Cameras' floats) of a Camera or N Cameras."""
-    cameras = [cameras] if isinstance(cameras, Camera) else list(cameras)
-    pitch = torch.tensor([[float(camera.pitch)] for camera in cameras], device=device)
-    yaw = torch.tensor([[float(camera.yaw)] for camera in cameras], device=device)
-    fov = torch.tensor([float(camera.fov) for camera in cameras], dtype=torch.float64, device=device)
-    return look_at_origin(pitch, yaw), fov
 
 
 def clamp_pitch(pitch):
