@@ -28,13 +28,14 @@ from pathlib import Path
 import torch
 
 from checkpoints import atomic_save, ema_checkpoint, generator_checkpoint, save_all
+from generators.camera_utils import Cameras
 from inference.arguments import add_generator_arguments, load_generator_from_args
 from torch_utils.cli import run_cli
 from torch_utils.ema import ExponentialMovingAverage
 from inference.inversion import add_fit_arguments, fit_to_dict, invert
 from torch_utils.media import image_grid, load_image, save_image, to_uint8
-from inference.rendering import (Camera, add_video_arguments, inference_options, render_to_video, render_view,
-                                   trajectory, yaw_row)
+from inference.rendering import (add_video_arguments, inference_options, render_to_video, render_view, trajectory,
+                                   yaw_row)
 
 
 def save_tuned_generator(generator, metadata, output_dir):
@@ -97,14 +98,18 @@ def main(argv=None):
     first, start_yaw, start_pitch = args.image, metadata['h_mean'], metadata['v_mean']
     if args.align:
         first, start_yaw, start_pitch = align_for_inversion(args.image, output_dir / 'aligned.png')
-    start = Camera(start_yaw if args.yaw is None else args.yaw, start_pitch if args.pitch is None else args.pitch, fov)
-    views = [(first, start)] + [(image, Camera(yaw, pitch, fov)) for image, yaw, pitch in extra_views]
-    targets = torch.cat([load_image(image, args.image_size) for image, _ in views])
+    images = [first] + [image for image, _, _ in extra_views]
+    start_yaw = start_yaw if args.yaw is None else args.yaw
+    start_pitch = start_pitch if args.pitch is None else args.pitch
+    cameras = Cameras(yaw=[start_yaw] + [yaw for _, yaw, _ in extra_views],
+                      pitch=[start_pitch] + [pitch for _, _, pitch in extra_views], fov=fov)
+    targets = torch.cat([load_image(image, args.image_size) for image in images])
     search = args.yaw is None and args.pitch is None and not args.align  # a given start pose is kept
-    fit = invert(generator, metadata, targets, [camera for _, camera in views], args, search_pose_first=search)
-    print(f"MSE {fit.initial_loss:.4f} -> {fit.final_loss:.4f}; yaw {fit.camera.yaw:.3f}, pitch {fit.camera.pitch:.3f}")
+    fit = invert(generator, metadata, targets, cameras, args, search_pose_first=search)
+    (fit_yaw, fit_pitch, _), = fit.camera.tolist()
+    print(f"MSE {fit.initial_loss:.4f} -> {fit.final_loss:.4f}; yaw {fit_yaw:.3f}, pitch {fit_pitch:.3f}")
 
-    atomic_save(fit_to_dict(fit, image=str(args.image), images=[str(image) for image, _ in views],
+    atomic_save(fit_to_dict(fit, image=str(args.image), images=[str(image) for image in images],
                             image_size=args.image_size), output_dir / 'latent.pt')
     if args.fit_weights:
         save_tuned_generator(fit.generator, metadata, output_dir)
@@ -115,11 +120,11 @@ def main(argv=None):
         return to_uint8(render_view(fit.generator, fit.latent, camera, options, args.max_batch_size, args.seed)[0])
 
     save_image(render(fit.camera), output_dir / 'reconstruction.png')
-    if len(views) > 1:
+    if len(images) > 1:
         shown = torch.nn.functional.interpolate(targets, size=args.render_size, mode='bilinear', antialias=True)
         save_image(image_grid([to_uint8(target) for target in shown] + [render(camera) for camera in fit.cameras],
-                              columns=len(views)), output_dir / 'views.png')
-    pose = {**options, 'h_mean': fit.camera.yaw, 'v_mean': fit.camera.pitch}
+                              columns=len(images)), output_dir / 'views.png')
+    pose = {**options, 'h_mean': fit_yaw, 'v_mean': fit_pitch}
     save_image(image_grid([render(camera) for camera in yaw_row(pose)]), output_dir / 'novel_views.png')
     cameras = trajectory(args.trajectory, args.num_frames, pose)
     render_to_video(fit.generator, [(fit.latent, camera) for camera in cameras], options, output_dir / 'video.mp4',

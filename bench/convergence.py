@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from checkpoints import load_generator  # noqa: E402
 from datasets import default_synthetic_folder  # noqa: E402
 from inference.meshing import density_grid, extract_mesh, generator_mesh  # noqa: E402
-from inference.rendering import Camera, inference_options, latent_from_seed, render_view, yaw_row  # noqa: E402
+from inference.rendering import front_camera, inference_options, latent_from_seed, render_view, yaw_row  # noqa: E402
 from torch_utils.media import image_grid, save_image, to_uint8  # noqa: E402
 
 PICTURE_SIZE = 64
@@ -161,7 +161,7 @@ def picture_options(metadata):
 
 
 def sample_grid(generator, options, seeds):
-    front = Camera(options['h_mean'], options['v_mean'], options['fov'])
+    front = front_camera(options)
     views = [render_view(generator, latent_from_seed(generator, seed, 0.7), front, options, 2400000)[0]
              for seed in seeds]
     return image_grid([to_uint8(view) for view in views], columns=4)

@@ -110,8 +110,8 @@ def main(argv=None):
               'ceiling': args.ceiling, 'num_heads': args.num_heads, 'seed': args.seed, 'values': values,
               'per_head': {'seconds': details['seconds'].tolist(),
                            'shape': details['shape'].tolist() if 'shape' in details else None,
-                           'yaw_pitch_true': [[c.yaw, c.pitch] for c in details['cameras']],
-                           'yaw_pitch_found': [[f.camera.yaw, f.camera.pitch] for f in details['fits']]},
+                           'yaw_pitch_true': [[yaw, pitch] for yaw, pitch, _ in details['cameras'].tolist()],
+                           'yaw_pitch_found': [f.camera.tolist()[0][:2] for f in details['fits']]},
               'load_average': load, 'torch_threads': torch.get_num_threads(),
               'minutes': (time.perf_counter() - started) / 60}
     (output_dir / 'inversion.json').write_text(json.dumps(record, indent=1) + '\n')

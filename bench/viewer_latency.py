@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inference.arguments import add_generator_arguments, load_generator_from_args  # noqa: E402
-from inference.rendering import Camera  # noqa: E402
+from generators.camera_utils import Cameras  # noqa: E402
 from inference.viewer import ViewRenderer  # noqa: E402
 
 
@@ -41,7 +41,8 @@ def main():
     print("| size | median s | fastest s | views/s |")
     print("|---|---|---|---|")
     for size in args.sizes:
-        cameras = [Camera(math.pi / 2 + 0.02 * i, math.pi / 2, metadata['fov']) for i in range(args.iters + 1)]
+        cameras = Cameras(yaw=[math.pi / 2 + 0.02 * i for i in range(args.iters + 1)], pitch=math.pi / 2,
+                          fov=metadata['fov'])
         seconds = [renderer.render(settings, camera, size).seconds for camera in cameras][1:]
         median = statistics.median(seconds)
         print(f"| {size}² | {median:.3f} | {min(seconds):.3f} | {1 / median:.1f} |")

@@ -4,14 +4,14 @@ Conventions (OpenGL-like): y is up. A camera at yaw `theta` and pitch `phi`
 sits at r * (sin(phi) cos(theta), cos(phi), sin(phi) sin(theta)); pitch is the
 angle from +y, so (theta, phi) = (pi/2, pi/2) puts the camera on +z.
 
-A camera goes to the renderer as cam2world [B, 4, 4] and a field of view:
-cam2world_from_cameras builds them from Cameras, look_at_origin from pitch and
-yaw tensors (differentiably), sample_camera_angles draws training's poses.
+Cameras is the one camera type (its docstring fixes the angles' names, order and
+shapes); the renderer takes its cam2world() [B, 4, 4] and fov [B].
+look_at_origin builds the matrices from pitch and yaw tensors [B, 1]
+(differentiably), sample_camera_angles draws training's poses.
 """
 
 import math
 import random
-from typing import NamedTuple
 
 import torch
 
@@ -22,20 +22,74 @@ CAMERA_KEYS = ('fov', 'h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')
 PITCH_MARGIN = 1e-5  # pitch stays this far from the poles, where "up" is undefined
 
 
-class Camera(NamedTuple):
-    """One camera on the unit sphere, looking at the origin."""
-    yaw: float    # radians around the y axis; pi/2 looks from +z
-    pitch: float  # radians from +y; pi/2 is level
-    fov: float    # full field of view, degrees
+class Cameras:
+    """B cameras on the unit sphere, looking at the origin: the one camera type of every render.
+
+    Angles are radians, in pi-GAN's convention: yaw (theta) is the horizontal angle around the
+    y axis, from +x towards +z; pitch (phi) is the polar angle from +y (up). theta = phi = pi/2
+    is the frontal camera, on +z. Constructed by keyword only, Cameras(yaw=..., pitch=..., fov=...),
+    so the order cannot be swapped: look_at_origin and sample_camera_angles, and the pose labels
+    of training, keep the original's (pitch, yaw) order.
+
+    yaw, pitch: [B] tensors. A number or a list becomes float32, as the renderer computes;
+    a tensor of any shape with B elements keeps its dtype, device and autograd graph (fitted
+    poses stay differentiable). fov: full field of view in degrees, [B] float64. Any of the
+    three given once (a number, or one element) is every camera's; one number each gives
+    one camera, B = 1.
+    cam2world() gives the renderer's matrices [B, 4, 4]. cameras[i] is a Cameras of one,
+    cameras[list or slice] a sub-batch; iterating yields single cameras.
+    """
+
+    def __init__(self, *, yaw, pitch, fov):
+        yaw = _angles(yaw)
+        fov = torch.as_tensor(fov, dtype=torch.float64, device=yaw.device).reshape(-1)
+        self.yaw, self.pitch, self.fov = torch.broadcast_tensors(yaw, _angles(pitch).to(yaw.device), fov)
+
+    @staticmethod
+    def cat(batches):
+        """One Cameras of all the cameras of a sequence of Cameras, in order."""
+        batches = list(batches)
+        return Cameras(yaw=torch.cat([c.yaw for c in batches]), pitch=torch.cat([c.pitch for c in batches]),
+                       fov=torch.cat([c.fov for c in batches]))
+
+    def cam2world(self):
+        """Camera-to-world matrices [B, 4, 4] (look_at_origin; differentiable in the angles)."""
+        return look_at_origin(self.pitch[:, None], self.yaw[:, None])
+
+    def turned(self, yaw=0.0, pitch=0.0):
+        """These cameras turned by fixed offsets (radians), added in float64 as Python numbers would be."""
+        return Cameras(yaw=(self.yaw.double() + yaw).to(self.yaw.dtype),
+                       pitch=(self.pitch.double() + pitch).to(self.pitch.dtype), fov=self.fov)
+
+    def to(self, device):
+        return Cameras(yaw=self.yaw.to(device), pitch=self.pitch.to(device), fov=self.fov.to(device))
+
+    def detach(self):
+        return Cameras(yaw=self.yaw.detach(), pitch=self.pitch.detach(), fov=self.fov)
+
+    def tolist(self):
+        """[(yaw, pitch, fov)] as Python floats, one tuple a camera (for files, logs and dict keys)."""
+        return list(zip(self.yaw.tolist(), self.pitch.tolist(), self.fov.tolist()))
+
+    def __len__(self):
+        return len(self.yaw)
+
+    def __getitem__(self, index):
+        if isinstance(index, int):
+            index = [range(len(self))[index]]  # keeps the batch dimension; IndexError past the end
+        return Cameras(yaw=self.yaw[index], pitch=self.pitch[index], fov=self.fov[index])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self):
+        return f'Cameras((yaw, pitch, fov): {self.tolist()})'
 
 
-def cam2world_from_cameras(cameras, device='cpu'):
-    """cam2world [N, 4, 4] and fov [N] (degrees, float64 like the Cameras' floats) of a Camera or N Cameras."""
-    cameras = [cameras] if isinstance(cameras, Camera) else list(cameras)
-    pitch = torch.tensor([[float(camera.pitch)] for camera in cameras], device=device)
-    yaw = torch.tensor([[float(camera.yaw)] for camera in cameras], device=device)
-    fov = torch.tensor([float(camera.fov) for camera in cameras], dtype=torch.float64, device=device)
-    return look_at_origin(pitch, yaw), fov
+def _angles(values):
+    """[B] angles of a tensor (as it is) or of numbers (float32)."""
+    angles = values if torch.is_tensor(values) else torch.tensor(values, dtype=torch.float32)
+    return angles.reshape(-1)
 
 
 def clamp_pitch(pitch):

@@ -33,7 +33,7 @@ import torch.nn as nn
 from siren.fast_path import film_siren_forward
 
 from . import renderer
-from .camera_utils import look_at_origin, sample_camera_angles
+from .camera_utils import Cameras, sample_camera_angles
 from .ray_sampler import rays_from_cameras, sample_depths
 
 AVG_FREQUENCY_SAMPLES = 10000
@@ -120,16 +120,16 @@ class ImplicitGenerator3d(nn.Module):
 
     # --- rendering --------------------------------------------------------------------
 
-    def render(self, frequencies, phase_shifts, cam2world, fov, img_size, patch_grid=None, **options):
+    def render(self, frequencies, phase_shifts, cameras, img_size, patch_grid=None, **options):
         """Images of B given cameras: pixels [B, 3, H, W] in [-1, 1], depth [B, H, W]; H = W = img_size.
 
-        frequencies, phase_shifts [B, F]: each camera's latent. cam2world [B, 4, 4] (camera_utils:
-        cam2world_from_cameras, look_at_origin); fov in degrees, a number or [B]. Differentiable in
-        cam2world, the latent and the weights. options: those of render_rays; renderer.RENDER_KEYS
-        lists every keyword this method takes from a curriculum. patch_grid [B, K, K, 2]: only the
-        pixels of the img_size image at these points (ray_sampler.rays_from_cameras), H = W = K.
+        frequencies, phase_shifts [B, F]: each camera's latent. cameras: camera_utils.Cameras, B of them,
+        on this generator's device. Differentiable in the cameras' angles, the latent and the weights.
+        options: those of render_rays; renderer.RENDER_KEYS lists every keyword this method takes from a
+        curriculum. patch_grid [B, K, K, 2]: only the pixels of the img_size image at these points
+        (ray_sampler.rays_from_cameras), H = W = K.
         """
-        ray_origins, ray_directions = rays_from_cameras(cam2world, fov, img_size, patch_grid)
+        ray_origins, ray_directions = rays_from_cameras(cameras.cam2world(), cameras.fov, img_size, patch_grid)
         rgb, depth = self.render_rays(frequencies, phase_shifts, ray_origins, ray_directions, **options)
         return renderer.to_images(rgb, depth, img_size if patch_grid is None else patch_grid.shape[1])
 
@@ -159,8 +159,8 @@ class ImplicitGenerator3d(nn.Module):
         pitch, yaw = sample_camera_angles(batch, curriculum.get('h_stddev', 0), curriculum.get('v_stddev', 0),
                                           curriculum.get('h_mean', math.pi / 2), curriculum.get('v_mean', math.pi / 2),
                                           curriculum.get('sample_dist'), device)
-        pixels, depth = self.render(frequencies, phase_shifts, look_at_origin(pitch, yaw), curriculum['fov'],
-                                    patch_grid=patch_grid, z_vals=z_vals, **options)
+        cameras = Cameras(yaw=yaw, pitch=pitch, fov=curriculum['fov'])
+        pixels, depth = self.render(frequencies, phase_shifts, cameras, patch_grid=patch_grid, z_vals=z_vals, **options)
         return pixels, depth, torch.cat([pitch, yaw], -1)
 
     def evaluate_siren(self, points, view_directions, frequencies, phase_shifts, max_batch_size=None,

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import trange
 
-from generators.camera_utils import look_at_origin
+from generators.camera_utils import Cameras
 from generators.ray_sampler import rays_from_cameras
 from generators.renderer import render_options
-from inference.rendering import Camera, Latent, inference_options
+from inference.rendering import Latent, inference_options
 
 
 LATENT_SPACES = ('w', 'z')
@@ -35,11 +35,11 @@ LATENT_SPACES = ('w', 'z')
 class Fit(NamedTuple):
     latent: Latent          # average + fitted offsets
     offsets: Latent         # the fitted offsets alone
-    camera: Camera          # the fitted (or given) pose of the first view
+    camera: Cameras         # the fitted (or given) pose of the first view (on the CPU)
     losses: torch.Tensor    # MSE of each step (with that step's noise)
     initial_loss: float     # MSE at the start: average latent, initial poses, given weights
     final_loss: float       # MSE of the result, without noise
-    cameras: tuple = ()     # every view's fitted (or given) pose, in the targets' order
+    cameras: Cameras        # every view's fitted (or given) pose, in the targets' order (on the CPU)
     generator: Optional[torch.nn.Module] = None  # what renders the fit: the tuned copy with fit_weights
 
 
@@ -48,28 +48,20 @@ def fitting_options(options):
     return {**options, 'hierarchical_sample': False, 'nerf_noise': 0, 'perturb': False}
 
 
-def view_cam2world(pitch, yaw):
-    """cam2world [N, 4, 4] of views at pitch, yaw (0-d tensors for one view, or [N]); differentiable in both."""
-    return look_at_origin(pitch.reshape(-1, 1), yaw.reshape(-1, 1))
-
-
-def render_differentiable(generator, latent, pitch, yaw, options):
-    """Pixels [N, 3, S, S] in [-1, 1] of N views of one latent, through the generator's renderer.
-
-    pitch, yaw: 0-d tensors (one view) or [N]; differentiable in them, the latent and the weights.
-    """
-    cam2world = view_cam2world(pitch, yaw)
-    views = cam2world.shape[0]
+def render_differentiable(generator, latent, cameras, options):
+    """Pixels [N, 3, S, S] in [-1, 1] of N views (Cameras) of one latent, through the generator's renderer;
+    differentiable in the cameras' angles, the latent and the weights."""
+    views = len(cameras)
     pixels, _ = generator.render(latent.frequencies.expand(views, -1), latent.phase_shifts.expand(views, -1),
-                                 cam2world, options['fov'], **render_options(options))
+                                 cameras, **render_options(options))
     return pixels
 
 
-def render_chosen_rays(generator, latent, pitch, yaw, rays, options):
+def render_chosen_rays(generator, latent, cameras, rays, options):
     """Colours [n, 3] in [-1, 1] of the pixels numbered rays [n] among all N views' pixels (view by view,
-    row-major), rendered as one batch of rays of one latent. pitch, yaw: [N]; differentiable as above."""
+    row-major), rendered as one batch of rays of one latent. cameras: the N views; differentiable as above."""
     settings = render_options(options)
-    origins, directions = rays_from_cameras(view_cam2world(pitch, yaw), options['fov'], settings.pop('img_size'))
+    origins, directions = rays_from_cameras(cameras.cam2world(), cameras.fov, settings.pop('img_size'))
     origins, directions = (x.flatten(0, 1)[rays].unsqueeze(0) for x in (origins, directions))
     rgb, _ = generator.render_rays(latent.frequencies, latent.phase_shifts, origins, directions, **settings)
     return rgb[0] * 2 - 1
@@ -85,13 +77,13 @@ def cosine_decay(num_iterations, floor=0.02):
     return lambda step: floor + (1 - floor) * (1 + math.cos(math.pi * min(step, num_iterations) / num_iterations)) / 2
 
 
-def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, pose_lr=5e-3,
+def fit_latent(generator, target, options, cameras, num_iterations=500, lr=1e-2, pose_lr=5e-3,
                noise_scale=0.03, optimize_pose=False, seed=0, progress=True, fit_weights=False, weight_lr=1e-4,
                rays_per_step=None, latent_space='w', latent_weight=0.0):
     """Fits W offsets (and poses, if optimize_pose) so renders match target [N, 3, S, S] in [-1, 1].
 
-    target: N views of one scene (N = 1 for a single image); camera: the starting
-    (or fixed) pose, a Camera for one view or a sequence of N Cameras. options:
+    target: N views of one scene (N = 1 for a single image); cameras: the N views'
+    starting (or fixed) poses, one Cameras; each view renders at its own fov. options:
     render settings with img_size equal to the targets' size. fit_weights: also
     tune the SIREN's weights (Adam at weight_lr) on a copy of the generator,
     returned as Fit.generator; the given generator is never changed.
@@ -104,13 +96,10 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
     """
     torch.manual_seed(seed)
     device = generator.device
-    cameras = [camera] if isinstance(camera, Camera) else list(camera)
     target = target.to(device)
     if target.shape[0] != len(cameras):
         raise ValueError(f"{target.shape[0]} target images but {len(cameras)} cameras")
-    if len({c.fov for c in cameras}) != 1:
-        raise ValueError("all views must share one field of view")
-    options = {**fitting_options(options), 'fov': cameras[0].fov}
+    options = fitting_options(options)
     if fit_weights:
         generator = copy.deepcopy(generator)
         given_flags = [p.requires_grad for p in generator.parameters()]
@@ -121,8 +110,9 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
     offsets = (Latent(torch.zeros_like(average.frequencies, requires_grad=True),
                       torch.zeros_like(average.phase_shifts, requires_grad=True)) if latent_space == 'w' else
                (torch.zeros(1, generator.z_dim, device=device, requires_grad=True),))
-    yaw = torch.tensor([float(c.yaw) for c in cameras], device=device, requires_grad=optimize_pose)
-    pitch = torch.tensor([float(c.pitch) for c in cameras], device=device, requires_grad=optimize_pose)
+    yaw, pitch = (angles.detach().to(device, copy=True).requires_grad_(optimize_pose)
+                  for angles in (cameras.yaw, cameras.pitch))
+    fov = cameras.fov.to(device)
     colours = target.permute(0, 2, 3, 1).reshape(-1, 3)  # in the order of render_chosen_rays' numbers
     if rays_per_step is not None and rays_per_step >= colours.shape[0]:
         rays_per_step = None
@@ -135,11 +125,11 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
     def loss_at(fitted, rays=None, regularised=False):
         """MSE of every pixel, or of the pixels numbered rays (indices into all views' pixels); plus the
         pull towards the average if regularised."""
-        latent = latent_of(fitted)
+        latent, posed = latent_of(fitted), Cameras(yaw=yaw, pitch=pitch, fov=fov)
         if rays is None:
-            loss = F.mse_loss(render_differentiable(generator, latent, pitch, yaw, options), target)
+            loss = F.mse_loss(render_differentiable(generator, latent, posed, options), target)
         else:
-            loss = F.mse_loss(render_chosen_rays(generator, latent, pitch, yaw, rays, options), colours[rays])
+            loss = F.mse_loss(render_chosen_rays(generator, latent, posed, rays, options), colours[rays])
         if regularised and latent_weight:
             loss = loss + latent_weight * sum(x.pow(2).mean() for x in fitted) / len(fitted)
         return loss
@@ -176,8 +166,7 @@ def fit_latent(generator, target, options, camera, num_iterations=500, lr=1e-2, 
         fitted = latent_of(offsets)
     fitted = Latent(fitted.frequencies.detach(), fitted.phase_shifts.detach())
     fitted_offsets = Latent(fitted.frequencies - average.frequencies, fitted.phase_shifts - average.phase_shifts)
-    fitted_cameras = tuple(Camera(y, p, c.fov) for y, p, c in zip(yaw.tolist(), pitch.tolist(), cameras)
-                           ) if optimize_pose else tuple(cameras)
+    fitted_cameras = (Cameras(yaw=yaw, pitch=pitch, fov=fov).detach() if optimize_pose else cameras).to('cpu')
     return Fit(latent=fitted, offsets=fitted_offsets, camera=fitted_cameras[0],
                losses=torch.tensor(losses), initial_loss=initial_loss, final_loss=final_loss,
                cameras=fitted_cameras, generator=generator)
@@ -188,10 +177,10 @@ def fit_to_dict(fit, **extra):
 
     yaw/pitch/fov are the first view's; 'cameras' lists every view's (yaw, pitch, fov).
     """
+    (yaw, pitch, fov), = fit.camera.tolist()
     return {'frequencies': fit.latent.frequencies.cpu(), 'phase_shifts': fit.latent.phase_shifts.cpu(),
             'frequency_offsets': fit.offsets.frequencies.cpu(), 'phase_shift_offsets': fit.offsets.phase_shifts.cpu(),
-            'yaw': fit.camera.yaw, 'pitch': fit.camera.pitch, 'fov': fit.camera.fov,
-            'cameras': [tuple(c) for c in fit.cameras],
+            'yaw': yaw, 'pitch': pitch, 'fov': fov, 'cameras': fit.cameras.tolist(),
             'losses': fit.losses, 'initial_loss': fit.initial_loss, 'final_loss': fit.final_loss, **extra}
 
 
@@ -238,31 +227,32 @@ def fit_arguments(argv=()):
 
 
 def pose_grid(metadata, spread=2.0, yaws=9, pitches=5):
-    """Cameras [yaws * pitches] over the curriculum's pose range: mean +- spread std devs in each angle."""
+    """Cameras, yaws * pitches of them (pitch by pitch), over the curriculum's pose range: mean +- spread
+    std devs in each angle."""
     def angles(mean, stddev, count):
-        return torch.linspace(mean - spread * stddev, mean + spread * stddev, count).tolist()
-    return [Camera(yaw, pitch, metadata['fov']) for pitch in angles(metadata['v_mean'], metadata['v_stddev'], pitches)
-            for yaw in angles(metadata['h_mean'], metadata['h_stddev'], yaws)]
+        return torch.linspace(mean - spread * stddev, mean + spread * stddev, count)
+    pitch, yaw = torch.meshgrid(angles(metadata['v_mean'], metadata['v_stddev'], pitches),
+                                angles(metadata['h_mean'], metadata['h_stddev'], yaws), indexing='ij')
+    return Cameras(yaw=yaw, pitch=pitch, fov=metadata['fov'])
 
 
 def search_pose(generator, target, options, cameras, count=1):
-    """The count of cameras whose renders of the average latent are nearest (MSE) to target [1, 3, S, S], best
-    first: starts for the pose that gradient steps from the mean pose miss (they only
-    slide downhill)."""
+    """The count of cameras (Cameras) whose renders of the average latent are nearest (MSE) to target
+    [1, 3, S, S], as Cameras, best first: starts for the pose that gradient steps from the mean pose miss
+    (they only slide downhill)."""
     average = Latent(*generator.generate_avg_frequencies())
     options = fitting_options(options)
     with torch.no_grad():
         errors = torch.cat([
-            ((render_differentiable(generator, average, torch.tensor([c.pitch for c in chunk]),
-                                    torch.tensor([c.yaw for c in chunk]), options) - target.to(generator.device)
-              ) ** 2).mean((1, 2, 3)) for chunk in (cameras[i:i + 9] for i in range(0, len(cameras), 9))])
-    return [cameras[int(index)] for index in errors.argsort()[:count]]
+            ((render_differentiable(generator, average, cameras[i:i + 9].to(generator.device), options)
+              - target.to(generator.device)) ** 2).mean((1, 2, 3)) for i in range(0, len(cameras), 9)])
+    return cameras[errors.argsort()[:count].tolist()]
 
 
 def best_start(generator, target, options, cameras, args):
-    """The pose reached by the best of short fits (args.start_iterations steps of latent and pose) from each of
-    cameras: the average head alone sometimes prefers a wrong cell (a head seen from the other side, a face
-    lower in the frame) that the fitted latent tells apart."""
+    """The pose (Cameras of one) reached by the best of short fits (args.start_iterations steps of latent and
+    pose) from each of cameras: the average head alone sometimes prefers a wrong cell (a head seen from the
+    other side, a face lower in the frame) that the fitted latent tells apart."""
     fits = [fit_latent(generator, target, options, camera, args.start_iterations, args.lr, args.pose_lr,
                        args.noise_scale, True, args.seed, progress=False, latent_space=args.latent_space,
                        latent_weight=args.latent_weight) for camera in cameras]
@@ -271,15 +261,15 @@ def best_start(generator, target, options, cameras, args):
 
 def invert(generator, metadata, targets, cameras, args, search_pose_first=True, progress=True):
     """fit_latent as inverse_render.py runs it. targets [N, 3, S, S] in [-1, 1] at args.image_size; cameras:
-    the N starting (or known) poses; args: add_fit_arguments' options. With args.optimize_pose and
+    the N starting (or known) poses, one Cameras; args: add_fit_arguments' options. With args.optimize_pose and
     args.pose_search, the first view starts from search_pose's camera unless search_pose_first is False
     (a starting pose the user gave)."""
     options = inference_options(metadata, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
-    cameras = list(cameras)
     if args.optimize_pose and args.pose_search and search_pose_first:
-        starts = search_pose(generator, targets[:1], {**options, 'fov': cameras[0].fov},
-                             pose_grid({**metadata, 'fov': cameras[0].fov}), count=max(1, args.pose_starts))
-        cameras[0] = best_start(generator, targets[:1], options, starts, args) if len(starts) > 1 else starts[0]
+        starts = search_pose(generator, targets[:1], options, pose_grid({**metadata, 'fov': float(cameras.fov[0])}),
+                             count=max(1, args.pose_starts))
+        first = best_start(generator, targets[:1], options, starts, args) if len(starts) > 1 else starts
+        cameras = Cameras.cat([first, cameras[1:]])
     return fit_latent(generator, targets, options, cameras, args.num_iterations, args.lr, args.pose_lr,
                       args.noise_scale, args.optimize_pose, args.seed, progress=progress,
                       fit_weights=args.fit_weights, weight_lr=args.weight_lr, rays_per_step=args.rays_per_step,

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from generators.camera_utils import cam2world_from_cameras, normalize_vecs
+from generators.camera_utils import normalize_vecs
 
 
 def grid_axis(resolution, cube_size):
@@ -139,13 +139,12 @@ def generator_mesh(generator, latent, volume, level, cube_size, max_batch_size, 
 
 
 def vertex_colors(generator, latent, vertices, camera, max_batch_size, lock_view_dependence=False):
-    """uint8 RGBA [V, 4]: the generator's colour at each vertex, seen along a ray from camera."""
+    """uint8 RGBA [V, 4]: the generator's colour at each vertex, seen along a ray from camera (Cameras of one)."""
     points = torch.from_numpy(np.ascontiguousarray(vertices)).float()
     if lock_view_dependence:
         directions = torch.tensor([0.0, 0.0, -1.0]).expand_as(points)
     else:
-        cam2world, _ = cam2world_from_cameras(camera)
-        directions = normalize_vecs(points - cam2world[:, :3, 3])
+        directions = normalize_vecs(points - camera.cam2world()[:, :3, 3])
     rgb = query_siren(generator, latent, points, directions, max_batch_size)[:, :3]
     rgba = torch.cat([rgb, torch.ones_like(rgb[:, :1])], -1)
     return (rgba.clamp(0, 1) * 255).round().to(torch.uint8).numpy()

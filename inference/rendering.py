@@ -1,8 +1,8 @@
 """Inference rendering shared by the scripts: latents from seeds, cameras, views.
 
 A latent here is a point of W space, the mapping network's output: a pair of
-frequencies and phase shifts, [1, F] each. A Camera (generators/camera_utils.py)
-is a pose and a field of view; views are rendered at exactly that camera.
+frequencies and phase shifts, [1, F] each. Cameras (generators/camera_utils.py)
+are poses and fields of view; views are rendered at exactly those cameras.
 """
 
 import copy
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from generators.camera_utils import Camera, cam2world_from_cameras  # scripts import Camera from here too
+from generators.camera_utils import Cameras
 from generators.renderer import render_options
 from torch_utils.media import VideoWriter, depth_to_uint8, to_uint8
 
@@ -104,33 +104,33 @@ def inference_options(metadata, image_size=None, ray_step_multiplier=1, lock_vie
 
 
 def front_camera(options):
-    """The camera at the mean of a curriculum's pose distribution (h_mean, v_mean), with its fov."""
-    return Camera(options['h_mean'], options['v_mean'], options['fov'])
+    """The camera (Cameras of one) at the mean of a curriculum's pose distribution (h_mean, v_mean), with its fov."""
+    return Cameras(yaw=options['h_mean'], pitch=options['v_mean'], fov=options['fov'])
 
 
 def render_view(generator, latent, camera, options, max_batch_size, seed=0):
-    """One view at camera: pixels [3, S, S] in [-1, 1] and depth [S, S], on the CPU.
+    """One view at camera (Cameras of one): pixels [3, S, S] in [-1, 1] and depth [S, S], on the CPU.
 
     options: render settings (inference_options); the pose and fov are the camera's.
     Hierarchical sampling and ray jitter draw random numbers; seeding them per
     view makes every render repeatable and keeps videos from flickering.
     """
-    pixels, depth = render_views(generator, latent, [camera], options, max_batch_size, seed)
+    pixels, depth = render_views(generator, latent, camera, options, max_batch_size, seed)
     return pixels[0], depth[0]
 
 
 def render_views(generator, latent, cameras, options, max_batch_size, seed=0):
-    """N views of one latent in one batch, one per Camera: pixels [N, 3, S, S] in [-1, 1], depth [N, S, S], CPU.
+    """N views of one latent in one batch, one per camera of cameras (Cameras): pixels [N, 3, S, S] in [-1, 1],
+    depth [N, S, S], CPU.
 
     max_batch_size: points per image per SIREN call. With the same random numbers each view equals
     render_view's; with jitter or hierarchical sampling the draws differ (one stream for the batch).
     """
     torch.manual_seed(seed)
-    cam2world, fov = cam2world_from_cameras(cameras, generator.device)
-    views = cam2world.shape[0]
+    views = len(cameras)
     with torch.no_grad():
         pixels, depth = generator.render(latent.frequencies.expand(views, -1), latent.phase_shifts.expand(views, -1),
-                                         cam2world, fov,
+                                         cameras.to(generator.device),
                                          **{**render_options(options), 'max_batch_size': max_batch_size})
     return pixels.cpu(), depth.cpu()
 
@@ -147,29 +147,28 @@ def render_to_video(generator, frames, options, path, fps, max_batch_size, depth
                 depth_video.append(depth_to_uint8(depth, options['ray_start'], options['ray_end']))
 
 
-# --- camera paths (each a closed loop of num_frames cameras) ---------------------------
+# --- camera paths (each a closed loop of num_frames cameras, one Cameras) -----------------
+# Angles are summed as Python floats, then rounded to the renderer's float32, as ever.
 
 def front_trajectory(num_frames, options):
     """A gentle loop around the mean view, zooming out and in, like the original's 'front' video."""
-    cameras = []
-    for t in np.arange(num_frames) / num_frames:
-        angle = 2 * math.pi * t
-        cameras.append(Camera(options['h_mean'] + 0.4 * math.sin(angle),
-                              options['v_mean'] + 0.2 * math.cos(angle),
-                              options['fov'] + 5 + 5 * math.sin(angle)))
-    return cameras
+    angles = [2 * math.pi * t for t in np.arange(num_frames) / num_frames]
+    return Cameras(yaw=[options['h_mean'] + 0.4 * math.sin(angle) for angle in angles],
+                   pitch=[options['v_mean'] + 0.2 * math.cos(angle) for angle in angles],
+                   fov=[options['fov'] + 5 + 5 * math.sin(angle) for angle in angles])
 
 
 def sweep_trajectory(num_frames, options, amplitude=0.8):
     """Yaw swings +-amplitude radians around the mean and back, at the mean pitch."""
-    return [Camera(options['h_mean'] + amplitude * math.sin(2 * math.pi * t), options['v_mean'], options['fov'])
-            for t in np.arange(num_frames) / num_frames]
+    return Cameras(yaw=[options['h_mean'] + amplitude * math.sin(2 * math.pi * t)
+                        for t in np.arange(num_frames) / num_frames],
+                   pitch=options['v_mean'], fov=options['fov'])
 
 
 def orbit_trajectory(num_frames, options):
     """A full turn of yaw at the mean pitch."""
-    return [Camera(options['h_mean'] + 2 * math.pi * t, options['v_mean'], options['fov'])
-            for t in np.arange(num_frames) / num_frames]
+    return Cameras(yaw=[options['h_mean'] + 2 * math.pi * t for t in np.arange(num_frames) / num_frames],
+                   pitch=options['v_mean'], fov=options['fov'])
 
 
 TRAJECTORIES = {'front': front_trajectory, 'sweep': sweep_trajectory, 'orbit': orbit_trajectory}
@@ -181,7 +180,7 @@ def trajectory(name, num_frames, options):
 
 def yaw_row(options, offsets=(-0.5, -0.25, 0.0, 0.25, 0.5)):
     """Cameras at the mean pitch, turned by each yaw offset (radians) from the mean."""
-    return [Camera(options['h_mean'] + offset, options['v_mean'], options['fov']) for offset in offsets]
+    return Cameras(yaw=[options['h_mean'] + offset for offset in offsets], pitch=options['v_mean'], fov=options['fov'])
 
 
 # --- command-line pieces ---------------------------------------------------------------

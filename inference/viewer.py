@@ -1,7 +1,7 @@
 """What the interactive viewer shows and saves, without the browser.
 
-The browser's orbit camera is mapped onto π-GAN's camera: the direction from
-the origin gives (yaw, pitch) on the unit sphere, and the distance, since the
+The browser's orbit camera is mapped onto π-GAN's camera (Cameras): the direction
+from the origin gives yaw and pitch on the unit sphere, and the distance, since the
 renderer's radius is fixed at 1, becomes a field of view (closer = narrower).
 A ViewRenderer turns settings and a camera into the image on screen and the
 files of the export buttons, through inference.rendering and inference.meshing.
@@ -17,11 +17,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from generators.camera_utils import camera_origins
+from generators.camera_utils import Cameras, camera_origins
 from generators.ray_sampler import camera_ray_directions
 from inference.meshing import density_grid, generator_mesh, save_mesh, vertex_colors
-from inference.rendering import (Camera, front_camera, inference_options, latent_from_seed, render_to_video,
-                                 render_view, trajectory, view_dependence_locked)
+from inference.rendering import (inference_options, latent_from_seed, render_to_video, render_view, trajectory,
+                                 view_dependence_locked)
 from torch_utils.media import depth_to_uint8, save_image, to_uint8
 
 DISPLAYS = ('RGB', 'depth', 'normals')
@@ -49,7 +49,7 @@ class ViewSettings:
 # --- browser camera <-> π-GAN camera -------------------------------------------------
 
 def camera_from_position(position, fov):
-    """π-GAN Camera for a browser camera at position [3] looking at the origin.
+    """π-GAN camera (Cameras of one) for a browser camera at position [3] looking at the origin.
 
     fov is the panel's field of view at distance 1; at distance d the same image
     plane half-width d * tan(fov / 2) is seen from distance 1.
@@ -60,28 +60,20 @@ def camera_from_position(position, fov):
     pitch = min(max(pitch, 1e-5), math.pi - 1e-5)  # as sample_camera_angles clamps it
     yaw = math.atan2(z, x)
     zoomed_fov = math.degrees(2 * math.atan(distance * math.tan(math.radians(fov) / 2)))
-    return Camera(yaw, pitch, zoomed_fov)
+    return Cameras(yaw=yaw, pitch=pitch, fov=zoomed_fov)
 
 
-def position_from_camera(yaw, pitch, distance=1.0):
-    """The point [3] on the sphere of radius distance where π-GAN puts a camera at (yaw, pitch)."""
-    pitch, yaw = (torch.tensor([[angle]], dtype=torch.float64) for angle in (pitch, yaw))
-    return camera_origins(pitch, yaw, distance)[0].numpy()
-
-
-class PlacedCamera(NamedTuple):
-    """A camera the viewer put the browser at, on the unit sphere; the browser reports it back
-    only to float precision."""
-    position: np.ndarray
-    yaw: float
-    pitch: float
+def position_from_camera(camera, distance=1.0):
+    """The point [3] on the sphere of radius distance where π-GAN puts camera (Cameras of one)."""
+    return camera_origins(camera.pitch[:, None].double(), camera.yaw[:, None].double(), distance)[0].numpy()
 
 
 def camera_from_browser(position, fov, placed=None):
-    """camera_from_position, exact where the browser still sits where the viewer placed it
-    (so a saved front view equals the render scripts' front view bit for bit)."""
-    if placed is not None and np.allclose(position, placed.position, rtol=0, atol=1e-6):
-        return Camera(placed.yaw, placed.pitch, fov)
+    """camera_from_position, exact where the browser still sits where the viewer placed it at
+    camera `placed` (the browser reports its position back only to float precision), so a saved
+    front view equals the render scripts' front view bit for bit."""
+    if placed is not None and np.allclose(position, position_from_camera(placed), rtol=0, atol=1e-6):
+        return Cameras(yaw=placed.yaw, pitch=placed.pitch, fov=fov)
     return camera_from_position(position, fov)
 
 
@@ -156,11 +148,6 @@ class ViewRenderer:
                                 lock_view_dependence=view_dependence_locked(self.metadata))
         return replace(settings, **changes)
 
-    def front_camera(self):
-        """(yaw, pitch) of the curriculum's mean camera."""
-        camera = front_camera(self.metadata)
-        return camera.yaw, camera.pitch
-
     def latent(self, settings):
         """W-space latent of the settings: seed's, or interpolated towards seed_b."""
         latent = latent_from_seed(self.generator, settings.seed, settings.psi)
@@ -179,7 +166,7 @@ class ViewRenderer:
             start = time.perf_counter()
             pixels, depth = render_view(self.generator, self.latent(settings), camera, options,
                                         self.max_batch_size, settings.seed)
-            image = display_image(pixels, depth, settings.display, options, camera.fov)
+            image = display_image(pixels, depth, settings.display, options, float(camera.fov))
             seconds = time.perf_counter() - start
         return Frame(image, seconds, image_size)
 
@@ -195,7 +182,7 @@ class ViewRenderer:
     def save_turntable(self, settings, camera, image_size, output_dir, num_frames=48, fps=24):
         """A full turn of yaw from the current view, at its pitch and zoom (RGB)."""
         options = self.options(settings, image_size)
-        start = {**options, 'h_mean': camera.yaw, 'v_mean': camera.pitch, 'fov': camera.fov}
+        start = {**options, 'h_mean': float(camera.yaw), 'v_mean': float(camera.pitch), 'fov': float(camera.fov)}
         path = next_free(Path(output_dir), f'{settings.name()}_turntable', '.mp4')
         with self.lock:
             latent = self.latent(settings)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import viser
 
-from inference.rendering import view_dependence_locked
-from inference.viewer import DISPLAYS, PlacedCamera, camera_from_browser, fit_to_canvas, position_from_camera
+from inference.rendering import front_camera, view_dependence_locked
+from inference.viewer import DISPLAYS, camera_from_browser, fit_to_canvas, position_from_camera
 from utils.errors import UserError
 
 
@@ -93,11 +93,6 @@ class RenderSchedule:
             self._condition.notify_all()
 
 
-def front_placement(renderer):
-    yaw, pitch = renderer.front_camera()
-    return PlacedCamera(position_from_camera(yaw, pitch), yaw, pitch)
-
-
 class Tab:
     """One browser tab: its panel, its settings, and the thread that renders what it shows."""
 
@@ -108,7 +103,7 @@ class Tab:
         self.log = log
         self.schedule = RenderSchedule(config.settle)
         self._build_panel(settings)
-        self._placed = front_placement(renderer)  # where the server's initial camera put the browser
+        self._placed = front_camera(renderer.metadata)  # where the server's initial camera put the browser
         client.camera.min_orbit_distance, client.camera.max_orbit_distance = 0.25, 4.0
         client.camera.on_update(self._on_camera)
         self._thread = threading.Thread(target=self._render_loop, name=f'viewer-tab-{client.client_id}', daemon=True)
@@ -148,7 +143,7 @@ class Tab:
         for control in (self.seed, self.psi, self.seed_b, self.mix, self.fov, self.steps, self.lock, self.display,
                         self.resolution):
             control.on_update(lambda _: self._changed())
-        self.front.on_click(lambda _: self._place_camera(front_placement(self.renderer)))
+        self.front.on_click(lambda _: self._place_camera(front_camera(self.renderer.metadata)))
         self.save_png.on_click(lambda _: self._export(self.save_png, 'PNG', lambda settings, camera: (
             self.renderer.save_png(settings, camera, self._full_size(), self.config.output_dir))))
         self.save_video.on_click(lambda _: self._export(self.save_video, 'turntable', lambda settings, camera: (
@@ -174,11 +169,12 @@ class Tab:
     # --- camera: orbit around the origin, as π-GAN's camera does ---
 
     def _place_camera(self, placed):
+        """Puts the browser's camera at placed (Cameras of one)."""
         self._placed = placed
         camera = self.client.camera
         camera.up_direction = (0.0, 1.0, 0.0)
         camera.look_at = (0.0, 0.0, 0.0)
-        camera.position = placed.position
+        camera.position = position_from_camera(placed)
         self._changed()
 
     def _on_camera(self, camera):
@@ -211,7 +207,8 @@ class Tab:
         self.client.scene.set_background_image(fitted, format='png')
         stage = 'full' if frame.size >= self._full_size() else 'preview'
         self.status.content = (f"**{frame.size}²** in **{frame.seconds:.2f} s** ({stage})  \n"
-                               f"yaw {camera.yaw:.2f}, pitch {camera.pitch:.2f}, fov {camera.fov:.1f}°")
+                               f"yaw {float(camera.yaw):.2f}, pitch {float(camera.pitch):.2f}, "
+                               f"fov {float(camera.fov):.1f}°")
 
     # --- exports ---
 
@@ -262,8 +259,8 @@ class Viewer:
         # would route the page through viser's public relay).
         self.server.gui.configure_theme(show_share_button=False)
         self.server.gui.main_panel.dock_right()
-        front = front_placement(self.renderer)  # where every new tab starts
-        self.server.initial_camera.position = front.position
+        # Where every new tab starts.
+        self.server.initial_camera.position = position_from_camera(front_camera(self.renderer.metadata))
         self.server.initial_camera.look_at = (0.0, 0.0, 0.0)
         self.server.initial_camera.up = (0.0, 1.0, 0.0)
         self.server.on_client_connect(self._connect)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from datasets import DatasetError, make_dataset
+from generators.camera_utils import Cameras
 from synthetic import dataset as synthetic_files
 
 from . import multiview, pose, pose_regressor, shape
@@ -208,7 +209,7 @@ def mv_consistency_metric(heads, metadata, ref, num_samples, seed, options):
     def reference_values(source):
         return multiview.photometric_error(source, list(range(count)), camera_a, camera_b, img_size)
 
-    key = (count, img_size, camera_a, camera_b)
+    key = (count, img_size, *camera_a.tolist(), *camera_b.tolist())
     floor, floor_coverage = ref.memo(('mv_floor',) + key, lambda: reference_values(ref.held_out_heads))
     chance, _ = ref.memo(('mv_chance',) + key, lambda: reference_values(FixedView(ref.held_out_heads, camera_a)))
     return {'mv_consistency': error, 'mv_consistency_floor': floor, 'mv_consistency_chance': chance,
@@ -222,7 +223,7 @@ class FixedView:
         self.heads, self.camera = heads, camera
 
     def render(self, indices, cameras, img_size):
-        return self.heads.render(indices, [self.camera] * len(indices), img_size)
+        return self.heads.render(indices, Cameras.cat([self.camera] * len(indices)), img_size)
 
     def surface_volume(self, index, resolution, cube_size):
         return self.heads.surface_volume(index, resolution, cube_size)

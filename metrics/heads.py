@@ -3,7 +3,7 @@
 A head source numbers its samples 0, 1, 2, ... and offers two things:
 
     render(indices, cameras, img_size) -> pixels [B, 3, S, S] in [-1, 1], depth [B, S, S]
-        sample indices[i] seen from cameras[i] (inference.rendering.Camera); depth is the
+        sample indices[i] seen from cameras[i] (cameras: generators.camera_utils.Cameras); depth is the
         distance along each ray, as the generator's renderer reports it.
     surface_volume(index, resolution, cube_size) -> (volume [z, y, x] float32, level)
         a field on a grid over a cube around the origin (inference.meshing's layout) that is
@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from inference.meshing import density_grid, grid_axis
-from inference.rendering import Camera, inference_options, latent_from_seed, render_view
+from generators.camera_utils import Cameras
+from inference.rendering import inference_options, latent_from_seed, render_view
 from synthetic import dataset as synthetic_files
 from synthetic import heads as synthetic_heads
 
@@ -73,11 +74,9 @@ class TrueHeads:
 
     def render(self, indices, cameras, img_size):
         heads = [self.heads[i] for i in indices]
-        pitch = [c.pitch for c in cameras]
-        yaw = [c.yaw for c in cameras]
-        images = synthetic_heads.render_heads(heads, pitch, yaw, img_size, self.fov)
-        _, buffers = synthetic_heads.render_heads(heads, pitch, yaw, img_size, self.fov, supersample=1,
-                                                  return_buffers=True)
+        images = synthetic_heads.render_heads(heads, cameras.pitch, cameras.yaw, img_size, self.fov)
+        _, buffers = synthetic_heads.render_heads(heads, cameras.pitch, cameras.yaw, img_size, self.fov,
+                                                  supersample=1, return_buffers=True)
         return images * 2 - 1, buffers['depth']
 
     def surface_volume(self, index, resolution, cube_size):
@@ -119,13 +118,8 @@ def signed_distance_grid(signed_distance, resolution, cube_size):
 
 
 def sample_cameras(num, metadata, seed):
-    """num Cameras drawn from the curriculum's training pose distribution, on their own RNG stream."""
+    """Cameras, num of them, drawn from the curriculum's training pose distribution, on their own RNG stream."""
     pitch, yaw = synthetic_files.sample_poses(num, seed, metadata['h_mean'], metadata['v_mean'], metadata['h_stddev'],
                                               metadata['v_stddev'], metadata.get('sample_dist', 'gaussian'))
-    return [Camera(float(y), float(p), metadata['fov']) for p, y in zip(pitch, yaw)]
-
-
-def turned(cameras, yaw_offset=0.0, pitch_offset=0.0):
-    """The cameras turned by fixed offsets, radians."""
-    return [Camera(c.yaw + yaw_offset, c.pitch + pitch_offset, c.fov) for c in cameras]
+    return Cameras(yaw=yaw, pitch=pitch, fov=metadata['fov'])
 

@@ -34,13 +34,14 @@ import torch
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
+from generators.camera_utils import Cameras
 from inference.inversion import fit_arguments, invert
-from inference.rendering import Camera, Latent
+from inference.rendering import Latent, front_camera
 from synthetic import heads as synthetic_heads
 from torch_utils.media import load_image, save_image, to_uint8
 
 from . import geometry, shape
-from .heads import GeneratorHeads, OccupancyHeads, TrueHeads, sample_cameras, turned
+from .heads import GeneratorHeads, OccupancyHeads, TrueHeads, sample_cameras
 from .registry import GeneratorInputs, register_metric
 
 HEAD_SEED = 2026_12_04          # the held-out heads' stream (synthetic datasets draw theirs from their seed)
@@ -102,19 +103,18 @@ def view_scores(images, depth, truth, true_depth, metadata):
 def pixel_centre_views(heads, cameras, img_size):
     """The true heads traced through pixel centres only, as the generator's renderer samples them:
     (images, depth), what a perfect inversion renders."""
-    images, buffers = synthetic_heads.render_heads(heads.heads, [c.pitch for c in cameras],
-                                                     [c.yaw for c in cameras], img_size, heads.fov, supersample=1,
-                                                     return_buffers=True)
+    images, buffers = synthetic_heads.render_heads(heads.heads, cameras.pitch, cameras.yaw, img_size, heads.fov,
+                                                     supersample=1, return_buffers=True)
     return images * 2 - 1, buffers['depth']
 
 
 def invert_photos(generator, metadata, photos, args, progress=True):
     """(fits, seconds [N]): each photo [N, 3, S, S] inverted alone from the mean pose, as the script does."""
     fits, seconds = [], []
-    start = Camera(metadata['h_mean'], metadata['v_mean'], metadata['fov'])
+    start = front_camera(metadata)
     for photo in tqdm(photos, desc='inversion: heads', unit='head', disable=not progress):
         began = time.perf_counter()
-        fits.append(invert(generator, metadata, photo[None], [start], args, progress=False))
+        fits.append(invert(generator, metadata, photo[None], start, args, progress=False))
         seconds.append(time.perf_counter() - began)
     return fits, torch.tensor(seconds)
 
@@ -145,9 +145,9 @@ def benchmark(generator, metadata, heads, cameras, args, regressor=None, progres
     inputs, input_depth = heads.render(indices, cameras, size)
     photos = as_photos(inputs, args.image_size)
     fits, seconds = invert_photos(generator, metadata, photos, args, progress)
-    recovered = [fit.camera for fit in fits]
-    true_pose = torch.tensor([[c.yaw, c.pitch] for c in cameras])
-    found = torch.tensor([[c.yaw, c.pitch] for c in recovered])
+    recovered = Cameras.cat(fit.camera for fit in fits)
+    true_pose = torch.stack([cameras.yaw, cameras.pitch], -1)
+    found = torch.stack([recovered.yaw, recovered.pitch], -1)
     start = torch.tensor([[metadata['h_mean'], metadata['v_mean']]])
     values = {'inversion_num': len(cameras), 'inversion_seconds': float(seconds.mean()),
               'inversion_seconds_max': float(seconds.max())}
@@ -170,7 +170,7 @@ def benchmark(generator, metadata, heads, cameras, args, regressor=None, progres
     for offset in YAW_OFFSETS:
         scores = {}
         for sign in (-1, 1):
-            true_cameras, fit_cameras = turned(cameras, sign * offset), turned(recovered, sign * offset)
+            true_cameras, fit_cameras = cameras.turned(yaw=sign * offset), recovered.turned(yaw=sign * offset)
             truth, true_depth = heads.render(indices, true_cameras, size)
             renders = {'': fitted.render(indices, fit_cameras, size), '_mean': mean.render(indices, fit_cameras, size),
                        '_copy': (photos, input_depth)}

@@ -13,23 +13,23 @@ import math
 import torch
 import torch.nn.functional as F
 
-from generators.camera_utils import cam2world_from_cameras
+from generators.camera_utils import Cameras
 from generators.ray_sampler import camera_ray_directions
-from inference.rendering import Camera
 
 HEAD_RADIUS = 0.1          # world units; the synthetic heads fit within 0.095
 VISIBILITY_TOLERANCE = 0.01  # world units between B's depth and the point's distance from B
 
 
 def camera_pair(metadata, separation=None):
-    """Cameras A and B at the mean pitch, yaw mean -+ separation / 2 (default: one h_stddev apart)."""
+    """Cameras A and B (of one each) at the mean pitch, yaw mean -+ separation / 2 (default: one h_stddev apart)."""
     separation = metadata['h_stddev'] if separation is None else separation
     yaw, pitch, fov = metadata['h_mean'], metadata['v_mean'], metadata['fov']
-    return Camera(yaw - separation / 2, pitch, fov), Camera(yaw + separation / 2, pitch, fov)
+    return (Cameras(yaw=yaw - separation / 2, pitch=pitch, fov=fov),
+            Cameras(yaw=yaw + separation / 2, pitch=pitch, fov=fov))
 
 
 def _rotation_and_origin(camera):
-    matrix = cam2world_from_cameras(camera)[0][0]
+    matrix = camera.cam2world()[0]
     return matrix[:3, :3], matrix[:3, 3]
 
 
@@ -37,7 +37,7 @@ def lift(depth, camera):
     """World points [S*S, 3] at distance depth [S, S] along the camera's pixel rays (inf: far away)."""
     size = depth.shape[-1]
     rotation, origin = _rotation_and_origin(camera)
-    directions = camera_ray_directions(camera.fov, (size, size)).reshape(-1, 3) @ rotation.T
+    directions = camera_ray_directions(float(camera.fov), (size, size)) @ rotation.T
     return origin + torch.nan_to_num(depth.reshape(-1, 1).float(), posinf=1e3) * directions
 
 
@@ -53,7 +53,7 @@ def warp(image_b, depth_b, depth_a, camera_a, camera_b):
     rotation_b, origin_b = _rotation_and_origin(camera_b)
 
     in_b = (points - origin_b) @ rotation_b                       # camera B coordinates
-    scale = 1 / math.tan(math.radians(camera_b.fov) / 2)
+    scale = 1 / math.tan(math.radians(float(camera_b.fov)) / 2)
     forward = (-in_b[:, 2]).clamp_min(1e-6)
     # Pixel centres span [-1, 1] left to right and +1..-1 top to bottom (camera_ray_directions).
     grid = torch.stack([in_b[:, 0] / forward * scale, -in_b[:, 1] / forward * scale], -1)
@@ -68,8 +68,8 @@ def warp(image_b, depth_b, depth_a, camera_a, camera_b):
 
 def photometric_error(heads, indices, camera_a, camera_b, img_size):
     """(mean |colour difference| in [0, 1] units over masked pixels, fraction of A's head pixels kept)."""
-    pixels_a, depth_a = heads.render(indices, [camera_a] * len(indices), img_size)
-    pixels_b, depth_b = heads.render(indices, [camera_b] * len(indices), img_size)
+    pixels_a, depth_a = heads.render(indices, Cameras.cat([camera_a] * len(indices)), img_size)
+    pixels_b, depth_b = heads.render(indices, Cameras.cat([camera_b] * len(indices)), img_size)
     total, count, head_pixels = 0.0, 0, 0
     for i in range(len(indices)):
         warped, mask = warp(pixels_b[i], depth_b[i], depth_a[i], camera_a, camera_b)

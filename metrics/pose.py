@@ -16,7 +16,7 @@ def render_at_random_poses(heads, metadata, num_samples, img_size, seed):
     """(images [N, 3, S, S] in [-1, 1], true (yaw, pitch) [N, 2]) of samples 0..N-1 at drawn cameras."""
     cameras = sample_cameras(num_samples, metadata, seed)
     images, _ = heads.render(list(range(num_samples)), cameras, img_size)
-    return images, torch.tensor([[c.yaw, c.pitch] for c in cameras], dtype=torch.float32)
+    return images, torch.stack([cameras.yaw, cameras.pitch], -1)
 
 
 def mean_abs_degrees(predicted, true):

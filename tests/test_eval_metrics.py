@@ -132,7 +132,8 @@ def test_every_evaluation_path_renders_with_eval_last_back(eval_last_back, tmp_p
     import curriculums
     import generators.renderer
     from checkpoints.builders import build_generator
-    from inference.rendering import Camera, inference_options, latent_from_seed, render_view
+    from generators.camera_utils import Cameras
+    from inference.rendering import inference_options, latent_from_seed, render_view
     from metrics.generate import output_images
     from metrics.heads import GeneratorHeads
     from tiny_checkpoint import tiny_curriculum
@@ -152,14 +153,16 @@ def test_every_evaluation_path_renders_with_eval_last_back(eval_last_back, tmp_p
     monkeypatch.setattr(generators.renderer, 'fancy_integration', spy)
 
     paths = {
-        'inference': lambda: render_view(generator, latent_from_seed(generator, 0), Camera(1.57, 1.57, 12),
+        'inference': lambda: render_view(generator, latent_from_seed(generator, 0),
+                                         Cameras(yaw=1.57, pitch=1.57, fov=12),
                                          inference_options(metadata, 4), 10000),
         'evaluation images': lambda: output_images(generator, metadata, 0, 1, tmp_path / 'images', num_imgs=1,
                                                    img_size=4),
         'sample grids': lambda: save_sample_grids(tmp_path, 0, generator, ExponentialMovingAverage(generator, 0.9),
                                                   torch.randn(1, metadata['latent_dim']), metadata, 4,
                                                   contextlib.nullcontext),
-        'geometry metrics': lambda: GeneratorHeads(generator, metadata).render([0], [Camera(1.57, 1.57, 12)], 4),
+        'geometry metrics': lambda: GeneratorHeads(generator, metadata).render(
+            [0], Cameras(yaw=1.57, pitch=1.57, fov=12), 4),
     }
     for name, render in paths.items():
         seen.clear()

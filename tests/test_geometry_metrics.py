@@ -17,8 +17,8 @@ import torch
 from checkpoints import load_generator
 from metrics import GeneratorInputs, MetricInputs, calc_metric, geometry, multiview, pose_regressor, shape
 from inference.rendering import front_camera
-from metrics.heads import (Camera, GeneratorHeads, OccupancyHeads, SphereHeads, TrueHeads, signed_distance_grid,
-                           turned)
+from generators.camera_utils import Cameras
+from metrics.heads import GeneratorHeads, OccupancyHeads, SphereHeads, TrueHeads, signed_distance_grid
 from synthetic import dataset as synthetic_files
 from synthetic import heads as synthetic_heads
 
@@ -51,7 +51,7 @@ class WrongYaw:
         self.heads, self.offset = heads, offset
 
     def render(self, indices, cameras, img_size):
-        return self.heads.render(indices, turned(cameras, self.offset), img_size)
+        return self.heads.render(indices, cameras.turned(yaw=self.offset), img_size)
 
 
 def pose_values(source, dataset, num_samples=20):
@@ -172,7 +172,7 @@ def test_no_surface_scores_infinity(dataset):
 
 def test_warp_to_the_same_camera_is_the_identity(new_heads):
     camera = front_camera(CAMERA)
-    pixels, depth = new_heads.render([0], [camera], 32)
+    pixels, depth = new_heads.render([0], camera, 32)
     warped, mask = multiview.warp(pixels[0], depth[0], depth[0], camera, camera)
     assert mask.float().mean() > 0.3
     assert (warped - pixels[0])[:, mask].abs().max() < 1e-4
@@ -183,8 +183,9 @@ def test_multiview_floor_chance_and_true_heads(dataset, new_heads):
     assert values['mv_consistency'] < 1.5 * values['mv_consistency_floor']
     assert values['mv_consistency_chance'] > 3 * values['mv_consistency_floor']
     assert values['mv_coverage'] > 0.7 and values['mv_coverage_floor'] > 0.7
-    fixed = geometry.mv_consistency_metric(geometry.FixedView(new_heads, Camera(math.pi / 2, math.pi / 2, 12)),
-                                           CAMERA, dataset, num_samples=6, img_size=32)
+    front = Cameras(yaw=math.pi / 2, pitch=math.pi / 2, fov=12)
+    fixed = geometry.mv_consistency_metric(geometry.FixedView(new_heads, front), CAMERA, dataset, num_samples=6,
+                                           img_size=32)
     assert fixed['mv_consistency'] > 3 * values['mv_consistency']
 
 
@@ -204,7 +205,7 @@ def test_tiny_generator_renders_and_scores(tmp_path, dataset):
     path = make_tiny_run(tmp_path)
     generator, metadata = load_generator(path)
     heads = GeneratorHeads(generator, metadata)
-    pixels, depth = heads.render([0, 1], [front_camera(metadata)] * 2, 16)
+    pixels, depth = heads.render([0, 1], Cameras.cat([front_camera(metadata)] * 2), 16)
     assert pixels.shape == (2, 3, 16, 16) and depth.shape == (2, 16, 16)
     assert pixels.min() >= -1 and pixels.max() <= 1
     bin_width = (metadata['ray_end'] - metadata['ray_start']) / (metadata['num_steps'] - 1)  # ray jitter
@@ -305,7 +306,7 @@ class IgnoresCamera:
         self.heads = heads
 
     def render(self, indices, cameras, img_size):
-        return self.heads.render(indices, [front_camera(CAMERA)] * len(indices), img_size)
+        return self.heads.render(indices, Cameras.cat([front_camera(CAMERA)] * len(indices)), img_size)
 
     def surface_volume(self, index, resolution, cube_size):
         squash = torch.tensor([1.0, 1.0, 4.0])
@@ -335,7 +336,7 @@ class TwiceApart:
 
     def render(self, indices, cameras, img_size):
         yaw, pitch = CAMERA['h_mean'], CAMERA['v_mean']
-        wider = [Camera(2 * c.yaw - yaw, 2 * c.pitch - pitch, c.fov) for c in cameras]
+        wider = Cameras(yaw=2 * cameras.yaw - yaw, pitch=2 * cameras.pitch - pitch, fov=cameras.fov)
         return self.heads.render(indices, wider, img_size)
 
     def surface_volume(self, index, resolution, cube_size):

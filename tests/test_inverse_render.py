@@ -19,7 +19,8 @@ from checkpoints import atomic_save, load_generator
 from inference.inversion import fit_latent, fitting_options, render_differentiable
 from torch_utils.media import save_image, to_uint8
 from inference.meshing import density_grid, extract_mesh
-from inference.rendering import Camera, Latent, front_camera, inference_options, latent_from_seed, render_view
+from generators.camera_utils import Cameras
+from inference.rendering import Latent, front_camera, inference_options, latent_from_seed, render_view
 
 
 @pytest.fixture(scope='module')
@@ -32,18 +33,17 @@ def test_differentiable_render_matches_the_generator(smooth_run):
     generator, metadata = load_generator(smooth_run, ema=None)
     options = fitting_options(inference_options(metadata, 12, 2))
     latent = latent_from_seed(generator, 1)
-    camera = Camera(1.4, 1.6, 12)
+    camera = Cameras(yaw=1.4, pitch=1.6, fov=12)
     expected, _ = render_view(generator, latent, camera, options, 10000)
     with torch.no_grad():
-        pixels = render_differentiable(generator, latent, torch.tensor(camera.pitch), torch.tensor(camera.yaw),
-                                       options)
+        pixels = render_differentiable(generator, latent, camera, options)
     torch.testing.assert_close(pixels[0], expected, atol=1e-5, rtol=0)
 
 
 def test_fit_recovers_a_known_latent_and_pose(smooth_run):
     generator, metadata = load_generator(smooth_run, ema=None)
     options = inference_options(metadata, 16, 2)
-    truth = Camera(metadata['h_mean'] + 0.05, metadata['v_mean'] - 0.025, metadata['fov'])
+    truth = Cameras(yaw=metadata['h_mean'] + 0.05, pitch=metadata['v_mean'] - 0.025, fov=metadata['fov'])
     target, _ = render_view(generator, latent_from_seed(generator, 3), truth, fitting_options(options), 10000)
 
     fit = fit_latent(generator, target[None], options, front_camera(options), num_iterations=200, lr=1e-2,
@@ -72,7 +72,7 @@ def test_inverse_render_script(smooth_run, tmp_path):
     assert saved['frequencies'].shape == saved['frequency_offsets'].shape == generator.avg_frequencies.shape
     options = inference_options(metadata, 10, 2)
     pixels, _ = render_view(generator, Latent(saved['frequencies'], saved['phase_shifts']),
-                            Camera(saved['yaw'], saved['pitch'], saved['fov']), options, 10000)
+                            Cameras(yaw=saved['yaw'], pitch=saved['pitch'], fov=saved['fov']), options, 10000)
     with Image.open(out / 'reconstruction.png') as image:
         assert np.array_equal(np.asarray(image), to_uint8(pixels))  # the saved latent is the one rendered
 
@@ -84,19 +84,21 @@ def test_inverse_render_script(smooth_run, tmp_path):
 def test_inverse_render_script_with_views_and_tuned_weights(smooth_run, tmp_path):
     generator, metadata = load_generator(smooth_run, ema=None)
     latent = latent_from_seed(generator, 2)
-    poses = [front_camera(metadata), Camera(metadata['h_mean'] + 0.4, metadata['v_mean'] - 0.1, metadata['fov'])]
+    poses = Cameras.cat([front_camera(metadata), Cameras(yaw=metadata['h_mean'] + 0.4, pitch=metadata['v_mean'] - 0.1,
+                                                         fov=metadata['fov'])])
+    view_yaw, view_pitch, _ = poses.tolist()[1]
     for index, camera in enumerate(poses):
         pixels, _ = render_view(generator, latent, camera, fitting_options(inference_options(metadata, 24, 2)), 10000)
         save_image(to_uint8(pixels), tmp_path / f'view{index}.png')
     out = tmp_path / 'out'
     fit = inverse_render.main([str(smooth_run), str(tmp_path / 'view0.png'), '--no_ema', '--image_size', '12',
                                '--render_size', '10', '--num_iterations', '4', '--num_frames', '2',
-                               '--view', str(tmp_path / 'view1.png'), str(poses[1].yaw), str(poses[1].pitch),
+                               '--view', str(tmp_path / 'view1.png'), str(view_yaw), str(view_pitch),
                                '--fit_weights', '--weight_lr', '1e-3', '--rays_per_step', '100',
                                '--output_dir', str(out)])
     assert len(fit.cameras) == 2 and fit.generator is not None
     saved = torch.load(out / 'latent.pt', weights_only=True)
-    assert saved['cameras'] == [tuple(camera) for camera in poses]
+    assert saved['cameras'] == poses.tolist()
     assert saved['images'] == [str(tmp_path / 'view0.png'), str(tmp_path / 'view1.png')]
     with Image.open(out / 'views.png') as image:
         assert image.size == (20, 20)  # targets above reconstructions, one column per view
@@ -193,9 +195,10 @@ def ring_of_views(head, size=32):
     Returns the cameras, the images [8, 3, S, S] in [0, 1] on a white background, and the
     true surface points the cameras see.
     """
-    cameras = [Camera(math.pi / 2 + 2 * math.pi * k / 8, math.pi / 2 + (-0.3 if k % 2 else 0.3), 12) for k in range(8)]
-    images, buffers = synthetic_heads.render_heads([head] * 8, [c.pitch for c in cameras], [c.yaw for c in cameras],
-                                                   size, 12, return_buffers=True)
+    cameras = Cameras(yaw=[math.pi / 2 + 2 * math.pi * k / 8 for k in range(8)],
+                      pitch=[math.pi / 2 + (-0.3 if k % 2 else 0.3) for k in range(8)], fov=12)
+    images, buffers = synthetic_heads.render_heads([head] * 8, cameras.pitch, cameras.yaw, size, 12,
+                                                   return_buffers=True)
     # The grey background is known: swap it for white exactly (pixels are box filtered; mask = coverage).
     background = torch.tensor(head['background']).reshape(1, 3, 1, 1)
     images = images + (1 - buffers['mask']) * (1 - background)
@@ -214,7 +217,7 @@ def test_multiview_fit_with_tuned_weights_recovers_the_synthetic_heads_surface(s
     fit = fit_latent(generator, targets * 2 - 1, options, cameras, num_iterations=500, noise_scale=0,
                      fit_weights=True, weight_lr=7e-4, rays_per_step=512, progress=False)
     assert all(torch.equal(p, before[name]) for name, p in generator.named_parameters())  # a copy was tuned
-    assert fit.generator is not generator and fit.cameras == tuple(cameras)
+    assert fit.generator is not generator and fit.cameras.tolist() == cameras.tolist()
     assert fit.final_loss < 0.015 and fit.final_loss < fit.initial_loss / 30, (fit.initial_loss, fit.final_loss)
 
     # The fitted density rises to ~20-30 at the surface and plateaus at ~40-75 inside (a sample

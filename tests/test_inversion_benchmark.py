@@ -10,11 +10,12 @@ import torch
 from synthetic import heads as synthetic_heads
 from checkpoints import load_generator
 from inference.inversion import best_start, fit_arguments, fitting_options, invert, pose_grid
-from inference.rendering import Camera, Latent, inference_options, latent_from_seed, render_view
+from generators.camera_utils import Cameras
+from inference.rendering import Latent, inference_options, latent_from_seed, render_view
 from metrics import inversion
 from metrics.geometry import FixedView
 from inference.rendering import front_camera
-from metrics.heads import GeneratorHeads, TrueHeads, turned
+from metrics.heads import GeneratorHeads, TrueHeads
 from tiny_checkpoint import make_smooth_run
 
 # A fit that changes nothing: the average latent at the mean pose, as the fit starts.
@@ -37,19 +38,19 @@ def tiny_white(tmp_path_factory):
 
 def test_fit_recovers_the_generators_own_sample(tiny):
     generator, metadata = tiny
-    truth = Camera(metadata['h_mean'] + 0.06, metadata['v_mean'] - 0.03, metadata['fov'])
+    truth = Cameras(yaw=metadata['h_mean'] + 0.06, pitch=metadata['v_mean'] - 0.03, fov=metadata['fov'])
     latent = latent_from_seed(generator, 3)
     target, _ = render_view(generator, latent, truth, fitting_options(inference_options(metadata, 16, 2)), 10000)
     args = fit_arguments(['--optimize_pose', '--no-pose_search', '--image_size', '16', '--num_iterations', '150',
                           '--noise_scale', '0.01'])  # the search is tested below; this scene is no head
-    fit = invert(generator, metadata, target[None], [front_camera(metadata)], args, progress=False)
+    fit = invert(generator, metadata, target[None], front_camera(metadata), args, progress=False)
     assert abs(fit.camera.yaw - truth.yaw) < 0.01 and abs(fit.camera.pitch - truth.pitch) < 0.01, fit.camera
     assert fit.offsets.frequencies.abs().max() > 0 and fit.offsets.phase_shifts.abs().max() > 0  # both fitted
     # W+ holds many latents of one scene: recovered means the same scene, seen from where the fit never looked.
     options = inference_options(metadata, 16, 2)
-    novel = turned([truth], 0.3)[0]
+    novel = truth.turned(yaw=0.3)
     expected, _ = render_view(generator, latent, novel, options, 10000)
-    seen, _ = render_view(generator, fit.latent, turned([fit.camera], 0.3)[0], options, 10000)
+    seen, _ = render_view(generator, fit.latent, fit.camera.turned(yaw=0.3), options, 10000)
     error = float(((seen - expected) ** 2).mean())
     start = float(((render_view(generator, Latent(*generator.generate_avg_frequencies()), novel, options, 10000)[0]
                     - expected) ** 2).mean())
@@ -63,8 +64,8 @@ def test_pose_search_starts_the_fit_near_a_pose_far_from_the_mean(tiny):
     target, _ = render_view(generator, Latent(*generator.generate_avg_frequencies()), truth,
                             fitting_options(inference_options(metadata, 16, 2)), 10000)
     args = fit_arguments(NO_FIT + ['--pose_search', '--image_size', '16'])
-    fit = invert(generator, metadata, target[None], [front_camera(metadata)], args, progress=False)
-    assert fit.camera[:2] == pytest.approx(truth[:2], abs=1e-6)
+    fit = invert(generator, metadata, target[None], front_camera(metadata), args, progress=False)
+    assert fit.camera.tolist()[0][:2] == pytest.approx(truth.tolist()[0][:2], abs=1e-6)
 
 
 def test_short_fits_choose_the_start_whose_fit_ends_best(tiny):
@@ -77,7 +78,7 @@ def test_short_fits_choose_the_start_whose_fit_ends_best(tiny):
                             fitting_options(inference_options(metadata, 16, 2)), 10000)
     args = fit_arguments(['--optimize_pose', '--image_size', '16', '--start_iterations', '5', '--noise_scale', '0'])
     options = inference_options(metadata, 16, 2)
-    start = best_start(generator, target[None], options, [grid[37], grid[0], truth], args)
+    start = best_start(generator, target[None], options, grid[[37, 0, 7]], args)
     assert abs(start.yaw - truth.yaw) < 0.02 and abs(start.pitch - truth.pitch) < 0.02, (start, truth)
 
 
@@ -102,7 +103,7 @@ def test_a_perfect_inversion_scores_at_the_floor(tiny_white):
     generator, metadata = tiny_white
     average = Latent(*generator.generate_avg_frequencies())
     heads = GeneratorHeads(generator, metadata, latents=[average] * 2)
-    cameras = [front_camera(metadata)] * 2
+    cameras = Cameras.cat([front_camera(metadata)] * 2)
     args = fit_arguments(NO_FIT + ['--image_size', '16'])
     values, details = inversion.benchmark(generator, metadata, heads, cameras, args, progress=False)
     assert values['inversion_yaw_deg'] == values['inversion_yaw_deg_floor'] == 0
@@ -120,7 +121,7 @@ def test_the_copied_input_scores_as_the_baseline(tiny_white):
     """A head whose image never turns: its every view is the input, so copying the input is perfect."""
     generator, metadata = tiny_white
     heads = TrueHeads(synthetic_heads.sample_head_params(2, np.random.default_rng(5), 'white'), metadata['fov'])
-    cameras = [front_camera(metadata), turned([front_camera(metadata)], 0.2)[0]]
+    cameras = Cameras.cat([front_camera(metadata), front_camera(metadata).turned(yaw=0.2)])
     args = fit_arguments(['--num_iterations', '3', '--no-pose_search', '--optimize_pose', '--pose_lr', '0',
                           '--image_size', '16'])  # the latent moves, the pose stays at the mean
     values, details = inversion.benchmark(generator, metadata, FixedView(heads, cameras[0]), cameras, args,
@@ -131,7 +132,7 @@ def test_the_copied_input_scores_as_the_baseline(tiny_white):
         assert values[f'inversion_psnr_{tag}_copy'] > 45  # identical but for the PNG's rounding
         assert values[f'inversion_iou_{tag}_copy'] == 1
         # The mean-latent baseline: the average head at the recovered pose, turned.
-        means = torch.stack([render_view(generator, average, turned([fit.camera], sign * offset)[0],
+        means = torch.stack([render_view(generator, average, fit.camera.turned(yaw=sign * offset),
                                          inference_options(metadata), 10000, seed=index)[0]
                              for sign in (-1, 1) for index, fit in enumerate(details['fits'])])
         truths = torch.cat([details['views'][sign * offset]['truth'] for sign in (-1, 1)])

@@ -172,3 +172,80 @@ def test_readme_layout_matches_the_tree():
     for folder in listed_folders:  # a folder whose files are listed one by one lists all of them
         files = {f'{folder}/{path.name}' for path in (ROOT / folder).glob('*.py') if path.name != '__init__.py'}
         assert files - set(paths) == set(), folder
+
+
+# --- one camera type ------------------------------------------------------------------
+
+# The classes that hold a yaw and a pitch: the one camera type, and what preprocessing measures in a
+# photo (a head's pose with its roll and the landmark fit's residual, which no renderer takes).
+YAW_PITCH_TYPES = [('generators.camera_utils', 'Cameras'), ('preprocessing.pose', 'Pose')]
+
+
+def assigned(node):
+    """Every Name and Attribute an assignment binds, tuples unpacked."""
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return [part for target in targets for part in ast.walk(target) if isinstance(part, (ast.Name, ast.Attribute))]
+
+
+def fields(class_node):
+    """A class's fields: the names its body assigns and the attributes its methods set on self."""
+    assignments = [part for part in ast.walk(class_node) if isinstance(part, (ast.Assign, ast.AnnAssign))]
+    names = {target.id for part in class_node.body if part in assignments for target in assigned(part)
+             if isinstance(target, ast.Name)}
+    return names | {target.attr for part in assignments for target in assigned(part)
+                    if isinstance(target, ast.Attribute) and getattr(target.value, 'id', None) == 'self'}
+
+
+def camera_types(tree):
+    """(name, line) of each class with yaw and pitch fields, and of each namedtuple, NamedTuple or
+    make_dataclass call that names both."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and {'yaw', 'pitch'} <= fields(node):
+            yield node.name, node.lineno
+        elif isinstance(node, ast.Call) and getattr(node.func, 'id', getattr(node.func, 'attr', None)) in (
+                'namedtuple', 'NamedTuple', 'make_dataclass'):
+            words = ' '.join(str(part.value) for part in ast.walk(node) if isinstance(part, ast.Constant))
+            if 'yaw' in words and 'pitch' in words:
+                yield words.split()[0], node.lineno
+
+
+def python_files():
+    """{dotted name: path} of the project's modules, its tests and its benchmarks."""
+    files = project_modules()
+    files.update({f'{folder}.{path.stem}': path for folder in ('tests', 'bench')
+                  for path in (ROOT / folder).glob('*.py')})
+    return files
+
+
+def test_one_camera_type_and_one_front_camera():
+    """Cameras (generators/camera_utils.py) is the only camera type with a yaw and a pitch, and
+    front_camera (inference/rendering.py) is defined once: no Camera NamedTuple beside it, no
+    viewer-only placed camera, no method of that name."""
+    types, fronts = [], []
+    for name, path in python_files().items():
+        tree = ast.parse(path.read_text(), str(path))
+        types += [(name, kind) for kind, _ in camera_types(tree)]
+        fronts += [name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                   and node.name == 'front_camera']
+    assert sorted(types) == YAW_PITCH_TYPES
+    assert fronts == ['inference.rendering']
+
+
+def test_the_camera_rule_sees_classes_named_tuples_and_attributes():
+    source = '''
+class Pose(NamedTuple):
+    yaw: float
+    pitch: float
+
+class Placed:
+    def __init__(self, yaw, pitch):
+        self.yaw, self.pitch = yaw, pitch
+
+class Settings:
+    def angles(self):
+        yaw, pitch = 1, 2  # locals are no fields
+        return yaw, pitch
+
+View = namedtuple('View', 'yaw pitch fov')
+'''
+    assert [kind for kind, _ in camera_types(ast.parse(source))] == ['Pose', 'Placed', 'View']

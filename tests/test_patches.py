@@ -13,7 +13,7 @@ import torch
 import curriculums
 import train
 from checkpoints.builders import DISCRIMINATOR_CLASSES, build_discriminator
-from generators.camera_utils import Camera, cam2world_from_cameras
+from generators.camera_utils import Cameras
 from generators.ray_sampler import rays_from_cameras
 from training import patches, steps
 from training.loss import discriminator_gan_loss, generator_gan_loss, r1_penalty
@@ -28,9 +28,8 @@ RENDER = dict(ray_start=0.88, ray_end=1.12, num_steps=6, perturb=False, hierarch
 
 def render(generator, latent, size, grid=None):
     """The generator's render of one camera at size x size, or of the patch at grid [1, K, K, 2]."""
-    cam2world, fov = cam2world_from_cameras(Camera(1.3, 1.7, 12))
     with torch.no_grad():
-        return generator.render(*latent, cam2world, fov, size, patch_grid=grid, **RENDER)[0]
+        return generator.render(*latent, Cameras(yaw=1.3, pitch=1.7, fov=12), size, patch_grid=grid, **RENDER)[0]
 
 
 def test_a_whole_image_patch_is_the_image():

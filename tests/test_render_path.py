@@ -9,7 +9,7 @@ import torch
 import curriculums
 from reference import close, formula_state_dict, load_reference, max_rel
 from generators import renderer
-from generators.camera_utils import CAMERA_KEYS, Camera, cam2world_from_cameras
+from generators.camera_utils import CAMERA_KEYS, Cameras
 from generators.generators import ImplicitGenerator3d
 from inference.inversion import fitting_options, render_differentiable
 from inference.meshing import density_grid
@@ -42,7 +42,7 @@ def latent_of(generator, seed):
 
 @pytest.mark.parametrize('fast_path', [True, False])
 def test_render_at_a_camera_equals_the_zero_spread_distribution(fast_path):
-    """render() at cam2world equals the curriculum path with the pose distribution fixed at the same
+    """render() at a camera equals the curriculum path with the pose distribution fixed at the same
     (yaw, pitch), random numbers included (jitter, nerf noise, fine samples)."""
     generator = tiny_generator()
     latent = latent_of(generator, 1)
@@ -52,13 +52,13 @@ def test_render_at_a_camera_equals_the_zero_spread_distribution(fast_path):
             *latent, **OPTIONS, h_mean=yaw, v_mean=pitch, h_stddev=0.3, v_stddev=0.2, sample_dist=None,
             fast_path=fast_path)
         torch.manual_seed(3)
-        cam2world, fov = cam2world_from_cameras(Camera(yaw, pitch, OPTIONS['fov']))
+        camera = Cameras(yaw=yaw, pitch=pitch, fov=OPTIONS['fov'])
         with torch.no_grad():
-            pixels, depth = generator.render(*latent, cam2world, fov, **renderer.render_options(OPTIONS),
+            pixels, depth = generator.render(*latent, camera, **renderer.render_options(OPTIONS),
                                              max_batch_size=50000, fast_path=fast_path)
         assert torch.equal(pixels, expected) and torch.equal(depth, expected_depth)
         torch.manual_seed(3)
-        view, view_depth = render_view(generator, latent, Camera(yaw, pitch, OPTIONS['fov']),
+        view, view_depth = render_view(generator, latent, camera,
                                        dict(OPTIONS, fast_path=fast_path), 50000, seed=3)
         assert torch.equal(view, pixels[0]) and torch.equal(view_depth, depth[0])
 
@@ -76,9 +76,8 @@ def test_render_at_a_camera_matches_the_original():
         cases = {case['lock_view_dependence']: case for case in reversed(spec['renders'])}
         assert len(cases) == 2
         for case in cases.values():
-            cameras = [Camera(case['h_mean'], case['v_mean'], options['fov'])] * 2
-            cam2world, fov = cam2world_from_cameras(cameras)
-            pixels, depth = generator.render(frequencies, phase_shifts, cam2world, fov,
+            cameras = Cameras(yaw=[case['h_mean']] * 2, pitch=case['v_mean'], fov=options['fov'])
+            pixels, depth = generator.render(frequencies, phase_shifts, cameras,
                                              lock_view_dependence=case['lock_view_dependence'],
                                              **renderer.render_options(options))
             assert close(pixels, case['pixels']), max_rel(pixels, case['pixels'])
@@ -89,7 +88,7 @@ def test_a_batch_of_cameras_renders_each_view_as_alone():
     generator = tiny_generator()
     latent = latent_of(generator, 2)
     options = fitting_options(OPTIONS)  # deterministic: no jitter, noise or fine samples
-    cameras = [Camera(1.2, 1.5, 12), Camera(1.9, 1.7, 14), Camera(math.pi / 2, 0.9, 10)]
+    cameras = Cameras(yaw=[1.2, 1.9, math.pi / 2], pitch=[1.5, 1.7, 0.9], fov=[12, 14, 10])
     pixels, depth = render_views(generator, latent, cameras, options, 10000)
     assert pixels.shape == (3, 3, 8, 8) and depth.shape == (3, 8, 8)
     for index, camera in enumerate(cameras):
@@ -100,7 +99,8 @@ def test_a_batch_of_cameras_renders_each_view_as_alone():
 
 
 def pose_loss(generator, latent, yaw, pitch, weights, options):
-    return (render_differentiable(generator, latent, pitch, yaw, options) * weights).sum()
+    camera = Cameras(yaw=yaw, pitch=pitch, fov=options['fov'])
+    return (render_differentiable(generator, latent, camera, options) * weights).sum()
 
 
 def pose_gradient(generator, latent, yaw, pitch, weights, options):
@@ -173,10 +173,9 @@ def test_render_keys_are_the_renderers_keywords_and_unknown_keys_fail():
     # Every key the generator reads from a curriculum is a valid curriculum key, but those its callers set:
     # max_batch_size (per call) and nerf_noise (training's schedule, training/schedules.py).
     assert (set(CAMERA_KEYS) | set(renderer.RENDER_KEYS)) - {'max_batch_size', 'nerf_noise'} <= set(curriculums.KEYS)
-    cam2world, fov = cam2world_from_cameras(Camera(1.5, 1.5, 12))
     with pytest.raises(TypeError, match='hierarchical_sampling'):
-        generator.render(*latent_of(generator, 0), cam2world, fov, **renderer.render_options(OPTIONS),
-                         hierarchical_sampling=True)
+        generator.render(*latent_of(generator, 0), Cameras(yaw=1.5, pitch=1.5, fov=12),
+                         **renderer.render_options(OPTIONS), hierarchical_sampling=True)
 
 
 def ball(radius, density=1e4, colour=0.25):

@@ -21,7 +21,8 @@ import shape_extraction
 from tiny_checkpoint import make_tiny_run
 from checkpoints import load_generator
 from inference.meshing import density_grid, vertex_colors
-from inference.rendering import Camera, inference_options, latent_from_seed, render_view
+from generators.camera_utils import Cameras
+from inference.rendering import inference_options, latent_from_seed, render_view
 from inference.viewer import ViewRenderer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,8 +156,8 @@ def test_lock_view_dependence(run, locked):
     options = inference_options(metadata, 8, 1, lock_view_dependence=locked)
     latent = latent_from_seed(generator, 0)
     seen = spy_view_directions(generator)
-    render_view(generator, latent, Camera(1.2, 1.5, 12), options, 10000)
-    render_view(generator, latent, Camera(1.9, 1.7, 12), options, 10000)
+    render_view(generator, latent, Cameras(yaw=1.2, pitch=1.5, fov=12), options, 10000)
+    render_view(generator, latent, Cameras(yaw=1.9, pitch=1.7, fov=12), options, 10000)
     first, second = seen[0][0], seen[-1][0]  # the same pixel's direction in the two views
     point = torch.tensor([0.01, 0.02, 0.03])
     with torch.no_grad():
@@ -172,7 +173,8 @@ def test_a_generator_trained_locked_is_rendered_locked(tmp_path):
     generator, metadata = load_generator(run)
     assert metadata['lock_view_dependence'] is True
     seen = spy_view_directions(generator)
-    render_view(generator, latent_from_seed(generator, 0), Camera(1.2, 1.5, 12), inference_options(metadata, 8), 10000)
+    render_view(generator, latent_from_seed(generator, 0), Cameras(yaw=1.2, pitch=1.5, fov=12),
+                inference_options(metadata, 8), 10000)
     assert all(torch.equal(d, torch.tensor([0.0, 0.0, -1.0]).expand_as(d)) for d in seen)
 
     assert ViewRenderer(generator, metadata).default_settings().lock_view_dependence is True
@@ -185,7 +187,7 @@ def test_a_generator_trained_locked_is_rendered_locked(tmp_path):
     import trimesh
     mesh = trimesh.load(tmp_path / 'mesh' / 'seed0000.ply', process=False)
     vertices = np.asarray(mesh.vertices, dtype=np.float32)
-    front = Camera(metadata['h_mean'], metadata['v_mean'], metadata['fov'])
+    front = Cameras(yaw=metadata['h_mean'], pitch=metadata['v_mean'], fov=metadata['fov'])
     locked, unlocked = (vertex_colors(generator, latent, vertices, front, 500, lock) for lock in (True, False))
     assert not np.array_equal(locked, unlocked)
     np.testing.assert_array_equal(mesh.visual.vertex_colors, locked)
@@ -195,7 +197,7 @@ def test_vertex_colours_follow_the_lock(run):
     generator, _ = load_generator(run)
     latent = latent_from_seed(generator, 0)
     vertices = np.array([[0.01, 0.02, 0.03], [-0.02, 0.0, 0.05]], dtype=np.float32)
-    colours = [vertex_colors(generator, latent, vertices, Camera(yaw, 1.5, 12), 100, locked)
+    colours = [vertex_colors(generator, latent, vertices, Cameras(yaw=yaw, pitch=1.5, fov=12), 100, locked)
                for locked in (True, False) for yaw in (1.2, 1.9)]
     assert np.array_equal(colours[0], colours[1])  # locked: the camera does not matter
     assert np.array_equal(colours[0][:, 3], [255, 255])
@@ -223,10 +225,10 @@ def turntable_frames(producer, run_path, tmp_path):
                            '--trajectory', 'orbit', '--device', 'cpu', '--output_dir', str(tmp_path)])
         path = tmp_path / 'seed0002.mp4'
         settings = renderer.default_settings(seed=2, psi=0.7)  # the script's default truncation
-        start = Camera(metadata['h_mean'], metadata['v_mean'], metadata['fov'])
+        start = Cameras(yaw=metadata['h_mean'], pitch=metadata['v_mean'], fov=metadata['fov'])
     else:
         settings = renderer.default_settings(seed=2)
-        start = Camera(metadata['h_mean'] + 0.4, metadata['v_mean'] - 0.1, 14)  # the view on screen
+        start = Cameras(yaw=metadata['h_mean'] + 0.4, pitch=metadata['v_mean'] - 0.1, fov=14)  # the view on screen
         path = renderer.save_turntable(settings, start, 16, tmp_path, num_frames=FRAMES)
     return read_frames(path).astype(float), renderer, settings, start
 
@@ -238,7 +240,7 @@ def test_turntable_turns_once_and_its_last_frame_is_one_step_before_the_first(pr
     step = 2 * np.pi / FRAMES
 
     def rendered(yaw):
-        return renderer.render(settings, Camera(yaw, start.pitch, start.fov), 16).image.astype(float)
+        return renderer.render(settings, Cameras(yaw=yaw, pitch=start.pitch, fov=start.fov), 16).image.astype(float)
 
     def error(frame, yaw):
         # Mean luma difference in 0..255 levels: 4:2:0 keeps colour at a quarter of the pixels, which
@@ -248,9 +250,9 @@ def test_turntable_turns_once_and_its_last_frame_is_one_step_before_the_first(pr
 
     # First frame: the start view. Last frame: one step short of a full turn, not the start again
     # (a loop that repeats a frame stutters) nor any other point of the turn.
-    candidates = {f'{k} steps': start.yaw + k * step for k in range(FRAMES)}
+    candidates = {f'{k} steps': float(start.yaw) + k * step for k in range(FRAMES)}
     for frame, expected in ((frames[0], '0 steps'), (frames[-1], f'{FRAMES - 1} steps')):
         errors = {name: error(frame, yaw) for name, yaw in candidates.items()}
         assert min(errors, key=errors.get) == expected, errors
         assert errors[expected] < 4 and all(e > 2 * errors[expected] for n, e in errors.items() if n != expected)
-    assert error(frames[-1], start.yaw - step) < 4  # the same view, one step before the start
+    assert error(frames[-1], float(start.yaw) - step) < 4  # the same view, one step before the start

@@ -19,8 +19,9 @@ from PIL import Image
 
 from checkpoints import load_generator
 from inference.meshing import density_grid
-from inference.rendering import Camera, inference_options, latent_from_seed, render_view
-from inference.viewer import (PlacedCamera, ViewRenderer, camera_from_browser, camera_from_position, normal_map,
+from generators.camera_utils import Cameras
+from inference.rendering import inference_options, latent_from_seed, render_view
+from inference.viewer import (ViewRenderer, camera_from_browser, camera_from_position, normal_map,
                               fit_to_canvas, position_from_camera)
 from inference.viewer_server import PortInUseError, RenderSchedule, check_port_free
 import viewer
@@ -42,36 +43,40 @@ def renderer(run):
     return ViewRenderer(generator, metadata, max_batch_size=100000)
 
 
+def position_at(yaw, pitch, distance=1.0):
+    return position_from_camera(Cameras(yaw=yaw, pitch=pitch, fov=12), distance)
+
+
 def test_browser_position_maps_to_yaw_pitch_and_zoom_to_fov():
-    assert np.allclose(position_from_camera(math.pi / 2, math.pi / 2), [0, 0, 1])  # π-GAN's front: +z
-    assert np.allclose(position_from_camera(0.3, 1.2), [math.sin(1.2) * math.cos(0.3), math.cos(1.2),
-                                                        math.sin(1.2) * math.sin(0.3)])
+    # Cameras hold float32 angles: positions are exact to float32's precision.
+    assert np.allclose(position_at(math.pi / 2, math.pi / 2), [0, 0, 1], atol=1e-7)  # π-GAN's front: +z
+    assert np.allclose(position_at(0.3, 1.2), [math.sin(1.2) * math.cos(0.3), math.cos(1.2),
+                                               math.sin(1.2) * math.sin(0.3)], atol=1e-7)
     for yaw, pitch in [(math.pi / 2, math.pi / 2), (0.3, 1.2), (-2.5, 2.9)]:
-        camera = camera_from_position(position_from_camera(yaw, pitch), fov=12)
-        assert camera.yaw == pytest.approx(yaw) and camera.pitch == pytest.approx(pitch)
-        assert camera.fov == pytest.approx(12)
+        (seen_yaw, seen_pitch, fov), = camera_from_position(position_at(yaw, pitch), fov=12).tolist()
+        assert (seen_yaw, seen_pitch, fov) == pytest.approx((yaw, pitch, 12))
     # Twice as far sees twice the half-width of the image plane; half as far, half.
     for distance in (0.5, 2.0):
-        camera = camera_from_position(position_from_camera(1.0, 1.4, distance), fov=12)
-        assert math.tan(math.radians(camera.fov) / 2) == pytest.approx(distance * math.tan(math.radians(6)))
-        assert (camera.yaw, camera.pitch) == pytest.approx((1.0, 1.4))
+        (yaw, pitch, fov), = camera_from_position(position_at(1.0, 1.4, distance), fov=12).tolist()
+        assert math.tan(math.radians(fov) / 2) == pytest.approx(distance * math.tan(math.radians(6)))
+        assert (yaw, pitch) == pytest.approx((1.0, 1.4))
     # Straight above: pitch clamped as the pose sampler clamps it.
-    assert camera_from_position([0, 1, 0], 12).pitch == pytest.approx(1e-5)
+    assert float(camera_from_position([0, 1, 0], 12).pitch) == pytest.approx(1e-5)
 
 
 def test_a_camera_where_the_viewer_placed_it_is_exact():
-    yaw = pitch = math.pi / 2
-    placed = PlacedCamera(position_from_camera(yaw, pitch), yaw, pitch)
-    echoed = placed.position + 3e-8  # the browser reports it back through float32 maths
-    assert camera_from_browser(echoed, 12, placed) == Camera(yaw, pitch, 12)
-    assert camera_from_position(echoed, 12) != Camera(yaw, pitch, 12)
-    moved = camera_from_browser(position_from_camera(yaw + 0.1, pitch), 12, placed)
-    assert moved.yaw == pytest.approx(yaw + 0.1)
+    placed = Cameras(yaw=math.pi / 2, pitch=math.pi / 2, fov=12)
+    # The browser reports the position back through float32 maths: a few float32 steps of the angles off.
+    echoed = position_from_camera(placed) + 3e-7
+    assert camera_from_browser(echoed, 12, placed).tolist() == placed.tolist()
+    assert camera_from_position(echoed, 12).tolist() != placed.tolist()
+    moved = camera_from_browser(position_at(math.pi / 2 + 0.1, math.pi / 2), 12, placed)
+    assert float(moved.yaw) == pytest.approx(math.pi / 2 + 0.1)
 
 
 def test_render_callback_is_render_view_in_each_display(renderer):
     generator, metadata = renderer.generator, renderer.metadata
-    camera = Camera(1.3, 1.4, 15)
+    camera = Cameras(yaw=1.3, pitch=1.4, fov=15)
     settings = renderer.default_settings(seed=3, psi=0.6, ray_step_multiplier=0.5)
     options = inference_options(metadata, 12, 0.5, False)
     pixels, depth = render_view(generator, latent_from_seed(generator, 3, 0.6), camera, options, 100000, 3)
@@ -92,7 +97,7 @@ def test_interpolation_mixes_latents_in_w_space(renderer):
     assert torch.allclose(halfway.frequencies, (a.frequencies + b.frequencies) / 2)
     assert torch.allclose(halfway.phase_shifts, (a.phase_shifts + b.phase_shifts) / 2)
     assert torch.equal(renderer.latent(renderer.default_settings(seed=4, seed_b=9)).frequencies, a.frequencies)
-    camera = Camera(math.pi / 2, math.pi / 2, 12)
+    camera = Cameras(yaw=math.pi / 2, pitch=math.pi / 2, fov=12)
     images = [renderer.render(renderer.default_settings(seed=4, seed_b=9, mix=mix), camera, 12).image.astype(int)
               for mix in (0.0, 0.5, 1.0)]
     assert np.abs(images[0] - images[1]).mean() > 5 and np.abs(images[1] - images[2]).mean() > 5
@@ -133,7 +138,7 @@ def test_exports_write_files_their_readers_open(renderer, tmp_path):
     import trimesh
 
     settings = renderer.default_settings(seed=2)
-    camera = Camera(math.pi / 2, math.pi / 2, 12)
+    camera = Cameras(yaw=math.pi / 2, pitch=math.pi / 2, fov=12)
     first = renderer.save_png(settings, camera, 12, tmp_path)
     second = renderer.save_png(settings, camera, 12, tmp_path)
     assert (first.name, second.name) == ('seed0002_000.png', 'seed0002_001.png')  # never overwrites
@@ -211,7 +216,7 @@ def test_serves_an_original_release_checkpoint(tmp_path):
         with urllib.request.urlopen(f'http://127.0.0.1:{port}/', timeout=30) as page:
             assert page.status == 200 and b'<html' in page.read().lower()
         generator, metadata = load_generator(path, curriculum='CelebA')
-        camera = Camera(1.4, 1.6, 12)
+        camera = Cameras(yaw=1.4, pitch=1.6, fov=12)
         pixels, _ = render_view(generator, latent_from_seed(generator, 0, 0.7), camera,
                                 inference_options(metadata, 8), 100000, 0)
         renderer = served.renderer

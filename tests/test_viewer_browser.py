@@ -19,7 +19,8 @@ from PIL import Image
 
 import render_multiview_images
 from checkpoints import load_generator
-from inference.rendering import Camera, inference_options, latent_from_seed, render_view
+from generators.camera_utils import Cameras
+from inference.rendering import inference_options, latent_from_seed, render_view
 from inference.viewer import fit_to_canvas
 from tiny_checkpoint import make_tiny_run
 from torch_utils.media import to_uint8
@@ -94,7 +95,7 @@ def expected(run):
     """expected(seed): the front view at SIZE as the render scripts draw it, uint8 [S, S, 3]."""
     generator, metadata = load_generator(run)
     options = inference_options(metadata, SIZE)
-    camera = Camera(metadata['h_mean'], metadata['v_mean'], metadata['fov'])
+    camera = Cameras(yaw=metadata['h_mean'], pitch=metadata['v_mean'], fov=metadata['fov'])
 
     def front_view(seed):
         pixels, _ = render_view(generator, latent_from_seed(generator, seed, 0.7), camera, options, 100000, seed)
