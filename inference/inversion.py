@@ -30,6 +30,7 @@ from inference.rendering import Latent, inference_options
 
 
 LATENT_SPACES = ('w', 'z')
+Z_STARTS = 16  # random z draws a z-space fit chooses its start from
 
 
 class Fit(NamedTuple):
@@ -91,8 +92,10 @@ def fit_latent(generator, target, options, cameras, num_iterations=500, lr=1e-2,
     views (NeRF-style batches: cheap steps, so more of them); None renders every pixel.
     latent_space: 'w' fits offsets from the average to every layer's frequencies and phase shifts (the
     mapping network's outputs, W+ in StyleGAN's terms); 'z' fits the mapping network's input z [1, z_dim]
-    from 0, so the result is always one of the generator's own latents. latent_weight: the loss adds
-    latent_weight times the mean square of the fitted offsets (of z), a pull towards the average head.
+    from the nearest (MSE) of Z_STARTS random draws, so the result is always one of the generator's own
+    latents. latent_weight: the loss adds latent_weight times the mean square of the fitted W offsets, a pull
+    towards the average head; in z, times (mean square of z - 1)^2, a pull towards the shell where random
+    draws lie (z = 0 itself is no typical draw: its render can be a fog).
     """
     torch.manual_seed(seed)
     device = generator.device
@@ -107,9 +110,6 @@ def fit_latent(generator, target, options, cameras, num_iterations=500, lr=1e-2,
     if latent_space not in LATENT_SPACES:
         raise ValueError(f"latent_space must be one of {', '.join(LATENT_SPACES)}, got {latent_space!r}")
     average = Latent(*generator.generate_avg_frequencies())
-    offsets = (Latent(torch.zeros_like(average.frequencies, requires_grad=True),
-                      torch.zeros_like(average.phase_shifts, requires_grad=True)) if latent_space == 'w' else
-               (torch.zeros(1, generator.z_dim, device=device, requires_grad=True),))
     yaw, pitch = (angles.detach().to(device, copy=True).requires_grad_(optimize_pose)
                   for angles in (cameras.yaw, cameras.pitch))
     fov = cameras.fov.to(device)
@@ -122,6 +122,13 @@ def fit_latent(generator, target, options, cameras, num_iterations=500, lr=1e-2,
             return Latent(*generator.siren.mapping_network(fitted[0]))
         return Latent(average.frequencies + fitted[0], average.phase_shifts + fitted[1])
 
+    if latent_space == 'w':
+        offsets = Latent(torch.zeros_like(average.frequencies, requires_grad=True),
+                         torch.zeros_like(average.phase_shifts, requires_grad=True))
+    else:
+        offsets = (nearest_z(generator, target, Cameras(yaw=yaw, pitch=pitch, fov=fov), options, seed)
+                   .requires_grad_(True),)
+
     def loss_at(fitted, rays=None, regularised=False):
         """MSE of every pixel, or of the pixels numbered rays (indices into all views' pixels); plus the
         pull towards the average if regularised."""
@@ -130,7 +137,9 @@ def fit_latent(generator, target, options, cameras, num_iterations=500, lr=1e-2,
             loss = F.mse_loss(render_differentiable(generator, latent, posed, options), target)
         else:
             loss = F.mse_loss(render_chosen_rays(generator, latent, posed, rays, options), colours[rays])
-        if regularised and latent_weight:
+        if regularised and latent_weight and latent_space == 'z':
+            loss = loss + latent_weight * (fitted[0].pow(2).mean() - 1).pow(2)
+        elif regularised and latent_weight:
             loss = loss + latent_weight * sum(x.pow(2).mean() for x in fitted) / len(fitted)
         return loss
 
@@ -170,6 +179,17 @@ def fit_latent(generator, target, options, cameras, num_iterations=500, lr=1e-2,
     return Fit(latent=fitted, offsets=fitted_offsets, camera=fitted_cameras[0],
                losses=torch.tensor(losses), initial_loss=initial_loss, final_loss=final_loss,
                cameras=fitted_cameras, generator=generator)
+
+
+def nearest_z(generator, target, cameras, options, seed, count=None):
+    """The one of count (Z_STARTS) z draws [1, z_dim] of a seeded stream whose render at cameras is nearest
+    (MSE, every view) to target [N, 3, S, S]."""
+    draws = torch.randn(count or Z_STARTS, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+    draws = draws.to(generator.device)
+    with torch.no_grad():
+        errors = [F.mse_loss(render_differentiable(generator, Latent(*generator.siren.mapping_network(z[None])),
+                                                   cameras, options), target).item() for z in draws]
+    return draws[int(torch.tensor(errors).argmin())][None].clone()
 
 
 def fit_to_dict(fit, **extra):

@@ -9,6 +9,7 @@ import torch
 
 from synthetic import heads as synthetic_heads
 from checkpoints import load_generator
+from inference import inversion as inversion_fit
 from inference.inversion import best_start, fit_arguments, fitting_options, invert, pose_grid
 from generators.camera_utils import Cameras
 from inference.rendering import Latent, inference_options, latent_from_seed, render_view
@@ -80,6 +81,20 @@ def test_short_fits_choose_the_start_whose_fit_ends_best(tiny):
     options = inference_options(metadata, 16, 2)
     start = best_start(generator, target[None], options, grid[[37, 0, 7]], args)
     assert abs(start.yaw - truth.yaw) < 0.02 and abs(start.pitch - truth.pitch) < 0.02, (start, truth)
+
+
+def test_a_z_space_fit_starts_from_the_nearest_random_draw(tiny):
+    """Not from z = 0, which no random draw is near (|z|^2 / z_dim is about 1): a target drawn from the start
+    stream's fifth z is where the fit begins (with no steps taken, it ends there)."""
+    generator, metadata = tiny
+    options = fitting_options(inference_options(metadata, 16, 2))
+    draws = torch.randn(inversion_fit.Z_STARTS, generator.z_dim, generator=torch.Generator().manual_seed(0))
+    truth = Latent(*generator.siren.mapping_network(draws[4:5]))
+    camera = front_camera(metadata)
+    target, _ = render_view(generator, truth, camera, options, 10000)
+    args = fit_arguments(NO_FIT + ['--latent_space', 'z', '--image_size', '16'])
+    fit = invert(generator, metadata, target[None], camera, args, progress=False)
+    assert torch.allclose(fit.latent.frequencies, truth.frequencies) and fit.initial_loss < 1e-8
 
 
 def test_scores_of_known_images():
