@@ -114,8 +114,10 @@ def test_typo_in_override_names_the_nearest_key():
 
 
 def test_key_table_is_in_the_docstring():
-    for key, meaning in curriculums.KEYS.items():
-        assert f'{key} ' in curriculums.__doc__ and meaning in curriculums.__doc__
+    for key, entry in curriculums.KEYS.items():
+        assert f'{key} ' in curriculums.__doc__ and entry.meaning in curriculums.__doc__
+    assert 'betas                 tuple, required' in curriculums.__doc__
+    assert "synthetic_background  str, default 'grey'" in curriculums.__doc__
 
 
 def test_recorded_unknown_key_is_dropped_with_a_warning(capsys):
