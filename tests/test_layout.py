@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ('checkpoints', 'generators', 'siren', 'discriminators', 'training', 'metrics', 'inference', 'torch_utils',
             'preprocessing', 'synthetic', 'utils')
-LIBRARY_TOP_LEVEL = ('curriculums', 'datasets')
+LIBRARY_TOP_LEVEL = ('curriculums', 'settings', 'datasets')
 SCRIPTS = {'train', 'eval_metrics', 'fid_evaluation', 'interpolate_w', 'shape_extraction', 'inverse_render',
            'convert_official_checkpoint', 'viewer', 'prepare_dataset', 'synthetic_dataset'}
 
