@@ -121,6 +121,11 @@ KEYS = {
 RUN_ONLY_KEYS = ('density_scale', 'use_real_poses', 'patch_size')
 
 
+def default(key):
+    """KEYS[key]'s default (REQUIRED: none), for signatures that take a curriculum key as a keyword."""
+    return KEYS[key].default
+
+
 def type_name(key):
     """A key's type as written in the table: int, Optional[str], ..."""
     kind = KEYS[key].type
@@ -194,27 +199,31 @@ def extract_metadata(curriculum, current_step):
     return metadata
 
 
-def discriminator_size(metadata):
+def discriminator_size(img_size, patch_size):
     """Side of the images the discriminator sees: patch_size at a stage that trains on patches of larger
     images (training/patches.py), else img_size."""
-    patch_size = metadata.get('patch_size')
-    return patch_size if patch_size and patch_size < metadata['img_size'] else metadata['img_size']
+    return patch_size if patch_size and patch_size < img_size else img_size
+
+
+def stage_discriminator_size(curriculum, step):
+    metadata = extract_metadata(curriculum, step)
+    return discriminator_size(metadata['img_size'], metadata.get('patch_size', KEYS['patch_size'].default))
 
 
 def next_upsample_step(curriculum, current_step):
     """First stage after current_step where the discriminator sees larger images (inf if none)."""
-    current_size = discriminator_size(extract_metadata(curriculum, current_step))
+    current_size = stage_discriminator_size(curriculum, current_step)
     for step in stage_steps(curriculum):
-        if step > current_step and discriminator_size(extract_metadata(curriculum, step)) > current_size:
+        if step > current_step and stage_discriminator_size(curriculum, step) > current_size:
             return step
     return float('inf')
 
 
 def last_upsample_step(curriculum, current_step):
     """The step at which the discriminator's current input size (img_size, or patch_size) began: the fade-in's start."""
-    current_size = discriminator_size(extract_metadata(curriculum, current_step))
+    current_size = stage_discriminator_size(curriculum, current_step)
     for step in stage_steps(curriculum):
-        if step <= current_step and discriminator_size(extract_metadata(curriculum, step)) == current_size:
+        if step <= current_step and stage_discriminator_size(curriculum, step) == current_size:
             return step
     return 0
 

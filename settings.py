@@ -97,6 +97,13 @@ def complete(metadata, keys=KEYS, source='the curriculum'):
     return values
 
 
+def with_defaults(metadata):
+    """metadata's curriculum keys, checked, and the table's default of every key it leaves out that has one
+    (for code that reads a few keys of a dict: a required key left out stays out)."""
+    present = [key for key in KEYS if key in metadata or KEYS[key].default is not REQUIRED]
+    return complete(metadata, present)
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Every curriculum key in force at one step, typed and grouped (see the module docstring)."""
@@ -137,16 +144,21 @@ class Settings:
 GENERATOR_KEYWORDS = set(KEYS) | {'nerf_noise'}
 
 
-def render_settings(keywords):
-    """(Rendering, CameraDistribution) from curriculum keys given as keyword arguments (the original's
-    `generator(z, **metadata)`); a keyword that is not a curriculum key is a TypeError naming the nearest."""
+def from_keywords(group, keywords):
+    """A group (Rendering, CameraDistribution) from a dict of curriculum keys such as the original's
+    `generator(z, **metadata)` passed; a keyword that is neither a curriculum key nor nerf_noise is a
+    TypeError naming the nearest, the keys the group does not hold are not read."""
     unknown = sorted(set(keywords) - GENERATOR_KEYWORDS)
     if unknown:
         close = difflib.get_close_matches(unknown[0], GENERATOR_KEYWORDS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise TypeError(f"unexpected keyword argument {unknown[0]!r} (not a curriculum key){hint}")
-    source = 'the keyword arguments'
-    rendering = Rendering(**complete(keywords, group_keys(Rendering), source))
-    if 'nerf_noise' in keywords:
-        rendering = dataclasses.replace(rendering, nerf_noise=keywords['nerf_noise'])
-    return rendering, CameraDistribution(**complete(keywords, group_keys(CameraDistribution), source))
+    values = complete(keywords, group_keys(group), 'the keyword arguments')
+    others = {field.name: keywords[field.name] for field in dataclasses.fields(group)
+              if field.name not in KEYS and field.name in keywords}
+    return group(**values, **others)
+
+
+def render_settings(keywords):
+    """(Rendering, CameraDistribution) from a dict of curriculum keys (see from_keywords)."""
+    return from_keywords(Rendering, keywords), from_keywords(CameraDistribution, keywords)

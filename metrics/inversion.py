@@ -52,7 +52,7 @@ def held_out_heads(num, metadata, dataset_seed=0):
     """TrueHeads of num heads no synthetic dataset of dataset_seed holds, on the curriculum's background."""
     if dataset_seed == HEAD_SEED:
         raise ValueError(f"the dataset's seed is the held-out heads' own ({HEAD_SEED}): its heads would be these")
-    background = metadata.get('synthetic_background', 'grey')
+    background = metadata['synthetic_background']
     return TrueHeads(synthetic_heads.sample_head_params(num, np.random.default_rng(HEAD_SEED), background),
                      metadata['fov'])
 
@@ -70,7 +70,7 @@ def silhouettes(depth, metadata):
     """Head pixels [N, S, S] (bool) of renders' depth: nearer than midway from the head's centre (distance
     1) to the far end, where white_back puts empty rays (true heads: inf). Only white_back renders have
     such a depth (without it, empty rays lie at the camera): None for the others."""
-    return depth < (1 + metadata['ray_end']) / 2 if metadata.get('white_back') else None
+    return depth < (1 + metadata['ray_end']) / 2 if metadata['white_back'] else None
 
 
 def psnr(images, truth):
