@@ -79,7 +79,8 @@ def main(argv=None):
           f"  {'cpu s':>6}   ({opt.iters} iterations, {torch.get_num_threads()} threads)")
     for (name, step), (_, metadata) in configs.items():
         wall, cpu = zip(*times[name, step])
-        print(f"{name:<22}{step:>6}  {metadata['img_size']:>4}  {curriculums.discriminator_size(metadata['img_size'], metadata['patch_size']):>4}  "
+        seen = curriculums.discriminator_size(metadata['img_size'], metadata['patch_size'])
+        print(f"{name:<22}{step:>6}  {metadata['img_size']:>4}  {seen:>4}  "
               f"{str(metadata['hierarchical_sample']):>5}  {statistics.median(wall):>9.3f}  {min(wall):>9.3f}"
               f"  {statistics.median(cpu):>6.3f}")
 
