@@ -8,91 +8,111 @@ empty stage changes nothing. String keys hold for the whole run; a stage key of
 the same name overrides them from that stage on.
 
 Every key, in a stage or for the whole run, must be one of KEYS below (the table
-printed at the end of this docstring): a key that no code reads is an error that
-names the nearest valid key, so a typo such as `--set hierarchical_sampling=False`
+printed at the end of this docstring, with each key's type and default): a key
+that no code reads is an error that names the nearest valid key, so a typo such as `--set hierarchical_sampling=False`
 fails instead of doing nothing. A checkpoint that records a key this version no
-longer reads still loads: the key is dropped with a warning.
+longer reads still loads: the key is dropped with a warning. A key a curriculum
+leaves out takes its default from KEYS; settings.py turns the keys in force at a
+step into one typed, frozen object and checks them there.
 """
 
 import difflib
 import math
 import sys
+from typing import NamedTuple, Optional
 
 from utils.errors import UserError
 
-# The valid curriculum keys and what they do. The check (check_keys) and this
-# module's docstring both read this table; tests assert that every key of every
-# shipped curriculum is in it and that every key in it is read somewhere.
+REQUIRED = object()  # a key without a default: a curriculum must set it
+
+
+class Key(NamedTuple):
+    """A curriculum key: the type of its value, its default (REQUIRED: none) and what it does."""
+    type: object
+    default: object
+    meaning: str
+
+
+# The valid curriculum keys: each one's type, default and meaning. The check (check_keys), settings.py
+# (the typed settings of a step, which take their defaults from here and nowhere else) and this module's
+# docstring read this table; tests assert that every key of every shipped curriculum is in it and that
+# every key in it is read somewhere.
 KEYS = {
     # usually set per stage
-    'batch_size': "images per step, per process",
-    'num_steps': "coarse samples per ray (hierarchical sampling adds as many fine ones)",
-    'img_size': "image resolution",
-    'batch_split': "chunks a batch is split into to save memory (gradients accumulate)",
-    'gen_lr': "generator learning rate",
-    'disc_lr': "discriminator learning rate",
+    'batch_size': Key(int, REQUIRED, "images per step, per process"),
+    'num_steps': Key(int, REQUIRED, "coarse samples per ray (hierarchical sampling adds as many fine ones)"),
+    'img_size': Key(int, REQUIRED, "image resolution"),
+    'batch_split': Key(int, 1, "chunks a batch is split into to save memory (gradients accumulate)"),
+    'gen_lr': Key(float, REQUIRED, "generator learning rate"),
+    'disc_lr': Key(float, REQUIRED, "discriminator learning rate"),
     # data
-    'dataset': "dataset class in datasets.py",
-    'dataset_path': "glob or folder of the images; None reads $PIGAN_<DATASET>_PATH",
-    'random_flip': "ImageFolder dataset: random horizontal flips",
-    'resize_antialias': "datasets: antialiased resize instead of the original's nearest-neighbour",
-    'synthetic_size': "Synthetic dataset: side of the generated images",
-    'synthetic_count': "Synthetic dataset: number of generated images",
-    'synthetic_background': "Synthetic dataset: 'grey' (a light grey per image) or 'white' (for white_back)",
+    'dataset': Key(str, REQUIRED, "dataset class in datasets.py"),
+    'dataset_path': Key(Optional[str], None, "glob or folder of the images; None reads $PIGAN_<DATASET>_PATH"),
+    'random_flip': Key(bool, False, "ImageFolder dataset: random horizontal flips"),
+    'resize_antialias': Key(bool, False, "datasets: antialiased resize instead of the original's nearest-neighbour"),
+    'synthetic_size': Key(int, 64, "Synthetic dataset: side of the generated images"),
+    'synthetic_count': Key(int, 2000, "Synthetic dataset: number of generated images"),
+    'synthetic_background': Key(str, 'grey', "Synthetic dataset: 'grey' (a light grey per image) or 'white' "
+                                             "(for white_back)"),
     # camera and rays
-    'fov': "full field of view, degrees",
-    'ray_start': "near bound along each ray",
-    'ray_end': "far bound along each ray",
-    'h_mean': "mean camera yaw, radians",
-    'v_mean': "mean camera pitch, radians",
-    'h_stddev': "camera yaw spread, radians",
-    'v_stddev': "camera pitch spread, radians",
-    'sample_dist': "gaussian | normal | uniform | hybrid | truncated_gaussian | spherical_uniform "
-                   "| None (always the mean)",
-    'h_stddev_eval': "h_stddev for evaluation images (FID), if different",
-    'v_stddev_eval': "v_stddev for evaluation images (FID), if different",
-    'sample_dist_eval': "sample_dist for evaluation images (FID), if different",
+    'fov': Key(float, REQUIRED, "full field of view, degrees"),
+    'ray_start': Key(float, REQUIRED, "near bound along each ray"),
+    'ray_end': Key(float, REQUIRED, "far bound along each ray"),
+    'h_mean': Key(float, math.pi / 2, "mean camera yaw, radians"),
+    'v_mean': Key(float, math.pi / 2, "mean camera pitch, radians"),
+    'h_stddev': Key(float, 0.0, "camera yaw spread, radians"),
+    'v_stddev': Key(float, 0.0, "camera pitch spread, radians"),
+    'sample_dist': Key(Optional[str], None, "gaussian | normal | uniform | hybrid | truncated_gaussian | "
+                                            "spherical_uniform | None (always the mean)"),
+    'h_stddev_eval': Key(Optional[float], None, "h_stddev for evaluation images (FID), if different"),
+    'v_stddev_eval': Key(Optional[float], None, "v_stddev for evaluation images (FID), if different"),
+    'sample_dist_eval': Key(Optional[str], None, "sample_dist for evaluation images (FID), if different"),
     # rendering
-    'hierarchical_sample': "NeRF importance sampling (doubles the samples)",
-    'clamp_mode': "relu | softplus, applied to raw density",
-    'white_back': "white background in volume integration",
-    'last_back': "the last sample of a ray takes the remaining weight",
-    'eval_last_back': "last_back for evaluation and inference renders",
-    'perturb': "stratified jitter along rays (default on)",
-    'lock_view_dependence': "colour does not depend on the view direction",
-    'fill_mode': "debug renders of the integration: debug | weight",
-    'fast_path': "fused SIREN evaluation (default on); False uses the plain eager SIREN",
+    'hierarchical_sample': Key(bool, False, "NeRF importance sampling (doubles the samples)"),
+    'clamp_mode': Key(str, 'relu', "relu | softplus, applied to raw density"),
+    'white_back': Key(bool, False, "white background in volume integration"),
+    'last_back': Key(bool, False, "the last sample of a ray takes the remaining weight"),
+    'eval_last_back': Key(Optional[bool], None, "last_back for evaluation and inference renders"),
+    'perturb': Key(bool, True, "stratified jitter along rays (default on)"),
+    'lock_view_dependence': Key(bool, False, "colour does not depend on the view direction"),
+    'fill_mode': Key(Optional[str], None, "debug renders of the integration: debug | weight"),
+    'fast_path': Key(Optional[bool], None, "fused SIREN evaluation (default on); False uses the plain eager SIREN"),
     # networks
-    'model': "SIREN class in siren/siren.py",
-    'generator': "generator class in generators/generators.py",
-    'discriminator': "discriminator class in discriminators/discriminators.py",
-    'latent_dim': "z dimension",
-    'hidden_dim': "SIREN width (256 in the paper)",
-    'density_scale': "the SIREN's raw density is multiplied by this (1: the original); a run key: a larger "
-                     "value lets a narrow SIREN reach opaque surfaces in fewer steps",
-    'z_dist': "gaussian | uniform",
+    'model': Key(str, REQUIRED, "SIREN class in siren/siren.py"),
+    'generator': Key(str, 'ImplicitGenerator3d', "generator class in generators/generators.py"),
+    'discriminator': Key(str, REQUIRED, "discriminator class in discriminators/discriminators.py"),
+    'latent_dim': Key(int, REQUIRED, "z dimension"),
+    'hidden_dim': Key(Optional[int], None, "SIREN width (256 in the paper)"),
+    'density_scale': Key(float, 1.0, "the SIREN's raw density is multiplied by this (1: the original); a run key: "
+                                     "a larger value lets a narrow SIREN reach opaque surfaces in fewer steps"),
+    'z_dist': Key(str, 'gaussian', "gaussian | uniform"),
     # optimisation and losses
-    'fade_steps': "steps to fade in the discriminator's new resolution",
-    'topk_interval': "generator top-k: keep max(0.99**(step/topk_interval), topk_v) of the batch",
-    'topk_v': "generator top-k floor (see topk_interval)",
-    'betas': "Adam betas",
-    'weight_decay': "Adam weight decay",
-    'unique_lr': "mapping network trains at gen_lr * 5e-2",
-    'r1_lambda': "R1 penalty weight on real images",
-    'grad_clip': "gradient norm clip",
-    'z_lambda': "weight of the latent identity loss",
-    'pos_lambda': "weight of the camera (pose) identity loss",
-    'use_real_poses': "the real images' known camera poses (Synthetic data) train the discriminator's pose "
-                      "head; False (the default, as the original): training sees images only, as with photos",
-    'disc_fake_pose': "the discriminator learns the camera pose of generated images too (the original); "
-                      "False: only the known poses of real images train its pose head (needs use_real_poses)",
-    'instance_noise': "std of the noise added to the discriminator's input (0: none)",
+    'fade_steps': Key(int, REQUIRED, "steps to fade in the discriminator's new resolution"),
+    'topk_interval': Key(Optional[float], None, "generator top-k: keep max(0.99**(step/topk_interval), topk_v) of "
+                                                "the batch"),
+    'topk_v': Key(float, 1.0, "generator top-k floor (see topk_interval)"),
+    'betas': Key(tuple, REQUIRED, "Adam betas"),
+    'weight_decay': Key(float, 0.0, "Adam weight decay"),
+    'unique_lr': Key(bool, False, "mapping network trains at gen_lr * 5e-2"),
+    'r1_lambda': Key(float, REQUIRED, "R1 penalty weight on real images"),
+    'grad_clip': Key(float, 0.3, "gradient norm clip"),
+    'z_lambda': Key(float, 0.0, "weight of the latent identity loss"),
+    'pos_lambda': Key(float, 0.0, "weight of the camera (pose) identity loss"),
+    'use_real_poses': Key(bool, False, "the real images' known camera poses (Synthetic data) train the "
+                                       "discriminator's pose head; False (the default, as the original): training "
+                                       "sees images only, as with photos"),
+    'disc_fake_pose': Key(bool, True, "the discriminator learns the camera pose of generated images too (the "
+                                      "original); False: only the known poses of real images train its pose head "
+                                      "(needs use_real_poses)"),
+    'instance_noise': Key(float, 0.0, "std of the noise added to the discriminator's input (0: none)"),
     # patch training (training/patches.py)
-    'patch_size': "K: at stages whose img_size is larger, G renders and D judges random K x K patches of the "
-                  "img_size image (real ones resampled from the full-size image) and D is told their scale; a "
-                  "run key; 0 or None (the default): whole images",
-    'patch_scale_min': "smallest patch scale (patch side over image side; drawn uniformly up to 1); default "
-                       "(patch_size - 1) / (img_size - 1), a patch pixel per image pixel",
+    'patch_size': Key(Optional[int], None, "K: at stages whose img_size is larger, G renders and D judges random "
+                                           "K x K patches of the img_size image (real ones resampled from the "
+                                           "full-size image) and D is told their scale; a run key; 0 or None (the "
+                                           "default): whole images"),
+    'patch_scale_min': Key(Optional[float], None, "smallest patch scale (patch side over image side; drawn "
+                                                  "uniformly up to 1); default (patch_size - 1) / (img_size - 1), "
+                                                  "a patch pixel per image pixel"),
 }
 
 
@@ -101,10 +121,28 @@ KEYS = {
 RUN_ONLY_KEYS = ('density_scale', 'use_real_poses', 'patch_size')
 
 
+def default(key):
+    """KEYS[key]'s default (REQUIRED: none), for signatures that take a curriculum key as a keyword."""
+    return KEYS[key].default
+
+
+def type_name(key):
+    """A key's type as written in the table: int, Optional[str], ..."""
+    kind = KEYS[key].type
+    return kind.__name__ if isinstance(kind, type) else str(kind).replace('typing.', '')
+
+
+def describe_default(key):
+    default = KEYS[key].default
+    return 'required' if default is REQUIRED else f'default {default!r}'
+
+
 def describe_keys():
-    """KEYS as an aligned two-column text table."""
+    """KEYS as an aligned text table: key, type and default, meaning."""
     width = max(map(len, KEYS))
-    return '\n'.join(f'    {key:<{width}}  {meaning}' for key, meaning in KEYS.items())
+    kinds = {key: f'{type_name(key)}, {describe_default(key)}' for key in KEYS}
+    kind_width = max(map(len, kinds.values()))
+    return '\n'.join(f'    {key:<{width}}  {kinds[key]:<{kind_width}}  {entry.meaning}' for key, entry in KEYS.items())
 
 
 __doc__ += f"\nKeys\n----\n{describe_keys()}\n"
@@ -161,27 +199,31 @@ def extract_metadata(curriculum, current_step):
     return metadata
 
 
-def discriminator_size(metadata):
+def discriminator_size(img_size, patch_size):
     """Side of the images the discriminator sees: patch_size at a stage that trains on patches of larger
     images (training/patches.py), else img_size."""
-    patch_size = metadata.get('patch_size')
-    return patch_size if patch_size and patch_size < metadata['img_size'] else metadata['img_size']
+    return patch_size if patch_size and patch_size < img_size else img_size
+
+
+def stage_discriminator_size(curriculum, step):
+    metadata = extract_metadata(curriculum, step)
+    return discriminator_size(metadata['img_size'], metadata.get('patch_size', KEYS['patch_size'].default))
 
 
 def next_upsample_step(curriculum, current_step):
     """First stage after current_step where the discriminator sees larger images (inf if none)."""
-    current_size = discriminator_size(extract_metadata(curriculum, current_step))
+    current_size = stage_discriminator_size(curriculum, current_step)
     for step in stage_steps(curriculum):
-        if step > current_step and discriminator_size(extract_metadata(curriculum, step)) > current_size:
+        if step > current_step and stage_discriminator_size(curriculum, step) > current_size:
             return step
     return float('inf')
 
 
 def last_upsample_step(curriculum, current_step):
     """The step at which the discriminator's current input size (img_size, or patch_size) began: the fade-in's start."""
-    current_size = discriminator_size(extract_metadata(curriculum, current_step))
+    current_size = stage_discriminator_size(curriculum, current_step)
     for step in stage_steps(curriculum):
-        if step <= current_step and discriminator_size(extract_metadata(curriculum, step)) == current_size:
+        if step <= current_step and stage_discriminator_size(curriculum, step) == current_size:
             return step
     return 0
 

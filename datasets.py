@@ -7,6 +7,9 @@ dataset.json) and NaN otherwise.
 dataset_path is a glob ('/data/celeba/*.jpg') or a folder (its images are listed,
 not recursively). When it is None, $PIGAN_<NAME>_PATH is used (e.g. PIGAN_CELEBA_PATH);
 Synthetic falls back to data/synthetic_<synthetic_size>, generated on first use.
+
+The datasets take the curriculum's keys as keyword arguments (make_dataset passes them all): the
+ones a dataset reads are its explicit parameters, with KEYS' defaults; the others are not read.
 """
 
 import glob
@@ -20,6 +23,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
+from curriculums import default
 from preprocessing import camera_labels
 from synthetic import dataset as synthetic_files
 from synthetic.heads import BACKGROUNDS as SYNTHETIC_BACKGROUNDS
@@ -108,19 +112,19 @@ class DatasetFolder(ImageFiles):
 
     env_name = None  # the NAME in PIGAN_<NAME>_PATH; the class name when None
 
-    def __init__(self, dataset_path, img_size, **kwargs):
+    def __init__(self, dataset_path, img_size, resize_antialias=default('resize_antialias'), **other_keys):
         name = self.env_name or type(self).__name__
         super().__init__(dataset_files(resolve_path(name, dataset_path), name),
-                         self.build_transform(img_size, bool(kwargs.get('resize_antialias', False)), kwargs))
+                         self.build_transform(img_size, bool(resize_antialias)))
 
-    def build_transform(self, img_size, antialias, kwargs):
+    def build_transform(self, img_size, antialias):
         raise NotImplementedError
 
 
 class CelebA(DatasetFolder):
     """CelebA faces: 320 px short side, centre 256 crop, random flip, then img_size."""
 
-    def build_transform(self, img_size, antialias, kwargs):
+    def build_transform(self, img_size, antialias):
         return transforms.Compose([
             transforms.Resize(320), transforms.CenterCrop(256), transforms.ToTensor(), NORMALIZE,
             transforms.RandomHorizontalFlip(p=0.5), resize((img_size, img_size), antialias)])
@@ -129,7 +133,7 @@ class CelebA(DatasetFolder):
 class Cats(DatasetFolder):
     """Cat faces (already cropped): resize to img_size, random flip."""
 
-    def build_transform(self, img_size, antialias, kwargs):
+    def build_transform(self, img_size, antialias):
         return transforms.Compose([
             resize((img_size, img_size), antialias), transforms.ToTensor(), NORMALIZE,
             transforms.RandomHorizontalFlip(p=0.5)])
@@ -138,7 +142,7 @@ class Cats(DatasetFolder):
 class Carla(DatasetFolder):
     """CARLA cars: resize to img_size; never flipped."""
 
-    def build_transform(self, img_size, antialias, kwargs):
+    def build_transform(self, img_size, antialias):
         return transforms.Compose([resize((img_size, img_size), antialias), transforms.ToTensor(), NORMALIZE])
 
 
@@ -150,9 +154,9 @@ class ImageFolder(DatasetFolder):
     and items carry them; a flipped image's yaw is mirrored (pi - yaw; pi/2 is frontal).
     """
 
-    def __init__(self, dataset_path, img_size, **kwargs):
-        super().__init__(dataset_path, img_size, **kwargs)
-        self.random_flip = bool(kwargs.get('random_flip', False))
+    def __init__(self, dataset_path, img_size, random_flip=default('random_flip'), **other_keys):
+        super().__init__(dataset_path, img_size, **other_keys)
+        self.random_flip = bool(random_flip)
         folder = os.path.dirname(self.files[0])
         if all(os.path.dirname(file) == folder for file in self.files):  # a glob over several folders: no labels
             try:
@@ -164,7 +168,7 @@ class ImageFolder(DatasetFolder):
                 self.poses = torch.tensor([known.get(name, (math.nan, math.nan)) for name in names],
                                           dtype=torch.float32)
 
-    def build_transform(self, img_size, antialias, kwargs):
+    def build_transform(self, img_size, antialias):
         return transforms.Compose([resize(img_size, antialias), transforms.CenterCrop(img_size),
                                    transforms.ToTensor(), NORMALIZE])
 
@@ -186,7 +190,7 @@ class Synthetic(ImageFiles):
     missing or incomplete from synthetic_count images, seed 0 and the camera keys.
     """
 
-    def __init__(self, dataset_path, img_size, **kwargs):
+    def __init__(self, dataset_path, img_size, resize_antialias=default('resize_antialias'), **other_keys):
         if dataset_path is None:
             dataset_path = os.environ.get(env_var('Synthetic'))
         if dataset_path:
@@ -198,12 +202,12 @@ class Synthetic(ImageFiles):
                     f'{synthetic_files.METADATA_FILE}); create it with "python synthetic_dataset.py '
                     f'--output_dir {folder}" or leave dataset_path unset to use the default folder')
         else:
-            folder, metadata = ensure_default_synthetic(kwargs)
+            folder, metadata = ensure_default_synthetic(**other_keys)
         if not metadata['images']:
             raise DatasetError(f'Synthetic: {folder!r} holds no images')
         steps = [transforms.ToTensor(), NORMALIZE]
         if img_size != metadata['img_size']:
-            steps.insert(0, resize((img_size, img_size), bool(kwargs.get('resize_antialias', False))))
+            steps.insert(0, resize((img_size, img_size), bool(resize_antialias)))
         super().__init__([os.path.join(folder, entry['file']) for entry in metadata['images']],
                          transforms.Compose(steps))
         self.folder = folder
@@ -215,22 +219,23 @@ class Synthetic(ImageFiles):
         return image, self.poses[index].clone()
 
 
-def default_synthetic_folder(kwargs):
+def default_synthetic_folder(synthetic_size=default('synthetic_size'),
+                             synthetic_background=default('synthetic_background'), **other_keys):
     """data/synthetic_<size>[_white]: where a curriculum's synthetic heads live when no path is set."""
-    background = kwargs.get('synthetic_background', 'grey')
-    if background not in SYNTHETIC_BACKGROUNDS:
+    if synthetic_background not in SYNTHETIC_BACKGROUNDS:
         raise DatasetError(f"Synthetic: synthetic_background must be one of "
-                           f"{', '.join(SYNTHETIC_BACKGROUNDS)}, got {background!r}")
-    suffix = '' if background == 'grey' else f'_{background}'
-    return os.path.join('data', f"synthetic_{int(kwargs.get('synthetic_size', 64))}{suffix}")
+                           f"{', '.join(SYNTHETIC_BACKGROUNDS)}, got {synthetic_background!r}")
+    suffix = '' if synthetic_background == 'grey' else f'_{synthetic_background}'
+    return os.path.join('data', f"synthetic_{int(synthetic_size)}{suffix}")
 
 
-def ensure_default_synthetic(kwargs):
-    """(folder, metadata) of data/synthetic_<size>, generating it when it is not complete."""
-    size = int(kwargs.get('synthetic_size', 64))
-    count = int(kwargs.get('synthetic_count', 2000))
-    camera = synthetic_files.camera_settings(kwargs)
-    folder = default_synthetic_folder(kwargs)
+def ensure_default_synthetic(synthetic_size=default('synthetic_size'), synthetic_count=default('synthetic_count'),
+                             synthetic_background=default('synthetic_background'), **other_keys):
+    """(folder, metadata) of data/synthetic_<size>, generating it when it is not complete. other_keys: the
+    camera's (synthetic.dataset.camera_settings), the rest not read."""
+    size, count = int(synthetic_size), int(synthetic_count)
+    camera = synthetic_files.camera_settings(other_keys)
+    folder = default_synthetic_folder(size, synthetic_background)
     metadata = synthetic_files.load_metadata(folder)
     if metadata is not None:
         if metadata['num_images'] != count or metadata['camera'] != camera:
@@ -245,7 +250,7 @@ def ensure_default_synthetic(kwargs):
     partial = f'{folder}.partial-{os.getpid()}'
     shutil.rmtree(partial, ignore_errors=True)
     synthetic_files.make_synthetic_dataset(partial, count, img_size=size, seed=0,
-                                           background=kwargs.get('synthetic_background', 'grey'), **camera)
+                                           background=synthetic_background, **camera)
     if os.path.exists(folder) and synthetic_files.load_metadata(folder) is None:
         shutil.rmtree(folder, ignore_errors=True)
     try:
@@ -283,15 +288,15 @@ def check_enough_images(dataset, name, batch_size, world_size=1):
 def check_known_poses(dataset, name, settings):
     """use_real_poses trains the discriminator's pose head on the real images' known poses: the data must
     know them; disc_fake_pose False leaves those poses its only teacher, so it needs use_real_poses.
-    settings: the metadata of every stage the dataset will serve."""
-    for stage in settings:
-        if stage.get('pos_lambda', 0) <= 0:
+    settings: the settings.Settings of every stage the dataset will serve."""
+    for losses in (stage.losses for stage in settings):
+        if losses.pos_lambda <= 0:
             continue
-        if not stage.get('disc_fake_pose', True) and not stage.get('use_real_poses', False):
+        if not losses.disc_fake_pose and not losses.use_real_poses:
             raise DatasetError("disc_fake_pose=False with use_real_poses=False would leave the discriminator's pose "
                                "head untrained; set use_real_poses=True (data with known poses) or leave "
                                "disc_fake_pose on")
-        if stage.get('use_real_poses', False) and not hasattr(dataset, 'poses'):
+        if losses.use_real_poses and not hasattr(dataset, 'poses'):
             raise DatasetError(f"{name} dataset has no known camera poses for use_real_poses=True; use the "
                                f"Synthetic dataset, a folder prepared by prepare_dataset.py or one with EG3D "
                                f"camera labels, or set use_real_poses=False")

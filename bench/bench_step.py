@@ -24,7 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import dataclasses  # noqa: E402
+
 import curriculums  # noqa: E402
+from settings import Settings  # noqa: E402
 from checkpoints.builders import build_discriminator, build_generator  # noqa: E402
 from training import schedules, steps  # noqa: E402
 from training.training_loop import make_autocast, make_optimizers  # noqa: E402
@@ -32,12 +35,14 @@ from training.training_loop import make_autocast, make_optimizers  # noqa: E402
 
 def make_step(name, step):
     """A function running one training step of curriculum `name` at `step`, and its settings."""
-    metadata = curriculums.extract_metadata(curriculums.get(name), step)
-    metadata['nerf_noise'] = schedules.nerf_noise(step)
+    settings = Settings.at_step(curriculums.get(name), step)
+    settings = dataclasses.replace(settings, rendering=dataclasses.replace(settings.rendering,
+                                                                           nerf_noise=schedules.nerf_noise(step)))
+    metadata = settings.as_metadata()
     torch.manual_seed(0)
     generator, discriminator = build_generator(metadata), build_discriminator(metadata)
     generator.set_device(torch.device('cpu'))
-    optimizer_G, optimizer_D = make_optimizers(generator, discriminator, metadata)
+    optimizer_G, optimizer_D = make_optimizers(generator, discriminator, settings.optimisation)
     ctx = SimpleNamespace(generator_ddp=generator, discriminator_ddp=discriminator, optimizer_G=optimizer_G,
                           optimizer_D=optimizer_D, scaler=torch.amp.GradScaler('cpu', enabled=False),
                           no_sync=lambda sync: contextlib.nullcontext(), autocast=make_autocast('fp32', None))
@@ -45,10 +50,10 @@ def make_step(name, step):
 
     def run():
         reals = torch.rand(batch, 3, size, size) * 2 - 1
-        d_loss = steps.discriminator_step(ctx, reals, torch.full((batch, 2), float('nan')), 1.0, metadata)
-        steps.apply_discriminator_update(ctx, d_loss, metadata)
-        steps.generator_step(ctx, batch, 1.0, metadata, step, torch.device('cpu'))
-        steps.apply_generator_update(ctx, metadata)
+        d_loss = steps.discriminator_step(ctx, reals, torch.full((batch, 2), float('nan')), 1.0, settings)
+        steps.apply_discriminator_update(ctx, d_loss, settings)
+        steps.generator_step(ctx, batch, 1.0, settings, step, torch.device('cpu'))
+        steps.apply_generator_update(ctx, settings)
     return run, metadata
 
 
@@ -74,7 +79,8 @@ def main(argv=None):
           f"  {'cpu s':>6}   ({opt.iters} iterations, {torch.get_num_threads()} threads)")
     for (name, step), (_, metadata) in configs.items():
         wall, cpu = zip(*times[name, step])
-        print(f"{name:<22}{step:>6}  {metadata['img_size']:>4}  {curriculums.discriminator_size(metadata):>4}  "
+        seen = curriculums.discriminator_size(metadata['img_size'], metadata['patch_size'])
+        print(f"{name:<22}{step:>6}  {metadata['img_size']:>4}  {seen:>4}  "
               f"{str(metadata['hierarchical_sample']):>5}  {statistics.median(wall):>9.3f}  {min(wall):>9.3f}"
               f"  {statistics.median(cpu):>6.3f}")
 

@@ -146,9 +146,9 @@ def measure(generator, metadata, dataset_dir, names, num_samples):
 
 def dataset_folder(metadata):
     """The synthetic dataset the run trained on (train.py's default folder unless dataset_path is set)."""
-    if metadata.get('dataset_path'):
+    if metadata['dataset_path']:
         return Path(metadata['dataset_path'])
-    return ROOT / default_synthetic_folder(metadata)
+    return ROOT / default_synthetic_folder(**metadata)
 
 
 # --- pictures ---------------------------------------------------------------------------

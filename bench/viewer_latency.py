@@ -36,7 +36,7 @@ def main():
     renderer = ViewRenderer(generator, metadata, args.max_batch_size)
     settings = renderer.default_settings(ray_step_multiplier=args.ray_step_multiplier)
     steps = max(2, round(metadata['num_steps'] * args.ray_step_multiplier))
-    samples = f"{steps}+{steps}" if metadata.get('hierarchical_sample') else f"{steps}"
+    samples = f"{steps}+{steps}" if metadata['hierarchical_sample'] else f"{steps}"
     print(f"device {device}, threads {torch.get_num_threads()}, samples per ray {samples}")
     print("| size | median s | fastest s | views/s |")
     print("|---|---|---|---|")

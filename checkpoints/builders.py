@@ -2,6 +2,7 @@
 
 import curriculums
 from curriculums import ConfigError
+from settings import complete
 from discriminators import discriminators
 from generators import generators
 from siren import siren
@@ -10,6 +11,7 @@ from . import limits
 from .format import CheckpointError
 
 SIREN_KEYS = ('hidden_dim',)  # curriculum keys passed on to the SIREN constructor
+GENERATOR_KEYS = ('generator', 'model', 'latent_dim', 'density_scale') + SIREN_KEYS
 
 # The only class names a curriculum (and so a checkpoint) may name: nothing else is looked up.
 GENERATOR_CLASSES = ('ImplicitGenerator3d',)
@@ -19,7 +21,8 @@ DISCRIMINATOR_CLASSES = ('ProgressiveDiscriminator', 'ProgressiveEncoderDiscrimi
 
 
 def siren_kwargs(metadata):
-    return {k: metadata[k] for k in SIREN_KEYS if metadata.get(k) is not None}
+    """The SIREN_KEYS a curriculum sets (None: the SIREN class's own default)."""
+    return {k: metadata[k] for k in SIREN_KEYS if metadata[k] is not None}
 
 
 def _lookup(module, name, known, what):
@@ -30,18 +33,20 @@ def _lookup(module, name, known, what):
 
 
 def build_generator(metadata):
+    """The generator a curriculum's keys (a dict; those it leaves out take KEYS' defaults) name."""
     limits.check_architecture(metadata, 'the curriculum')
-    generator_class = _lookup(generators, metadata.get('generator', 'ImplicitGenerator3d'), GENERATOR_CLASSES,
-                              'generator')
+    metadata = complete(metadata, GENERATOR_KEYS)
+    generator_class = _lookup(generators, metadata['generator'], GENERATOR_CLASSES, 'generator')
     siren_class = _lookup(siren, metadata['model'], SIREN_CLASSES, 'model (SIREN class)')
-    return generator_class(siren_class, metadata['latent_dim'], density_scale=metadata.get('density_scale', 1.0),
+    return generator_class(siren_class, metadata['latent_dim'], density_scale=metadata['density_scale'],
                            **siren_kwargs(metadata))
 
 
 def build_discriminator(metadata):
     """The curriculum's discriminator; with patch training (patch_size), one that is told the patches' scale."""
+    metadata = complete(metadata, ('discriminator', 'patch_size'))
     discriminator_class = _lookup(discriminators, metadata['discriminator'], DISCRIMINATOR_CLASSES, 'discriminator')
-    return discriminator_class(scale_channel=bool(metadata.get('patch_size')))
+    return discriminator_class(scale_channel=bool(metadata['patch_size']))
 
 
 def resolve_curriculum(checkpoint_curriculum, name=None, overrides=None, path='this checkpoint'):

@@ -7,7 +7,7 @@ SIREN 256 wide, 24+24 samples per ray and 256 x 256 images.
 
 import math
 
-from curriculums import ConfigError, check_run_only_keys
+from curriculums import KEYS, ConfigError, check_run_only_keys
 
 MAX_FILE_BYTES = 4 << 30           # one checkpoint file
 MAX_RECORDS = 10_000               # entries in its zip archive
@@ -39,7 +39,7 @@ def check_architecture(curriculum, source):
     """ConfigError naming the key and source if a (stage's) architecture value is of the wrong type or range."""
     stages = [('', curriculum)] + [(f'stage {key}: ', stage) for key, stage in curriculum.items()
                                      if isinstance(key, int) and isinstance(stage, dict)]
-    scale = curriculum.get('density_scale', 1.0)
+    scale = curriculum['density_scale'] if 'density_scale' in curriculum else KEYS['density_scale'].default
     if not (is_finite_number(scale) and 0 < scale <= MAX_DENSITY_SCALE):
         raise ConfigError(f"{source}: density_scale must be a positive number up to {MAX_DENSITY_SCALE:g}, "
                           f"not {short_repr(scale)}")

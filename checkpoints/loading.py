@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-import curriculums
+from settings import Settings
 
 from . import official, validation
 from .builders import build_generator, resolve_curriculum
@@ -31,7 +31,7 @@ def load_generator(path, ema='ema.pth', curriculum=None, overrides=None, device=
     checkpoint = validation.check_generator_file(tree, path, GENERATOR_FORMAT)
 
     full_curriculum = resolve_curriculum(checkpoint['curriculum'], curriculum, overrides, path)
-    metadata = curriculums.extract_metadata(full_curriculum, checkpoint['step'])
+    metadata = Settings.at_step(full_curriculum, checkpoint['step'], str(path)).as_metadata()  # every key
     generator = build_generator(metadata)
     validation.load_module_state(generator, checkpoint['state_dict'], path)
     if ema_path is not None:

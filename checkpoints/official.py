@@ -15,6 +15,7 @@ from types import MappingProxyType
 import torch
 
 import curriculums
+from settings import Settings
 from . import limits, validation
 from .builders import SIREN_CLASSES, build_generator, resolve_curriculum
 from .format import CheckpointError, safe_load
@@ -174,7 +175,7 @@ def official_metadata(info, curriculum, overrides, path):
     architecture = {'model': info['model'], 'latent_dim': info['latent_dim'], 'hidden_dim': info['hidden_dim'],
                     'density_scale': 1.0}  # the original's density is unscaled, whatever the named curriculum
     full = resolve_curriculum(None, curriculum, {**architecture, **(overrides or {})})
-    return full, curriculums.extract_metadata(full, info['step'])
+    return full, Settings.at_step(full, info['step']).as_metadata()  # every key, checked
 
 
 def build_official_generator(path, ema_path, metadata, info=None):

@@ -165,7 +165,7 @@ def check_ema_file(value, path, fmt, parameters=None):
 
 def check_discriminator_file(value, path, fmt, known_names):
     check_header(value, path, fmt)
-    name = value.get('discriminator')
+    name = value['discriminator'] if 'discriminator' in value else None  # the file's field
     if name not in known_names:
         fail(path, f"names an unknown discriminator {limits.short_repr(name)}")
     return {'state_dict': check_tensor_dict(value.get('state_dict'), path, 'state_dict'), 'discriminator': name,

@@ -1,6 +1,7 @@
 """Progressive-growing discriminators of pi-GAN.
 
-Every discriminator is called as d(images [B, 3, S, S], alpha) and returns
+Every discriminator is called as d(images [B, 3, S, S], alpha, instance_noise=0, scale=None), explicit
+arguments only (no curriculum keys: the training step passes what a discriminator reads), and returns
 (prediction [B, 1], latent [B, 256] or None, position [B, 2] or None).
 `alpha` in [0, 1] fades in the newest resolution: the first block's output is
 blended with the next adapter applied to the half-size image.
@@ -146,7 +147,7 @@ class _ProgressiveBase(nn.Module):
     def make_block(self, inplanes, planes):
         raise NotImplementedError
 
-    def forward(self, input, alpha, instance_noise=0, scale=None, **kwargs):
+    def forward(self, input, alpha, instance_noise=0, scale=None):
         size = input.shape[-1]
         if size not in self.img_size_to_layer or input.shape[-2] != size:
             raise ValueError(f"{type(self).__name__} takes square images of size "
@@ -180,13 +181,13 @@ class ProgressiveDiscriminator(_ProgressiveBase):
 
     channels = (16, 32, 64, 128, 256, 400, 400, 400, 400)
 
-    def __init__(self, scale_channel=False, **kwargs):
+    def __init__(self, scale_channel=False):
         super().__init__(scale_channel)
 
     def make_block(self, inplanes, planes):
         return ResidualCoordConvBlock(inplanes, planes, downsample=True)
 
-    def forward(self, input, alpha, instance_noise=0, scale=None, **kwargs):
+    def forward(self, input, alpha, instance_noise=0, scale=None):
         # The original ignores instance noise here.
         return super().forward(input, alpha, 0, scale)
 
@@ -197,7 +198,7 @@ class ProgressiveEncoderDiscriminator(ProgressiveDiscriminator):
     n_outputs = 1 + LATENT_DIM + POSITION_DIM
     noise_on_input = True
 
-    def forward(self, input, alpha, instance_noise=0, scale=None, **kwargs):
+    def forward(self, input, alpha, instance_noise=0, scale=None):
         return _ProgressiveBase.forward(self, input, alpha, instance_noise, scale)
 
 
@@ -206,7 +207,7 @@ class StridedDiscriminator(_ProgressiveBase):
 
     channels = (32, 64, 128, 256, 400, 400, 400, 400)
 
-    def __init__(self, scale_channel=False, **kwargs):
+    def __init__(self, scale_channel=False):
         super().__init__(scale_channel)
         self.pose_layer = nn.Linear(2, 400)  # unused; kept so original checkpoints load
 
@@ -227,7 +228,7 @@ class CCSEncoderDiscriminator(_ProgressiveBase):
     channels = StridedDiscriminator.channels
     n_outputs = 1 + LATENT_DIM + POSITION_DIM
 
-    def __init__(self, scale_channel=False, **kwargs):
+    def __init__(self, scale_channel=False):
         super().__init__(scale_channel)
 
     def make_block(self, inplanes, planes):

@@ -2,16 +2,17 @@
 
 Cameras are inputs: render() draws the images of given cameras (cam2world
 matrices and a field of view) through the one render path, ray_sampler.py ->
-renderer.py -> ray_marcher.py. forward() and staged_forward() keep the
-original's signatures: they take the curriculum's keys as keyword arguments,
-draw the poses from its distribution (camera_utils.CAMERA_KEYS: fov, h_mean,
-v_mean, h_stddev, v_stddev, sample_dist) and render them with its render keys
-(renderer.RENDER_KEYS: img_size, ray_start, ray_end, num_steps,
-hierarchical_sample, clamp_mode, nerf_noise, white_back, last_back,
-lock_view_dependence, perturb, fast_path, ...). Their other keys are training's
-(batch_size, learning rates, ...) and are not read here. New keys: `perturb`
-(default True) turns the stratified jitter along rays on or off; `fast_path`
-overrides the generator's `fast_path` attribute for one call.
+renderer.py -> ray_marcher.py, with the settings it is given: a
+settings.Rendering (img_size, ray_start, ray_end, num_steps, hierarchical_sample,
+clamp_mode, nerf_noise, white_back, last_back, lock_view_dependence, perturb,
+fast_path, fill_mode). forward() and staged_forward() keep the original's names
+and return values: they draw the poses from a settings.CameraDistribution (fov,
+h_mean, v_mean, h_stddev, v_stddev, sample_dist) and render them. They also take
+the original's form, the curriculum's keys as keyword arguments; those are
+checked against curriculums.KEYS (an unknown one is a TypeError), missing ones
+take the table's defaults, and only the renderer's and the camera's are read.
+`perturb` (default True) turns the stratified jitter along rays on or off;
+`fast_path` overrides the generator's `fast_path` attribute (None: keep it).
 
 evaluate_siren is the one way into the SIREN, for the renderer and for meshing.
 Fast path (on by default): the SIREN is evaluated by siren/fast_path/, which
@@ -25,11 +26,10 @@ whole rays per call, at most max_batch_size points per image, and is not twice
 differentiable.
 """
 
-import math
-
 import torch
 import torch.nn as nn
 
+from settings import render_settings
 from siren.fast_path import film_siren_forward
 
 from . import renderer
@@ -37,6 +37,16 @@ from .camera_utils import Cameras, sample_camera_angles
 from .ray_sampler import rays_from_cameras, sample_depths
 
 AVG_FREQUENCY_SAMPLES = 10000
+STAGED_MAX_BATCH_SIZE = 50000  # points per image per SIREN call in staged_forward, by default
+
+
+def settings_of_call(rendering, camera, curriculum_keys):
+    """(rendering, camera) of an entry point's call: those given, or built from curriculum keys."""
+    if rendering is not None and camera is not None and not curriculum_keys:
+        return rendering, camera
+    if rendering is not None or camera is not None:
+        raise TypeError("pass rendering and camera, or curriculum keys as keyword arguments, not both")
+    return render_settings(curriculum_keys)
 
 
 class ImplicitGenerator3d(nn.Module):
@@ -86,81 +96,97 @@ class ImplicitGenerator3d(nn.Module):
         return frequencies, phase_shifts
 
     # --- public entry points (names and return values of the original) -------------
+    # Each takes the settings as rendering (settings.Rendering) and camera (settings.CameraDistribution).
+    # The original's form, curriculum keys as keyword arguments (`generator(z, **metadata)`), still works:
+    # settings.render_settings checks them and builds the two (it reads the renderer's and the camera's keys).
 
-    def forward(self, z, patch_grid=None, **curriculum):
-        """Training render at poses drawn from the curriculum: pixels [B, 3, H, W] in [-1, 1], (pitch, yaw) [B, 2].
+    def forward(self, z, rendering=None, camera=None, patch_grid=None, **curriculum_keys):
+        """Training render at poses drawn from camera: pixels [B, 3, H, W] in [-1, 1], (pitch, yaw) [B, 2].
 
         patch_grid [B, K, K, 2]: render only these points of each image (patch training), H = W = K.
         """
+        rendering, camera = settings_of_call(rendering, camera, curriculum_keys)
         frequencies, phase_shifts = self.siren.mapping_network(z)
-        pixels, _, pitch_yaw = self.render_sampled_poses(frequencies, phase_shifts, patch_grid, **curriculum)
+        pixels, _, pitch_yaw = self.render_sampled_poses(frequencies, phase_shifts, rendering, camera, patch_grid)
         return pixels, pitch_yaw
 
     # Kept for the original's users: its inverse_render.py fits a latent through this method.
-    def forward_with_frequencies(self, frequencies, phase_shifts, **curriculum):
+    def forward_with_frequencies(self, frequencies, phase_shifts, rendering=None, camera=None, **curriculum_keys):
         """As forward, from given frequencies and phase shifts [B, F]."""
-        pixels, _, pitch_yaw = self.render_sampled_poses(frequencies, phase_shifts, **curriculum)
+        rendering, camera = settings_of_call(rendering, camera, curriculum_keys)
+        pixels, _, pitch_yaw = self.render_sampled_poses(frequencies, phase_shifts, rendering, camera)
         return pixels, pitch_yaw
 
-    def staged_forward(self, z, psi=1, max_batch_size=50000, **curriculum):
-        """Inference render at poses drawn from the curriculum, in chunks of max_batch_size points:
+    def staged_forward(self, z, psi=1, max_batch_size=STAGED_MAX_BATCH_SIZE, rendering=None, camera=None,
+                       **curriculum_keys):
+        """Inference render at poses drawn from camera, in chunks of max_batch_size points:
         (pixels [B, 3, H, W], depth [B, H, W]) on the CPU."""
+        rendering, camera = settings_of_call(rendering, camera, curriculum_keys)
         with torch.no_grad():
             frequencies, phase_shifts = self.truncated_frequencies(z, psi)
-        return self.staged_forward_with_frequencies(frequencies, phase_shifts,
-                                                    max_batch_size=max_batch_size, **curriculum)
+        return self.staged_forward_with_frequencies(frequencies, phase_shifts, max_batch_size=max_batch_size,
+                                                    rendering=rendering, camera=camera)
 
     def staged_forward_with_frequencies(self, truncated_frequencies, truncated_phase_shifts,
-                                        max_batch_size=50000, **curriculum):
-        curriculum.pop('psi', None)
+                                        max_batch_size=STAGED_MAX_BATCH_SIZE, rendering=None, camera=None, psi=None,
+                                        **curriculum_keys):
+        """As staged_forward, from truncated frequencies and phase shifts. psi: taken, as the original took
+        it, and not read (the latent is truncated already)."""
+        rendering, camera = settings_of_call(rendering, camera, curriculum_keys)
         with torch.no_grad():
-            pixels, depth, _ = self.render_sampled_poses(truncated_frequencies, truncated_phase_shifts,
-                                                         max_batch_size=max_batch_size, **curriculum)
+            pixels, depth, _ = self.render_sampled_poses(truncated_frequencies, truncated_phase_shifts, rendering,
+                                                         camera, max_batch_size=max_batch_size)
         return pixels.cpu(), depth.cpu()
 
     # --- rendering --------------------------------------------------------------------
 
-    def render(self, frequencies, phase_shifts, cameras, img_size, patch_grid=None, **options):
-        """Images of B given cameras: pixels [B, 3, H, W] in [-1, 1], depth [B, H, W]; H = W = img_size.
+    def render(self, frequencies, phase_shifts, cameras, rendering, patch_grid=None, z_vals=None,
+               max_batch_size=None):
+        """Images of B given cameras: pixels [B, 3, H, W] in [-1, 1], depth [B, H, W]; H = W = rendering.img_size.
 
         frequencies, phase_shifts [B, F]: each camera's latent. cameras: camera_utils.Cameras, B of them,
         on this generator's device. Differentiable in the cameras' angles, the latent and the weights.
-        options: those of render_rays; renderer.RENDER_KEYS lists every keyword this method takes from a
-        curriculum. patch_grid [B, K, K, 2]: only the pixels of the img_size image at these points
-        (ray_sampler.rays_from_cameras), H = W = K.
+        rendering: settings.Rendering. patch_grid [B, K, K, 2]: only the pixels of the img_size image at these
+        points (ray_sampler.rays_from_cameras), H = W = K. z_vals, max_batch_size: as render_rays.
         """
-        ray_origins, ray_directions = rays_from_cameras(cameras.cam2world(), cameras.fov, img_size, patch_grid)
-        rgb, depth = self.render_rays(frequencies, phase_shifts, ray_origins, ray_directions, **options)
-        return renderer.to_images(rgb, depth, img_size if patch_grid is None else patch_grid.shape[1])
+        ray_origins, ray_directions = rays_from_cameras(cameras.cam2world(), cameras.fov, rendering.img_size,
+                                                        patch_grid)
+        rgb, depth = self.render_rays(frequencies, phase_shifts, ray_origins, ray_directions, rendering, z_vals,
+                                      max_batch_size)
+        return renderer.to_images(rgb, depth, rendering.img_size if patch_grid is None else patch_grid.shape[1])
 
-    def render_rays(self, frequencies, phase_shifts, ray_origins, ray_directions, ray_start, ray_end, num_steps,
-                    perturb=True, z_vals=None, **ray_options):
+    def render_rays(self, frequencies, phase_shifts, ray_origins, ray_directions, rendering, z_vals=None,
+                    max_batch_size=None):
         """Colours [B, R, 3] in [0, 1] and depths [B, R, 1] of rays with origins and unit directions [B, R, 3].
 
         num_steps samples per ray from ray_start to ray_end, jittered if perturb, unless z_vals
         [B, R, num_steps, 1] are given (render_sampled_poses draws them before the poses).
-        ray_options: the keyword arguments of renderer.render_rays (an unknown one is an error).
+        max_batch_size: at most this many points per image per SIREN call (None: all at once).
         """
         if z_vals is None:
-            z_vals = sample_depths(*ray_origins.shape[:2], num_steps, ray_start, ray_end, perturb, ray_origins.device)
+            z_vals = sample_depths(*ray_origins.shape[:2], rendering.num_steps, rendering.ray_start,
+                                   rendering.ray_end, rendering.perturb, ray_origins.device)
         return renderer.render_rays(self.evaluate_siren, ray_origins, ray_directions, z_vals, frequencies,
-                                    phase_shifts, ray_end, **ray_options)
+                                    phase_shifts, rendering.ray_end, hierarchical_sample=rendering.hierarchical_sample,
+                                    lock_view_dependence=rendering.lock_view_dependence,
+                                    clamp_mode=rendering.clamp_mode, nerf_noise=rendering.nerf_noise,
+                                    white_back=rendering.white_back, last_back=rendering.last_back,
+                                    fill_mode=rendering.fill_mode, max_batch_size=max_batch_size,
+                                    fast_path=rendering.fast_path)
 
-    def render_sampled_poses(self, frequencies, phase_shifts, patch_grid=None, **curriculum):
-        """render() at B poses drawn from the curriculum's distribution (its CAMERA_KEYS; the rest of its
-        RENDER_KEYS go to render, its other keys are not read). Returns pixels, depth and (pitch, yaw) [B, 2].
-        patch_grid [B, K, K, 2]: render only these points of each image (see render)."""
-        options = renderer.render_options(curriculum)
+    def render_sampled_poses(self, frequencies, phase_shifts, rendering, camera, patch_grid=None,
+                             max_batch_size=None):
+        """render() at B poses drawn from camera (settings.CameraDistribution). Returns pixels, depth and
+        (pitch, yaw) [B, 2]. patch_grid [B, K, K, 2]: render only these points of each image (see render)."""
         batch, device = frequencies.shape[0], frequencies.device
-        n_rays = options['img_size'] ** 2 if patch_grid is None else patch_grid.shape[1] * patch_grid.shape[2]
+        n_rays = rendering.img_size ** 2 if patch_grid is None else patch_grid.shape[1] * patch_grid.shape[2]
         # The original drew the depth jitter before the poses; this order keeps its random numbers.
-        z_vals = sample_depths(batch, n_rays, options['num_steps'], options['ray_start'],
-                               options['ray_end'], options.get('perturb', True), device)
-        pitch, yaw = sample_camera_angles(batch, curriculum.get('h_stddev', 0), curriculum.get('v_stddev', 0),
-                                          curriculum.get('h_mean', math.pi / 2), curriculum.get('v_mean', math.pi / 2),
-                                          curriculum.get('sample_dist'), device)
-        cameras = Cameras(yaw=yaw, pitch=pitch, fov=curriculum['fov'])
-        pixels, depth = self.render(frequencies, phase_shifts, cameras, patch_grid=patch_grid, z_vals=z_vals, **options)
+        z_vals = sample_depths(batch, n_rays, rendering.num_steps, rendering.ray_start, rendering.ray_end,
+                               rendering.perturb, device)
+        pitch, yaw = sample_camera_angles(batch, camera.h_stddev, camera.v_stddev, camera.h_mean, camera.v_mean,
+                                          camera.sample_dist, device)
+        pixels, depth = self.render(frequencies, phase_shifts, Cameras(yaw=yaw, pitch=pitch, fov=camera.fov),
+                                    rendering, patch_grid, z_vals, max_batch_size)
         return pixels, depth, torch.cat([pitch, yaw], -1)
 
     def evaluate_siren(self, points, view_directions, frequencies, phase_shifts, max_batch_size=None,

@@ -2,7 +2,8 @@
 
 Every render takes one path: cameras (cam2world, fov) -> ray_sampler.py (rays,
 sample depths) -> render_rays here -> ray_marcher.py (integration); the
-generator's render() and render_rays() are its entry points. Training,
+generator's render() and render_rays() are its entry points: they take a
+settings.Rendering and pass its fields here as explicit arguments. Training,
 the scripts, inversion and the viewer differ only in where the cameras come
 from. Shapes: B cameras, R rays per camera, S samples per ray, F = 9 * hidden.
 """
@@ -11,18 +12,6 @@ import torch
 
 from .ray_marcher import fancy_integration
 from .ray_sampler import importance_sample, points_along_rays
-
-# The options of render_rays, as curriculum keys.
-RAY_OPTIONS = ('hierarchical_sample', 'lock_view_dependence', 'clamp_mode', 'nerf_noise', 'white_back', 'last_back',
-               'fill_mode', 'max_batch_size', 'fast_path')
-# Every curriculum key the renderer reads: the keywords of ImplicitGenerator3d.render after the cameras.
-# The camera's keys (fov and the pose distribution) are camera_utils.CAMERA_KEYS.
-RENDER_KEYS = ('img_size', 'ray_start', 'ray_end', 'num_steps', 'perturb') + RAY_OPTIONS
-
-
-def render_options(settings):
-    """The RENDER_KEYS of a curriculum or other settings dict, for ImplicitGenerator3d.render."""
-    return {key: settings[key] for key in RENDER_KEYS if key in settings}
 
 
 def locked_view_directions(ray_directions):

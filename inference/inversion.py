@@ -25,8 +25,8 @@ from tqdm import trange
 
 from generators.camera_utils import Cameras
 from generators.ray_sampler import rays_from_cameras
-from generators.renderer import render_options
 from inference.rendering import Latent, inference_options
+from settings import Rendering, from_keywords
 
 
 LATENT_SPACES = ('w', 'z')
@@ -54,17 +54,17 @@ def render_differentiable(generator, latent, cameras, options):
     differentiable in the cameras' angles, the latent and the weights."""
     views = len(cameras)
     pixels, _ = generator.render(latent.frequencies.expand(views, -1), latent.phase_shifts.expand(views, -1),
-                                 cameras, **render_options(options))
+                                 cameras, from_keywords(Rendering, options))
     return pixels
 
 
 def render_chosen_rays(generator, latent, cameras, rays, options):
     """Colours [n, 3] in [-1, 1] of the pixels numbered rays [n] among all N views' pixels (view by view,
     row-major), rendered as one batch of rays of one latent. cameras: the N views; differentiable as above."""
-    settings = render_options(options)
-    origins, directions = rays_from_cameras(cameras.cam2world(), cameras.fov, settings.pop('img_size'))
+    rendering = from_keywords(Rendering, options)
+    origins, directions = rays_from_cameras(cameras.cam2world(), cameras.fov, rendering.img_size)
     origins, directions = (x.flatten(0, 1)[rays].unsqueeze(0) for x in (origins, directions))
-    rgb, _ = generator.render_rays(latent.frequencies, latent.phase_shifts, origins, directions, **settings)
+    rgb, _ = generator.render_rays(latent.frequencies, latent.phase_shifts, origins, directions, rendering)
     return rgb[0] * 2 - 1
 
 

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from generators.camera_utils import Cameras
-from generators.renderer import render_options
+from settings import Rendering, from_keywords, with_defaults
 from torch_utils.media import VideoWriter, depth_to_uint8, to_uint8
 
 
@@ -64,34 +64,37 @@ def evaluation_options(metadata, img_size=None, cameras='fixed'):
     the curriculum has it (the original trained faces without it but rendered them with it);
     img_size if given. cameras='fixed': a batch's views sit at the mean camera (sample grids;
     render_view takes its camera explicitly anyway); cameras='eval': views are drawn from the
-    curriculum's *_eval distribution where it has one (FID's images). psi and max_batch_size
-    are left out: callers pass their own.
+    curriculum's *_eval distribution where it has one (FID's images). Returns every curriculum key
+    (those metadata leaves out take KEYS' defaults) and nerf_noise; psi and max_batch_size are left
+    out: callers pass their own.
     """
     if cameras not in CAMERAS:
         raise ValueError(f"cameras must be one of {CAMERAS}, not {cameras!r}")
+    metadata = with_defaults(metadata)
     options = copy.deepcopy(metadata)
-    for key in ('psi', 'max_batch_size'):
-        options.pop(key, None)
     if cameras == 'fixed':
         options.update(h_stddev=0, v_stddev=0, sample_dist=None)
     else:
-        options.update({key: metadata[eval_key] for key, eval_key in EVAL_CAMERA_KEYS.items() if eval_key in metadata})
-    options.update(nerf_noise=0, last_back=metadata.get('eval_last_back', metadata.get('last_back', False)))
+        options.update({key: metadata[eval_key] for key, eval_key in eval_keys_used(metadata).items()
+                        if key != 'last_back'})
+    eval_last_back = metadata['eval_last_back']
+    options.update(nerf_noise=0, last_back=metadata['last_back'] if eval_last_back is None else eval_last_back)
     if img_size is not None:
         options['img_size'] = img_size
     return options
 
 
 def eval_keys_used(metadata):
-    """{render key: the curriculum's evaluation key that evaluation_options(cameras='eval') took it from}."""
-    keys = {**EVAL_CAMERA_KEYS, 'last_back': 'eval_last_back'}
-    return {key: eval_key for key, eval_key in keys.items() if eval_key in metadata}
+    """{render key: the curriculum's evaluation key that evaluation_options(cameras='eval') took it from}:
+    those the curriculum sets (not None)."""
+    keys, metadata = {**EVAL_CAMERA_KEYS, 'last_back': 'eval_last_back'}, with_defaults(metadata)
+    return {key: eval_key for key, eval_key in keys.items() if metadata[eval_key] is not None}
 
 
 def view_dependence_locked(metadata, requested=False):
     """Whether colour ignores the view direction: where asked, and always for a generator trained
     so at the checkpoint's stage (its colour branch saw no other direction there)."""
-    return bool(requested or metadata.get('lock_view_dependence', False))
+    return bool(requested or with_defaults(metadata)['lock_view_dependence'])
 
 
 def inference_options(metadata, image_size=None, ray_step_multiplier=1, lock_view_dependence=False):
@@ -130,8 +133,8 @@ def render_views(generator, latent, cameras, options, max_batch_size, seed=0):
     views = len(cameras)
     with torch.no_grad():
         pixels, depth = generator.render(latent.frequencies.expand(views, -1), latent.phase_shifts.expand(views, -1),
-                                         cameras.to(generator.device),
-                                         **{**render_options(options), 'max_batch_size': max_batch_size})
+                                         cameras.to(generator.device), from_keywords(Rendering, options),
+                                         max_batch_size=max_batch_size)
     return pixels.cpu(), depth.cpu()
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from generators.generators import STAGED_MAX_BATCH_SIZE
 from inference.rendering import evaluation_options
+from settings import render_settings
 from torch_utils.latents import z_sampler
 from torch_utils.media import list_images, save_image, to_uint8
 
@@ -33,13 +35,16 @@ def write_generated_images(generator, options, folder, num_images, batch_size=4,
                            seed=0, max_batch_size=None):
     """Renders this rank's share of num_images (indices rank, rank + world_size, ...) as {index:05d}.png.
 
+    options: evaluation render settings, every curriculum key (evaluation_options). max_batch_size: points
+    per SIREN call (None: staged_forward's default).
+
     Rendering runs on its own seeded RNG stream: the same images at every call, and the caller's
     random state (e.g. training's) is left untouched. The generator's train/eval mode is restored.
     """
     generator = getattr(generator, 'module', generator)  # DDP: render without the wrapper's hooks
     folder = Path(folder)
     indices = list(range(rank, num_images, world_size))
-    extra = {} if max_batch_size is None else {'max_batch_size': max_batch_size}
+    rendering, camera = render_settings(options)
     devices = [generator.device] if generator.device.type == 'cuda' else []
     was_training = generator.training
     generator.eval()
@@ -49,8 +54,9 @@ def write_generated_images(generator, options, folder, num_images, batch_size=4,
             torch.manual_seed(seed + rank)
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start:start + batch_size]
-                z = z_sampler((len(chunk), generator.z_dim), 'cpu', options.get('z_dist', 'gaussian'))
-                pixels, _ = generator.staged_forward(z.to(generator.device), psi=1, **extra, **options)
+                z = z_sampler((len(chunk), generator.z_dim), 'cpu', options['z_dist'])
+                pixels, _ = generator.staged_forward(z.to(generator.device), psi=1, rendering=rendering, camera=camera,
+                                                     max_batch_size=max_batch_size or STAGED_MAX_BATCH_SIZE)
                 for index, image in zip(chunk, to_uint8(pixels)):
                     save_image(image, folder / f'{index:05d}.png')
                 bar.update(len(chunk))

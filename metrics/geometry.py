@@ -147,7 +147,7 @@ def pose_metric(heads, metadata, ref, num_samples, seed, options):
     images, true_poses = _posed_renders(heads, metadata, ref, num_samples, seed, options)
     size = ref.regressor.network.input_size
     # The floor's camera draws come from the curriculum's pose distribution: part of its key.
-    camera_key = tuple(metadata.get(k) for k in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist', 'fov'))
+    camera_key = tuple(metadata[k] for k in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist', 'fov'))
     floor = ref.memo(('pose_floor', num_samples, seed, size, camera_key), lambda: pose.pose_floor(
         ref.regressor, ref.held_out_heads, metadata, num_samples, size, seed))
     return pose.pose_accuracy(ref.regressor, images, true_poses, floor)
@@ -261,10 +261,10 @@ def synthetic_folder(metadata, dataset_dir=None):
     default one and missing, as training would."""
     if dataset_dir:
         return str(dataset_dir)
-    if metadata.get('dataset') != 'Synthetic':
+    if metadata['dataset'] != 'Synthetic':
         raise DatasetError(f"the geometry metrics need the synthetic heads; this run's dataset is "
-                           f"{metadata.get('dataset')!r}: pass --dataset_dir (a synthetic_dataset.py folder)")
-    return make_dataset('Synthetic', **{**metadata, 'img_size': metadata.get('synthetic_size', 64)}).folder
+                           f"{metadata['dataset']!r}: pass --dataset_dir (a synthetic_dataset.py folder)")
+    return make_dataset('Synthetic', **{**metadata, 'img_size': metadata['synthetic_size']}).folder
 
 
 SUMMARY_VALUES = ('pose_yaw_deg', 'pose_pitch_deg', 'pose_fd', 'shape_distance', 'shape_accuracy',

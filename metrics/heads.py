@@ -120,6 +120,6 @@ def signed_distance_grid(signed_distance, resolution, cube_size):
 def sample_cameras(num, metadata, seed):
     """Cameras, num of them, drawn from the curriculum's training pose distribution, on their own RNG stream."""
     pitch, yaw = synthetic_files.sample_poses(num, seed, metadata['h_mean'], metadata['v_mean'], metadata['h_stddev'],
-                                              metadata['v_stddev'], metadata.get('sample_dist', 'gaussian'))
+                                              metadata['v_stddev'], metadata['sample_dist'])
     return Cameras(yaw=yaw, pitch=pitch, fov=metadata['fov'])
 

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from generators.camera_utils import Cameras
 from inference.inversion import fit_arguments, invert
 from inference.rendering import Latent, front_camera
+from settings import with_defaults
 from synthetic import heads as synthetic_heads
 from torch_utils.media import load_image, save_image, to_uint8
 
@@ -53,7 +54,7 @@ def held_out_heads(num, metadata, dataset_seed=0):
     """TrueHeads of num heads no synthetic dataset of dataset_seed holds, on the curriculum's background."""
     if dataset_seed == HEAD_SEED:
         raise ValueError(f"the dataset's seed is the held-out heads' own ({HEAD_SEED}): its heads would be these")
-    background = metadata.get('synthetic_background', 'grey')
+    background = with_defaults(metadata)['synthetic_background']
     return TrueHeads(synthetic_heads.sample_head_params(num, np.random.default_rng(HEAD_SEED), background),
                      metadata['fov'])
 
@@ -71,7 +72,7 @@ def silhouettes(depth, metadata):
     """Head pixels [N, S, S] (bool) of renders' depth: nearer than midway from the head's centre (distance
     1) to the far end, where white_back puts empty rays (true heads: inf). Only white_back renders have
     such a depth (without it, empty rays lie at the camera): None for the others."""
-    return depth < (1 + metadata['ray_end']) / 2 if metadata.get('white_back') else None
+    return depth < (1 + metadata['ray_end']) / 2 if with_defaults(metadata)['white_back'] else None
 
 
 def psnr(images, truth):

@@ -23,6 +23,7 @@ import curriculums
 from checkpoints.builders import build_discriminator, build_generator
 from checkpoints.official import read_original_pickle
 from reference import OFFICIAL_DIR as OFFICIAL
+from settings import Settings
 from tiny_checkpoint import make_tiny_run
 from torch_utils.ema import ExponentialMovingAverage
 from training import run_files
@@ -158,7 +159,7 @@ def make_valid_run(folder):
     torch.manual_seed(0)
     generator, discriminator = build_generator(metadata), build_discriminator(metadata)
     generator.load_state_dict(checkpoint['state_dict'])
-    optimizer_G, optimizer_D = make_optimizers(generator, discriminator, metadata)
+    optimizer_G, optimizer_D = make_optimizers(generator, discriminator, Settings.from_metadata(metadata).optimisation)
     for optimizer, module in ((optimizer_G, generator), (optimizer_D, discriminator)):
         for p in module.parameters():  # one step of Adam, so its state holds moments
             p.grad = torch.zeros_like(p)

@@ -9,8 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+import curriculums
 import datasets
 from preprocessing.camera_labels import eg3d_label, eg3d_labels, pose_from_eg3d_label, read_known_poses
+from settings import Settings
 
 FFHQ_FOCAL = 4.2647  # EG3D's FFHQ labels and rendering settings
 
@@ -89,7 +91,8 @@ def test_image_folder_reads_eg3d_labels_and_flips_mirror_the_yaw(tmp_path):
     expected = [pose_from_eg3d_label(labels['0.png']), pose_from_eg3d_label(labels['1.png'])]
     assert torch.allclose(dataset.poses[:2], torch.tensor(expected, dtype=torch.float32))
     assert torch.isnan(dataset.poses[2]).all() and torch.isnan(dataset[2][1]).all()
-    datasets.check_known_poses(dataset, 'ImageFolder', [{'pos_lambda': 15, 'use_real_poses': True}])
+    posed = {**curriculums.extract_metadata(curriculums.get('SYNTHETIC_CPU_POSED'), 0), 'dataset': 'ImageFolder'}
+    datasets.check_known_poses(dataset, 'ImageFolder', [Settings.from_metadata(posed)])
 
     flipping = datasets.ImageFolder(str(folder), img_size=8, random_flip=True)
     torch.manual_seed(0)

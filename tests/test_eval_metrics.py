@@ -136,6 +136,7 @@ def test_every_evaluation_path_renders_with_eval_last_back(eval_last_back, tmp_p
     from inference.rendering import inference_options, latent_from_seed, render_view
     from metrics.generate import output_images
     from metrics.heads import GeneratorHeads
+    from settings import Settings
     from tiny_checkpoint import tiny_curriculum
     from torch_utils.ema import ExponentialMovingAverage
     from training.run_files import save_sample_grids
@@ -159,8 +160,8 @@ def test_every_evaluation_path_renders_with_eval_last_back(eval_last_back, tmp_p
         'evaluation images': lambda: output_images(generator, metadata, 0, 1, tmp_path / 'images', num_imgs=1,
                                                    img_size=4),
         'sample grids': lambda: save_sample_grids(tmp_path, 0, generator, ExponentialMovingAverage(generator, 0.9),
-                                                  torch.randn(1, metadata['latent_dim']), metadata, 4,
-                                                  contextlib.nullcontext),
+                                                  torch.randn(1, metadata['latent_dim']),
+                                                  Settings.from_metadata(metadata), 4, contextlib.nullcontext),
         'geometry metrics': lambda: GeneratorHeads(generator, metadata).render(
             [0], Cameras(yaw=1.57, pitch=1.57, fov=12), 4),
     }

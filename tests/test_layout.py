@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ('checkpoints', 'generators', 'siren', 'discriminators', 'training', 'metrics', 'inference', 'torch_utils',
             'preprocessing', 'synthetic', 'utils')
-LIBRARY_TOP_LEVEL = ('curriculums', 'datasets')
+LIBRARY_TOP_LEVEL = ('curriculums', 'settings', 'datasets')
 SCRIPTS = {'train', 'eval_metrics', 'fid_evaluation', 'interpolate_w', 'shape_extraction', 'inverse_render',
            'convert_official_checkpoint', 'viewer', 'prepare_dataset', 'synthetic_dataset'}
 
@@ -249,3 +249,66 @@ class Settings:
 View = namedtuple('View', 'yaw pitch fov')
 '''
     assert [kind for kind, _ in camera_types(ast.parse(source))] == ['Pose', 'Placed', 'View']
+
+
+# --- settings: explicit arguments into the networks, defaults from the key table only ------------------
+
+# Calls into a generator or a discriminator: by these names, or through these methods of the generator.
+NETWORK_NAMES = {'G', 'D', 'generator', 'discriminator', 'generator_ddp', 'discriminator_ddp'}
+GENERATOR_METHODS = {'forward', 'staged_forward', 'staged_forward_with_frequencies', 'forward_with_frequencies',
+                     'render', 'render_rays', 'render_sampled_poses'}
+# The module that holds the key table and the one that builds the settings from it: where defaults live.
+SETTINGS_MODULES = {'curriculums', 'settings'}
+# (module, receiver): dicts whose .get reads an option that shares a curriculum key's name, not a setting.
+NOT_SETTINGS = {('metrics.geometry', 'options')}  # mv_consistency's own img_size option
+
+
+def library_and_scripts():
+    """{module name: parsed tree} of the library and the scripts (not the tests, nor bench/, whose speed
+    benchmark calls the original's generator in its keyword form)."""
+    return {name: ast.parse(path.read_text(), str(path)) for name, path in project_modules().items()}
+
+
+def called_name(call):
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
+def splatted_network_calls(tree):
+    """Lines of calls into G or D that spread a dict (**metadata, **curriculum, **settings, ...)."""
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and (called_name(node) in NETWORK_NAMES | GENERATOR_METHODS)
+            and any(keyword.arg is None for keyword in node.keywords)]
+
+
+def defaulted_key_reads(name, tree):
+    """Lines of x.get('<a curriculum key>', ...): a default that is not the key table's."""
+    import curriculums
+    lines = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == 'get'
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value in curriculums.KEYS):
+            receiver = node.func.value.id if isinstance(node.func.value, ast.Name) else None
+            if (name, receiver) not in NOT_SETTINGS:
+                lines.append(node.lineno)
+    return lines
+
+
+def test_no_dict_is_spread_into_a_generator_or_discriminator_call():
+    offenders = {name: lines for name, tree in library_and_scripts().items()
+                 if (lines := splatted_network_calls(tree))}
+    assert offenders == {}
+
+
+def test_no_curriculum_key_is_read_with_a_default_outside_the_settings_modules():
+    offenders = {name: lines for name, tree in library_and_scripts().items()
+                 if name not in SETTINGS_MODULES and (lines := defaulted_key_reads(name, tree))}
+    assert offenders == {}
+
+
+def test_the_settings_rules_see_violations():
+    bad = ast.parse("G(z, patch_grid=grid, **metadata)\nD(imgs, alpha, **curriculum)\n"
+                    "generator.staged_forward(z, psi=1, **settings)\nG(z, rendering, camera)\n"
+                    "metadata.get('sample_dist', 'gaussian')\nkwargs.get('num_workers', 4)\n")
+    assert splatted_network_calls(bad) == [1, 2, 3]
+    assert defaulted_key_reads('anywhere', bad) == [5]

@@ -3,6 +3,7 @@ image (the rays pass through the points the real image is resampled at); the dis
 scale; the D and G steps judge patches, with R1 on the real ones; without the keys the step is unchanged;
 train.py trains with patches, on one process and two."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -15,13 +16,14 @@ import train
 from checkpoints.builders import DISCRIMINATOR_CLASSES, build_discriminator
 from generators.camera_utils import Cameras
 from generators.ray_sampler import rays_from_cameras
+from settings import Rendering, from_keywords
 from training import patches, steps
 from training.loss import discriminator_gan_loss, generator_gan_loss, r1_penalty
 from training.patches import Patches, patch_grid
 
 from test_render_path import latent_of, tiny_generator
 from test_training import ROOT, TINY, free_port, load_state, stats, synthetic_dir  # noqa: F401  (a fixture)
-from test_training_objective import generated_as_in_step, make_ctx, no_poses, real_images, tiny_metadata
+from test_training_objective import generated_as_in_step, make_ctx, no_poses, real_images, tiny_settings
 
 RENDER = dict(ray_start=0.88, ray_end=1.12, num_steps=6, perturb=False, hierarchical_sample=False, white_back=True)
 
@@ -29,7 +31,8 @@ RENDER = dict(ray_start=0.88, ray_end=1.12, num_steps=6, perturb=False, hierarch
 def render(generator, latent, size, grid=None):
     """The generator's render of one camera at size x size, or of the patch at grid [1, K, K, 2]."""
     with torch.no_grad():
-        return generator.render(*latent, Cameras(yaw=1.3, pitch=1.7, fov=12), size, patch_grid=grid, **RENDER)[0]
+        return generator.render(*latent, Cameras(yaw=1.3, pitch=1.7, fov=12),
+                                from_keywords(Rendering, dict(RENDER, img_size=size)), patch_grid=grid)[0]
 
 
 def test_a_whole_image_patch_is_the_image():
@@ -71,7 +74,7 @@ def test_real_and_generated_patches_show_the_same_region():
     plane = torch.stack([line.expand(size, size), line.flip(0)[:, None].expand(size, size)])  # [2, H, W]
     real = plane.expand(batch, -1, -1, -1)
     torch.manual_seed(0)
-    drawn = patches.draw(batch, {'img_size': size, 'patch_size': k, 'patch_scale_min': 0.2}, 'cpu')
+    drawn = patches.draw(batch, stage(size, patch_size=k, patch_scale_min=0.2), 'cpu')
     seen = patches.crop(real, drawn).flatten(2).transpose(1, 2)  # [B, K * K, 2]
     fov = 12
     _, directions = rays_from_cameras(torch.eye(4).expand(batch, 4, 4), fov, size, drawn.grid)
@@ -79,9 +82,15 @@ def test_real_and_generated_patches_show_the_same_region():
     torch.testing.assert_close(seen, through, atol=1e-5, rtol=0)
 
 
+def stage(img_size, **keys):
+    """The settings of a stage at img_size with the patch keys given."""
+    settings = tiny_settings(**keys)
+    return dataclasses.replace(settings, rendering=dataclasses.replace(settings.rendering, img_size=img_size))
+
+
 def test_drawn_patches_lie_inside_the_image_at_scales_from_the_minimum_to_one():
     torch.manual_seed(0)
-    drawn = patches.draw(4000, {'img_size': 64, 'patch_size': 32}, 'cpu')
+    drawn = patches.draw(4000, stage(64, patch_size=32), 'cpu')
     assert drawn.grid.shape == (4000, 32, 32, 2) and drawn.scale.shape == (4000,)
     smallest = 31 / 63  # by default a patch pixel per image pixel
     assert smallest <= drawn.scale.min() < smallest + 0.01 and 0.99 < drawn.scale.max() <= 1
@@ -89,13 +98,13 @@ def test_drawn_patches_lie_inside_the_image_at_scales_from_the_minimum_to_one():
     assert drawn.grid.abs().max() <= 1 + 1e-6
     for axis in (0, 1):  # every place: patches touch each edge
         assert drawn.grid[..., axis].amin((1, 2)).min() < -0.999 and drawn.grid[..., axis].amax((1, 2)).max() > 0.999
-    assert patches.draw(8, {'img_size': 64, 'patch_size': 32, 'patch_scale_min': 0.25}, 'cpu').scale.min() >= 0.25
+    assert patches.draw(8, stage(64, patch_size=32, patch_scale_min=0.25), 'cpu').scale.min() >= 0.25
     with pytest.raises(curriculums.ConfigError, match='patch_scale_min'):
-        patches.draw(8, {'img_size': 64, 'patch_size': 32, 'patch_scale_min': 0}, 'cpu')
+        patches.draw(8, stage(64, patch_size=32, patch_scale_min=0), 'cpu')
     # A stage whose images are no larger than the patch, or no patch_size: whole images, nothing drawn.
     state = torch.get_rng_state()
-    for metadata in ({'img_size': 32, 'patch_size': 32}, {'img_size': 64, 'patch_size': 0}, {'img_size': 64}):
-        assert patches.draw(8, metadata, 'cpu') == Patches()
+    for settings in (stage(32, patch_size=32), stage(64, patch_size=0), stage(64)):
+        assert patches.draw(8, settings, 'cpu') == Patches()
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -133,10 +142,10 @@ class PatchCritic(torch.nn.Module):
         return (score + (0 if scale is None else scale))[:, None], None, None
 
 
-def render_in_chunks(generator, z, drawn, metadata):
+def render_in_chunks(generator, z, drawn, settings):
     """The patches a step with two chunks renders (each chunk draws its cameras in turn)."""
     with torch.no_grad():
-        return torch.cat([generator(part, patch_grid=grid, **metadata)[0]
+        return torch.cat([generator(part, settings.rendering, settings.camera, patch_grid=grid)[0]
                           for part, grid in zip(z.split(2), drawn.grid.split(2))])
 
 
@@ -144,7 +153,8 @@ def test_steps_judge_patches_with_their_scales_and_r1_on_the_real_patches():
     """The D step: fakes rendered at one draw of patches, reals resampled at a second, D told each scale,
     R1 on the real patches; the G step: fakes at its own patches. Losses against their closed forms."""
     k, seed = 8, 5
-    metadata = dict(tiny_metadata(patch_size=k, r1_lambda=10.0), batch_split=2)  # stage 0 sets batch_split
+    metadata = tiny_settings(patch_size=k, r1_lambda=10.0)
+    metadata = dataclasses.replace(metadata, optimisation=dataclasses.replace(metadata.optimisation, batch_split=2))
     critic = PatchCritic(k)
     ctx = make_ctx(metadata, critic)
     reals = real_images()
@@ -154,7 +164,7 @@ def test_steps_judge_patches_with_their_scales_and_r1_on_the_real_patches():
 
     torch.manual_seed(seed)
     fake_patches, real_patches = (patches.draw(4, metadata, 'cpu') for _ in range(2))
-    z = torch.randn(4, metadata['latent_dim'])
+    z = torch.randn(4, metadata.networks.latent_dim)
     expected_fake = render_in_chunks(ctx.generator_ddp, z, fake_patches, metadata)
     expected_real = patches.crop(reals, real_patches)
     assert fake.shape == real.shape == (4, 3, k, k)
@@ -172,7 +182,7 @@ def test_steps_judge_patches_with_their_scales_and_r1_on_the_real_patches():
     scales_seen = [scale for _, scale in critic.seen]
     torch.manual_seed(seed)
     gen_patches = patches.draw(4, metadata, 'cpu')
-    z = torch.randn(4, metadata['latent_dim'])
+    z = torch.randn(4, metadata.networks.latent_dim)
     fake = render_in_chunks(ctx.generator_ddp, z, gen_patches, metadata)
     with torch.no_grad():
         expected = [generator_gan_loss(critic(part, 1, scale)[0]).item()  # the mean over the two chunks
@@ -186,7 +196,7 @@ def test_without_patch_keys_the_steps_are_unchanged(keys):
     """No patch training: D sees the real images themselves and the fakes a step always drew (z first, then
     the cameras: no random numbers drawn for patches), without a scale; G the same. (Against the code
     before patch training, two whole D and G steps with updates gave bit-identical weights and losses.)"""
-    metadata = tiny_metadata(**keys)
+    metadata = tiny_settings(**keys)
     critic = PatchCritic(16)
     ctx = make_ctx(metadata, critic)
     reals = real_images()
@@ -198,7 +208,7 @@ def test_without_patch_keys_the_steps_are_unchanged(keys):
     (real, real_scale), (fake, fake_scale), (g_fake, g_scale) = critic.seen
     assert torch.equal(real, reals) and torch.equal(fake, expected) and torch.equal(g_fake, expected)
     assert real_scale is fake_scale is g_scale is None
-    assert [adapter.model[0].in_channels for adapter in build_discriminator(metadata).fromRGB][0] == 3
+    assert [adapter.model[0].in_channels for adapter in build_discriminator(metadata.as_metadata()).fromRGB][0] == 3
 
 
 def test_fade_in_follows_the_discriminators_input_size():
@@ -222,7 +232,8 @@ def test_patch_recipe_is_the_cpu_recipe_at_64_seen_through_32x32_patches():
         metadata = curriculums.extract_metadata(patch, step)
         assert metadata['img_size'] <= metadata['synthetic_size']  # real images at the full resolution
         # What a step renders and judges: SYNTHETIC_CPU's sizes, 16x16 then 32x32.
-        assert curriculums.discriminator_size(metadata) == curriculums.extract_metadata(recipe, step)['img_size']
+        size = curriculums.discriminator_size(metadata['img_size'], metadata['patch_size'])
+        assert size == curriculums.extract_metadata(recipe, step)['img_size']
     for name in ('CelebA', 'CARLA', 'CATS', 'SPATIALSIRENBASELINE', 'SYNTHETIC_CPU', 'CelebA_CPU'):
         curriculum = curriculums.get(name)
         assert 'patch_size' not in curriculums.extract_metadata(curriculum, max(curriculums.stage_steps(curriculum)))

@@ -13,6 +13,7 @@ from PIL import Image
 import curriculums
 import datasets
 from checkpoints.builders import build_discriminator, build_generator
+from settings import Settings
 from training.steps import discriminator_step
 
 BATCH = 4
@@ -21,7 +22,7 @@ BATCH = 4
 @pytest.fixture(scope='module')
 def models():
     metadata = curriculums.extract_metadata(curriculums.get('SYNTHETIC_CPU'), 0)
-    metadata.update(hidden_dim=16, num_steps=4, img_size=8, nerf_noise=0, batch_size=BATCH)
+    metadata.update(hidden_dim=16, num_steps=4, img_size=8, batch_size=BATCH)
     torch.manual_seed(0)
     generator, discriminator = build_generator(metadata), build_discriminator(metadata)
     ctx = SimpleNamespace(generator_ddp=generator, discriminator_ddp=discriminator,
@@ -33,7 +34,7 @@ def d_loss(models, real_poses, **changes):
     ctx, metadata = models
     torch.manual_seed(1)  # the same fakes and ray jitter for every call
     real_imgs = torch.rand(BATCH, 3, 8, 8) * 2 - 1
-    return discriminator_step(ctx, real_imgs, real_poses, 1, {**metadata, **changes}).item()
+    return discriminator_step(ctx, real_imgs, real_poses, 1, Settings.from_metadata({**metadata, **changes})).item()
 
 
 def pose_predictions(models, real):
@@ -42,7 +43,9 @@ def pose_predictions(models, real):
     torch.manual_seed(1)
     real_imgs = torch.rand(BATCH, 3, 8, 8) * 2 - 1
     with torch.no_grad():
-        fakes, positions = ctx.generator_ddp(torch.randn(BATCH, metadata['latent_dim']), **metadata)
+        settings = Settings.from_metadata(metadata)
+        fakes, positions = ctx.generator_ddp(torch.randn(BATCH, metadata['latent_dim']), settings.rendering,
+                                             settings.camera)
         _, _, predicted = ctx.discriminator_ddp(real_imgs if real else fakes, 1)
     return predicted, positions
 
@@ -72,22 +75,27 @@ def test_real_pose_term_needs_use_real_poses(models):
 
 def test_shipped_curricula_are_unposed_but_the_posed_variant():
     for name in curriculums.CURRICULA:
-        metadata = curriculums.extract_metadata(curriculums.get(name), 0)
-        assert metadata.get('use_real_poses', False) == (name == 'SYNTHETIC_CPU_POSED'), name
+        settings = Settings.at_step(curriculums.get(name), 0)
+        assert settings.losses.use_real_poses == (name == 'SYNTHETIC_CPU_POSED'), name
     posed, unposed = curriculums.get('SYNTHETIC_CPU_POSED'), curriculums.get('SYNTHETIC_CPU')
     assert {k: v for k, v in posed.items() if k not in ('use_real_poses', 'pos_lambda')} == \
         {k: v for k, v in unposed.items() if k != 'pos_lambda'}
     assert posed['pos_lambda'] > 0  # with a zero weight the known poses would reach no loss
 
 
+def stage(**changes):
+    """The settings of a stage of SYNTHETIC_CPU with changes."""
+    return Settings.from_metadata({**curriculums.extract_metadata(curriculums.get('SYNTHETIC_CPU'), 0), **changes})
+
+
 def test_images_without_poses_are_refused(tmp_path):
     for index in range(2):
         Image.new('RGB', (8, 8), (index * 100, 0, 0)).save(tmp_path / f'{index}.png')
     dataset = datasets.ImageFolder(str(tmp_path), img_size=8)
-    later_on = [{'pos_lambda': 15}, {'use_real_poses': True, 'pos_lambda': 15}]  # turned on by a later stage
+    later_on = [stage(pos_lambda=15), stage(use_real_poses=True, pos_lambda=15)]  # turned on by a later stage
     with pytest.raises(datasets.DatasetError, match='no known camera poses for use_real_poses'):
         datasets.check_known_poses(dataset, 'ImageFolder', later_on)
     with pytest.raises(datasets.DatasetError, match='disc_fake_pose=False with use_real_poses=False'):
-        datasets.check_known_poses(dataset, 'ImageFolder', [{'pos_lambda': 15, 'disc_fake_pose': False}])
-    datasets.check_known_poses(dataset, 'ImageFolder', [{'pos_lambda': 15}])  # the original's loss needs none
-    datasets.check_known_poses(dataset, 'ImageFolder', [{'use_real_poses': True, 'pos_lambda': 0}])  # no pose loss
+        datasets.check_known_poses(dataset, 'ImageFolder', [stage(pos_lambda=15, disc_fake_pose=False)])
+    datasets.check_known_poses(dataset, 'ImageFolder', [stage(pos_lambda=15)])  # the original's loss needs none
+    datasets.check_known_poses(dataset, 'ImageFolder', [stage(use_real_poses=True, pos_lambda=0)])  # no pose loss

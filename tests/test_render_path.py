@@ -1,12 +1,12 @@
 """Cameras are inputs: the one render path at given cameras, batches of cameras, pose gradients, meshing."""
 
+import dataclasses
 import inspect
 import math
 
 import pytest
 import torch
 
-import curriculums
 from reference import close, formula_state_dict, load_reference, max_rel
 from generators import renderer
 from generators.camera_utils import CAMERA_KEYS, Cameras
@@ -14,6 +14,7 @@ from generators.generators import ImplicitGenerator3d
 from inference.inversion import fitting_options, render_differentiable
 from inference.meshing import density_grid
 from inference.rendering import Latent, render_view, render_views
+from settings import CameraDistribution, Rendering, from_keywords, group_keys
 from siren import siren
 
 OPTIONS = dict(img_size=8, fov=12, ray_start=0.88, ray_end=1.12, num_steps=6, clamp_mode='relu',
@@ -54,8 +55,9 @@ def test_render_at_a_camera_equals_the_zero_spread_distribution(fast_path):
         torch.manual_seed(3)
         camera = Cameras(yaw=yaw, pitch=pitch, fov=OPTIONS['fov'])
         with torch.no_grad():
-            pixels, depth = generator.render(*latent, camera, **renderer.render_options(OPTIONS),
-                                             max_batch_size=50000, fast_path=fast_path)
+            pixels, depth = generator.render(*latent, camera,
+                                             from_keywords(Rendering, dict(OPTIONS, fast_path=fast_path)),
+                                             max_batch_size=50000)
         assert torch.equal(pixels, expected) and torch.equal(depth, expected_depth)
         torch.manual_seed(3)
         view, view_depth = render_view(generator, latent, camera,
@@ -77,9 +79,8 @@ def test_render_at_a_camera_matches_the_original():
         assert len(cases) == 2
         for case in cases.values():
             cameras = Cameras(yaw=[case['h_mean']] * 2, pitch=case['v_mean'], fov=options['fov'])
-            pixels, depth = generator.render(frequencies, phase_shifts, cameras,
-                                             lock_view_dependence=case['lock_view_dependence'],
-                                             **renderer.render_options(options))
+            rendering = from_keywords(Rendering, dict(options, lock_view_dependence=case['lock_view_dependence']))
+            pixels, depth = generator.render(frequencies, phase_shifts, cameras, rendering)
             assert close(pixels, case['pixels']), max_rel(pixels, case['pixels'])
             assert close(depth, case['depth']), max_rel(depth, case['depth'])
 
@@ -161,21 +162,20 @@ def test_meshing_goes_through_the_fast_path_and_equals_the_eager_siren(monkeypat
     assert abs(volume - expected).max() < 1e-4 * (1 + abs(expected).max())
 
 
-def test_render_keys_are_the_renderers_keywords_and_unknown_keys_fail():
+def test_the_renderer_takes_every_rendering_setting_and_unknown_keys_fail():
     generator = tiny_generator()
-    render_rays = inspect.signature(renderer.render_rays).parameters
-    generator_keywords = list(inspect.signature(generator.render_rays).parameters)
-    assert generator_keywords[4:] == ['ray_start', 'ray_end', 'num_steps', 'perturb', 'z_vals', 'ray_options']
-    assert list(render_rays)[6] == 'far'  # the generator's ray_end
-    keywords = ['img_size'] + generator_keywords[4:8] + list(render_rays)[7:]
-    assert sorted(keywords) == sorted(renderer.RENDER_KEYS)
-    assert not set(CAMERA_KEYS) & set(renderer.RENDER_KEYS)
-    # Every key the generator reads from a curriculum is a valid curriculum key, but those its callers set:
-    # max_batch_size (per call) and nerf_noise (training's schedule, training/schedules.py).
-    assert (set(CAMERA_KEYS) | set(renderer.RENDER_KEYS)) - {'max_batch_size', 'nerf_noise'} <= set(curriculums.KEYS)
+    render_rays = list(inspect.signature(renderer.render_rays).parameters)
+    assert render_rays[6] == 'far'  # the generator's ray_end
+    # The generator samples the depths (ray_start, ray_end, num_steps, perturb) and casts the rays (img_size);
+    # every other rendering setting reaches the renderer as its own argument, and max_batch_size per call.
+    fields = {field.name for field in dataclasses.fields(Rendering)}
+    assert set(render_rays[7:]) == fields - {'img_size', 'ray_start', 'ray_end', 'num_steps', 'perturb'} | {
+        'max_batch_size'}
+    # Every setting the generator reads is a curriculum key, but nerf_noise (training's schedule).
+    assert fields - {'nerf_noise'} == set(group_keys(Rendering)) and set(CAMERA_KEYS) == set(group_keys(
+        CameraDistribution))
     with pytest.raises(TypeError, match='hierarchical_sampling'):
-        generator.render(*latent_of(generator, 0), Cameras(yaw=1.5, pitch=1.5, fov=12),
-                         **renderer.render_options(OPTIONS), hierarchical_sampling=True)
+        generator.staged_forward(torch.randn(1, 8), **OPTIONS, hierarchical_sampling=True)
 
 
 def ball(radius, density=1e4, colour=0.25):
@@ -196,8 +196,9 @@ def test_depth_of_empty_rays_is_the_far_end_under_white_back(white_back, hierarc
     origins = torch.tensor([[[0.0, 0.0, 1.0], [0.3, 0.0, 1.0]]])         # [1, 2 rays, 3]: one hits, one misses
     directions = torch.tensor([[[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]]])
     torch.manual_seed(0)
-    rgb, depth = generator.render_rays(None, None, origins, directions, ray_start=0.88, ray_end=1.12, num_steps=49,
-                                       perturb=True, white_back=white_back, hierarchical_sample=hierarchical_sample)
+    rendering = from_keywords(Rendering, dict(img_size=1, ray_start=0.88, ray_end=1.12, num_steps=49, perturb=True,
+                                              white_back=white_back, hierarchical_sample=hierarchical_sample))
+    rgb, depth = generator.render_rays(None, None, origins, directions, rendering)
     assert depth[0, 0, 0] == pytest.approx(0.95, abs=0.006)              # the ball's front, to one sample step
     torch.testing.assert_close(rgb[0, 0], torch.full((3,), 0.25))
     if white_back:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 import curriculums
 from checkpoints.builders import build_discriminator, build_generator
+from settings import Settings
 from torch_utils.ema import ExponentialMovingAverage
 from training import schedules, steps
 from training.loss import discriminator_gan_loss, generator_gan_loss, r1_penalty
@@ -28,24 +29,22 @@ def softplus(x):
     return math.log1p(math.exp(x))
 
 
-def tiny_metadata(**changes):
+def tiny_settings(**changes):
     """SPATIALSIRENBASELINE at 16x16, SIREN width 16, 6+6 samples; the GAN terms alone (no identity losses)."""
     curriculum = {k: v for k, v in curriculums.get('SPATIALSIRENBASELINE').items() if not isinstance(k, int)}
     curriculum[0] = {'batch_size': 4, 'num_steps': 6, 'img_size': SIZE, 'batch_split': 1,
                      'gen_lr': 1e-3, 'disc_lr': 1e-4}
     curriculum.update(hidden_dim=16, discriminator='NarrowCCSEncoderDiscriminator', pos_lambda=0, z_lambda=0)
     curriculum.update(changes)
-    metadata = curriculums.extract_metadata(curriculum, 0)
-    metadata['nerf_noise'] = 0.0
-    return metadata
+    return Settings.at_step(curriculum, 0)  # nerf_noise 0, as settings.Rendering's default
 
 
-def make_ctx(metadata, discriminator=None):
+def make_ctx(settings, discriminator=None):
     torch.manual_seed(0)
-    generator = build_generator(metadata)
+    generator = build_generator(settings.as_metadata())
     generator.set_device(CPU)
-    discriminator = discriminator or build_discriminator(metadata)
-    optimizer_G, optimizer_D = make_optimizers(generator, discriminator, metadata)
+    discriminator = discriminator or build_discriminator(settings.as_metadata())
+    optimizer_G, optimizer_D = make_optimizers(generator, discriminator, settings.optimisation)
     return SimpleNamespace(generator_ddp=generator, discriminator_ddp=discriminator,
                            scaler=torch.amp.GradScaler('cpu', enabled=False), optimizer_G=optimizer_G,
                            optimizer_D=optimizer_D, no_sync=lambda sync: contextlib.nullcontext(),
@@ -60,12 +59,12 @@ def real_images(batch=4):
                         for s in torch.linspace(-0.9, 0.8, batch).tolist()])
 
 
-def generated_as_in_step(ctx, metadata, seed, batch=4):
+def generated_as_in_step(ctx, settings, seed, batch=4):
     """The images a step seeded with `seed` generates: it draws z first, then G draws the cameras."""
     torch.manual_seed(seed)
-    z = torch.randn(batch, metadata['latent_dim'])
+    z = torch.randn(batch, settings.networks.latent_dim)
     with torch.no_grad():
-        return ctx.generator_ddp(z, **metadata)[0]
+        return ctx.generator_ddp(z, settings.rendering, settings.camera)[0]
 
 
 def scores(discriminator, images):
@@ -114,11 +113,11 @@ def test_discriminator_step_is_the_gan_loss_plus_r1_in_closed_form():
     reals = real_images()
     losses = {}
     for r1_lambda in (0.0, 10.0):
-        metadata = tiny_metadata(r1_lambda=r1_lambda)
-        ctx = make_ctx(metadata, critic)
+        settings = tiny_settings(r1_lambda=r1_lambda)
+        ctx = make_ctx(settings, critic)
         torch.manual_seed(7)
-        losses[r1_lambda] = steps.discriminator_step(ctx, reals.clone(), no_poses(), 1.0, metadata).item()
-    fakes = generated_as_in_step(ctx, metadata, seed=7)
+        losses[r1_lambda] = steps.discriminator_step(ctx, reals.clone(), no_poses(), 1.0, settings).item()
+    fakes = generated_as_in_step(ctx, settings, seed=7)
     expected_gan = discriminator_gan_loss(scores(critic, fakes), scores(critic, reals)).item()
     gradients = critic.w.detach() + reals  # d D / d real, per image
     expected_r1 = 0.5 * 10.0 * gradients.flatten(1).pow(2).sum(1).mean().item()
@@ -130,55 +129,56 @@ def test_discriminator_step_is_the_gan_loss_plus_r1_in_closed_form():
 
 def test_a_discriminator_step_raises_real_scores_and_lowers_generated_ones():
     # One Adam step moves each weight by about the learning rate; at 1e-4 the scores move apart.
-    metadata = tiny_metadata(discriminator='CCSEncoderDiscriminator')
-    ctx = make_ctx(metadata)
+    settings = tiny_settings(discriminator='CCSEncoderDiscriminator')
+    ctx = make_ctx(settings)
     D, reals = ctx.discriminator_ddp, real_images()
-    fakes = generated_as_in_step(ctx, metadata, seed=3)
+    fakes = generated_as_in_step(ctx, settings, seed=3)
     real_before, fake_before = scores(D, reals).mean(), scores(D, fakes).mean()
     torch.manual_seed(3)
-    d_loss = steps.discriminator_step(ctx, reals.clone(), no_poses(), 1.0, metadata)
-    steps.apply_discriminator_update(ctx, d_loss, metadata)
-    assert torch.equal(fakes, generated_as_in_step(ctx, metadata, seed=3))  # the generator did not change
+    d_loss = steps.discriminator_step(ctx, reals.clone(), no_poses(), 1.0, settings)
+    steps.apply_discriminator_update(ctx, d_loss, settings)
+    assert torch.equal(fakes, generated_as_in_step(ctx, settings, seed=3))  # the generator did not change
     real_after, fake_after = scores(D, reals).mean(), scores(D, fakes).mean()
     assert real_after > real_before + 0.1, (real_before, real_after)
     assert fake_after < fake_before - 0.01, (fake_before, fake_after)
 
 
 def test_a_generator_step_raises_the_discriminator_score_of_its_images():
-    metadata = tiny_metadata()
-    ctx = make_ctx(metadata)
+    settings = tiny_settings()
+    ctx = make_ctx(settings)
     D = ctx.discriminator_ddp
-    before = scores(D, generated_as_in_step(ctx, metadata, seed=4)).mean()
+    before = scores(D, generated_as_in_step(ctx, settings, seed=4)).mean()
     d_weights = [p.detach().clone() for p in D.parameters()]
     torch.manual_seed(4)
-    steps.generator_step(ctx, 4, 1.0, metadata, 0, CPU)
-    steps.apply_generator_update(ctx, metadata)
+    steps.generator_step(ctx, 4, 1.0, settings, 0, CPU)
+    steps.apply_generator_update(ctx, settings)
     assert all(torch.equal(p, q) for p, q in zip(D.parameters(), d_weights))  # only G moved
-    after = scores(D, generated_as_in_step(ctx, metadata, seed=4)).mean()
+    after = scores(D, generated_as_in_step(ctx, settings, seed=4)).mean()
     assert after > before + 1e-4, (before, after)
 
 
 # --- top-k ---------------------------------------------------------------------------
 
 def test_topk_fraction_follows_its_schedule():
-    metadata = {'topk_interval': 100, 'topk_v': 0.6}
-    assert schedules.topk_fraction(metadata, 0) == 1
-    assert schedules.topk_fraction(metadata, 300) == pytest.approx(0.99 ** 3)
-    assert schedules.topk_fraction(metadata, 150) == pytest.approx(0.99 ** 1.5)
-    assert schedules.topk_fraction(metadata, 10 ** 6) == 0.6  # floored at topk_v
-    assert schedules.topk_fraction({}, 10 ** 6) == 1          # curricula without top-k use the whole batch
+    optimisation = tiny_settings(topk_interval=100, topk_v=0.6).optimisation
+    assert schedules.topk_fraction(optimisation, 0) == 1
+    assert schedules.topk_fraction(optimisation, 300) == pytest.approx(0.99 ** 3)
+    assert schedules.topk_fraction(optimisation, 150) == pytest.approx(0.99 ** 1.5)
+    assert schedules.topk_fraction(optimisation, 10 ** 6) == 0.6  # floored at topk_v
+    without = {k: v for k, v in curriculums.get('SPATIALSIRENBASELINE').items() if k not in ('topk_interval', 'topk_v')}
+    assert schedules.topk_fraction(Settings.at_step(without, 0).optimisation, 10 ** 6) == 1  # the whole batch
 
 
 def test_generator_loss_keeps_the_k_highest_scored_images():
     # 0.99 ** (3000 / 100) = 0.740: 6 of 8 images at step 3000.
     # The critic scores a fresh generator's images well apart (2.7 to 3.5), unlike a fresh discriminator.
-    metadata = tiny_metadata(topk_interval=100, topk_v=0.5)
+    settings = tiny_settings(topk_interval=100, topk_v=0.5)
     critic = QuadraticCritic()
-    ctx = make_ctx(metadata, critic)
+    ctx = make_ctx(settings, critic)
     torch.manual_seed(5)
-    g_loss, topk_num = steps.generator_step(ctx, 8, 1.0, metadata, 3000, CPU)
+    g_loss, topk_num = steps.generator_step(ctx, 8, 1.0, settings, 3000, CPU)
     assert topk_num == math.ceil(0.99 ** 30 * 8) == 6
-    preds = scores(critic, generated_as_in_step(ctx, metadata, seed=5, batch=8))[:, 0].sort(descending=True).values
+    preds = scores(critic, generated_as_in_step(ctx, settings, seed=5, batch=8))[:, 0].sort(descending=True).values
     assert g_loss.item() == pytest.approx(F.softplus(-preds[:6]).mean().item(), rel=1e-5)
     for other in (preds, preds[-6:]):  # not the whole batch, not the worst six
         assert g_loss.item() != pytest.approx(F.softplus(-other).mean().item(), rel=1e-3)

@@ -24,13 +24,13 @@ from training.distributed import barrier, gather_objects
 from training.run_files import jsonable
 
 
-def metrics_to_log(info, opt, metadata):
+def metrics_to_log(info, opt, settings):
     """--eval_metrics, or by default the geometry metrics on Synthetic and FID elsewhere; none
     without --eval_freq, and no image metric when the Inception weights are out of reach."""
     if opt.eval_freq <= 0:
         return []
     names = getattr(opt, 'eval_metrics', None) or (
-        list(GEOMETRY_METRICS) if metadata.get('dataset') == 'Synthetic' else ['fid'])
+        list(GEOMETRY_METRICS) if settings.data.dataset == 'Synthetic' else ['fid'])
     image_names, _ = split_metrics(names)
     if image_names and not inception_available(info, opt, image_names):
         return [name for name in names if name not in image_names]
@@ -61,8 +61,10 @@ def inception_available(info, opt, image_names):
     return not problem
 
 
-def evaluate(info, output_dir, step, generator, ema, metadata, opt, names):
-    """The named metrics of the EMA generator, logged by rank 0; every rank takes part."""
+def evaluate(info, output_dir, step, generator, ema, settings, opt, names):
+    """The named metrics of the EMA generator, logged by rank 0; every rank takes part.
+    settings: the step's settings.Settings (the metrics read its keys by name, as a plain dict)."""
+    metadata = settings.as_metadata()
     image_names, generator_names = split_metrics(names)
     started, results = time.time(), {}
     with averaged_weights(ema, generator):
@@ -83,7 +85,7 @@ def image_metrics(info, output_dir, generator, metadata, opt, names):
     if info.is_main:
         real_dir = setup_evaluation(metadata['dataset'], generated_dir, target_size=opt.fid_size,
                                     num_imgs=opt.fid_real_images, real_dir=opt.fid_real_dir,
-                                    dataset_path=metadata.get('dataset_path'))
+                                    dataset_path=metadata['dataset_path'])
     barrier(info)
     output_images(generator, metadata, info.rank, info.world_size, generated_dir, num_imgs=opt.fid_images,
                   img_size=opt.fid_size)

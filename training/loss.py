@@ -20,14 +20,15 @@ def r1_penalty(grad_real, r1_lambda):
     return 0.5 * r1_lambda * grad_real.flatten(1).norm(2, dim=1).pow(2).mean()
 
 
-def identity_penalty(metadata, pred_latent, z, pred_position, position, fake_pose=True):
+def identity_penalty(losses, pred_latent, z, pred_position, position, fake_pose=True):
     """Weighted MSE between the discriminator's predicted and the sampled z (z_lambda) and
-    (pitch, yaw) (pos_lambda, the pose loss; left out when `fake_pose` is False) of generated images."""
+    (pitch, yaw) (pos_lambda, the pose loss; left out when `fake_pose` is False) of generated images.
+    losses: settings.Losses."""
     penalty = 0
-    if metadata['z_lambda'] > 0:
-        penalty = penalty + F.mse_loss(pred_latent, z) * metadata['z_lambda']
-    if fake_pose and metadata['pos_lambda'] > 0:
-        penalty = penalty + F.mse_loss(pred_position, position) * metadata['pos_lambda']
+    if losses.z_lambda > 0:
+        penalty = penalty + F.mse_loss(pred_latent, z) * losses.z_lambda
+    if fake_pose and losses.pos_lambda > 0:
+        penalty = penalty + F.mse_loss(pred_position, position) * losses.pos_lambda
     return penalty
 
 

@@ -9,9 +9,9 @@ K = img_size is the whole image, pixel for pixel. The discriminator is told each
 (discriminators.py, scale_channel). The step costs what a K x K step costs, while the surface is
 supervised at img_size detail.
 
-Curriculum keys: patch_size (K; 0 or None, the default, for whole images; patches are drawn only at
-stages whose img_size is larger) and patch_scale_min (default (K - 1) / (img_size - 1): patch pixels as
-fine as the image's).
+Curriculum keys (settings.PatchTraining): patch_size (K; 0 or None, the default, for whole images;
+patches are drawn only at stages whose img_size is larger) and patch_scale_min (None, the default, for
+(K - 1) / (img_size - 1): patch pixels as fine as the image's). The functions here take a settings.Settings.
 """
 
 from typing import NamedTuple
@@ -28,17 +28,18 @@ class Patches(NamedTuple):
     scale: torch.Tensor = None  # [B] the patch's side over the image's
 
 
-def patch_size(metadata):
+def patch_size(settings):
     """K when this stage trains on patches (patch_size set and below img_size), else None."""
-    size = curriculums.discriminator_size(metadata)
-    return size if size < metadata['img_size'] else None
+    img_size = settings.rendering.img_size
+    size = curriculums.discriminator_size(img_size, settings.patches.patch_size)
+    return size if size < img_size else None
 
 
-def scale_range(metadata):
+def scale_range(settings):
     """(smallest, largest) patch scale: patch_scale_min, by default one patch pixel per image pixel, to 1."""
-    smallest = metadata.get('patch_scale_min')
+    smallest = settings.patches.patch_scale_min
     if smallest is None:
-        smallest = (patch_size(metadata) - 1) / (metadata['img_size'] - 1)
+        smallest = (patch_size(settings) - 1) / (settings.rendering.img_size - 1)
     if not 0 < smallest <= 1:
         raise curriculums.ConfigError(f"patch_scale_min must lie in (0, 1], got {smallest!r}")
     return smallest, 1.0
@@ -51,12 +52,12 @@ def patch_grid(scale, centre, size):
     return centre[:, None, None, :] + scale[:, None, None, None] * torch.stack([x, y], -1)
 
 
-def draw(batch_size, metadata, device):
+def draw(batch_size, settings, device):
     """Random patches for a batch (draws nothing for whole images, so the step then is as without patches)."""
-    size = patch_size(metadata)
+    size = patch_size(settings)
     if size is None:
         return Patches()
-    smallest, largest = scale_range(metadata)
+    smallest, largest = scale_range(settings)
     scale = smallest + (largest - smallest) * torch.rand(batch_size, device=device)
     centre = (1 - scale)[:, None] * (2 * torch.rand(batch_size, 2, device=device) - 1)  # the patch stays inside
     return Patches(patch_grid(scale, centre, size), scale)

@@ -13,6 +13,7 @@ from checkpoints import (CheckpointError, ema_checkpoint, generator_checkpoint, 
                          save_all, validation, DISCRIMINATOR_FORMAT, EMA_FORMAT, GENERATOR_FORMAT)
 from checkpoints.builders import DISCRIMINATOR_CLASSES
 from inference.rendering import evaluation_options
+from settings import render_settings
 from torch_utils.ema import averaged_weights
 
 CHECKPOINT_FILES = ('generator.pth', 'ema.pth', 'ema2.pth', 'discriminator.pth',
@@ -40,20 +41,22 @@ def write_options(output_dir, argv, opt, curriculum, info):
 
 # --- sample grids ------------------------------------------------------------------
 
-def save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata, sample_size, autocast):
+def save_sample_grids(output_dir, step, generator, ema, fixed_z, settings, sample_size, autocast):
     """The original's five grids: fixed, tilted (+0.5 yaw), both with EMA weights, and random at psi 0.7.
 
-    Rendering uses the evaluation settings at the mean camera (inference.rendering.evaluation_options)
-    and its own RNG stream, so that writing samples never changes training.
+    settings: the step's settings.Settings. Rendering uses the evaluation settings at the mean camera
+    (inference.rendering.evaluation_options) and its own RNG stream, so that writing samples never
+    changes training.
     """
-    base = evaluation_options(metadata, sample_size)
+    base = evaluation_options(settings.as_metadata(), sample_size)
     tilted = dict(base, h_mean=base['h_mean'] + 0.5)
     z = fixed_z.to(generator.device)
     random_z = torch.randn(fixed_z.shape, generator=torch.Generator().manual_seed(step)).to(generator.device)
 
     def render(latent, options, psi=1):
+        rendering, camera = render_settings(options)
         with torch.no_grad(), autocast():
-            return generator.staged_forward(latent, psi=psi, **options)[0]
+            return generator.staged_forward(latent, psi=psi, rendering=rendering, camera=camera)[0]
 
     devices = [generator.device] if generator.device.type == 'cuda' else []
     with torch.random.fork_rng(devices=devices):

@@ -16,8 +16,9 @@ def nerf_noise(step):
     return max(0, 1.0 - step / 5000.0)
 
 
-def topk_fraction(metadata, step):
-    """max(0.99 ** (step / topk_interval), topk_v) when the curriculum sets both, else 1 (the whole batch)."""
-    if 'topk_interval' in metadata and 'topk_v' in metadata:
-        return max(0.99 ** (step / metadata['topk_interval']), metadata['topk_v'])
-    return 1
+def topk_fraction(optimisation, step):
+    """max(0.99 ** (step / topk_interval), topk_v) (settings.Optimisation); 1, the whole batch, without a
+    topk_interval (and with KEYS' default topk_v, 1)."""
+    if optimisation.topk_interval is None:
+        return 1
+    return max(0.99 ** (step / optimisation.topk_interval), optimisation.topk_v)

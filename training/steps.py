@@ -1,5 +1,6 @@
 """One discriminator step and one generator step, as in the original pi-GAN (the losses are in loss.py).
 
+Both take the step's settings.Settings and hand the networks what they read, as explicit arguments.
 With patch training (patches.py) both networks see random patches instead of whole images: the generator
 renders the fake ones, the real ones are resampled from the real images, and R1 is taken on the real patches.
 """
@@ -20,80 +21,88 @@ def split(tensor, parts):
     return torch.split(tensor, math.ceil(tensor.shape[0] / parts))
 
 
-def discriminator_step(ctx, real_imgs, real_poses, alpha, metadata):
+def sample_z(settings, batch_size, device):
+    return z_sampler((batch_size, settings.networks.latent_dim), device, settings.networks.z_dist)
+
+
+def discriminator_step(ctx, real_imgs, real_poses, alpha, settings):
     """Non-saturating D loss + R1 on reals + identity losses; returns the loss (a 0-d tensor).
 
     real_poses [B, 2] (pitch, yaw) enter the loss only under use_real_poses; photos have none.
     """
     G, D, scaler, autocast = ctx.generator_ddp, ctx.discriminator_ddp, ctx.scaler, ctx.autocast
-    gen_patches, real_patches = (patches.draw(real_imgs.shape[0], metadata, real_imgs.device) for _ in range(2))
+    losses, noise = settings.losses, settings.losses.instance_noise
+    gen_patches, real_patches = (patches.draw(real_imgs.shape[0], settings, real_imgs.device) for _ in range(2))
     real_imgs = patches.crop(real_imgs, real_patches)
     with autocast():
         with torch.no_grad():
-            z = z_sampler((real_imgs.shape[0], metadata['latent_dim']), real_imgs.device, metadata['z_dist'])
-            chunks = split(z, metadata['batch_split'])
-            generated = [G(subset_z, patch_grid=chunk_patches.grid, **metadata)
+            z = sample_z(settings, real_imgs.shape[0], real_imgs.device)
+            chunks = split(z, settings.optimisation.batch_split)
+            generated = [G(subset_z, settings.rendering, settings.camera, patch_grid=chunk_patches.grid)
                          for subset_z, chunk_patches in zip(chunks, patches.split(gen_patches, chunks))]
             gen_imgs = torch.cat([images for images, _ in generated])
             gen_positions = torch.cat([positions for _, positions in generated])
         real_imgs.requires_grad_(True)
-        r_preds, _, r_pred_position = D(real_imgs, alpha, scale=real_patches.scale, **metadata)
+        r_preds, _, r_pred_position = D(real_imgs, alpha, instance_noise=noise, scale=real_patches.scale)
 
     grad_penalty = 0
-    if metadata['r1_lambda'] > 0:
+    if losses.r1_lambda > 0:
         # R1 on the unscaled gradient, so fp16 loss scaling does not change the penalty.
         (grad_real,) = torch.autograd.grad(scaler.scale(r_preds.sum()), real_imgs, create_graph=True)
         grad_real = grad_real * (1.0 / scaler.get_scale())
     with autocast():
-        if metadata['r1_lambda'] > 0:
-            grad_penalty = r1_penalty(grad_real, metadata['r1_lambda'])
-        g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha, scale=gen_patches.scale, **metadata)
+        if losses.r1_lambda > 0:
+            grad_penalty = r1_penalty(grad_real, losses.r1_lambda)
+        g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha, instance_noise=noise, scale=gen_patches.scale)
         # With disc_fake_pose False, D's pose head learns real poses only, so the generator
         # cannot settle with D on a pose reading of its own that differs from the real one.
-        penalty = identity_penalty(metadata, g_pred_latent, z, g_pred_position, gen_positions,
-                                   fake_pose=metadata.get('disc_fake_pose', True))
-        if metadata.get('use_real_poses', False):
-            penalty = penalty + real_pose_penalty(r_pred_position, real_poses, metadata['pos_lambda'])
+        penalty = identity_penalty(losses, g_pred_latent, z, g_pred_position, gen_positions,
+                                   fake_pose=losses.disc_fake_pose)
+        if losses.use_real_poses:
+            penalty = penalty + real_pose_penalty(r_pred_position, real_poses, losses.pos_lambda)
         d_loss = discriminator_gan_loss(g_preds, r_preds) + grad_penalty + penalty
     return d_loss
 
 
-def apply_discriminator_update(ctx, d_loss, metadata):
+def apply_discriminator_update(ctx, d_loss, settings):
     ctx.optimizer_D.zero_grad(set_to_none=True)
     ctx.scaler.scale(d_loss).backward()
     ctx.scaler.unscale_(ctx.optimizer_D)
-    torch.nn.utils.clip_grad_norm_(ctx.discriminator_ddp.parameters(), metadata['grad_clip'])
+    torch.nn.utils.clip_grad_norm_(ctx.discriminator_ddp.parameters(), settings.optimisation.grad_clip)
     ctx.scaler.step(ctx.optimizer_D)
 
 
-def generator_step(ctx, batch_size, alpha, metadata, step, device):
+def generator_step(ctx, batch_size, alpha, settings, step, device):
     """Accumulates the top-k non-saturating G loss over batch_split chunks, then steps.
 
     Returns (mean loss over chunks, top-k count of the last chunk).
     """
     G, D, scaler = ctx.generator_ddp, ctx.discriminator_ddp, ctx.scaler
-    gen_patches = patches.draw(batch_size, metadata, device)
-    z = z_sampler((batch_size, metadata['latent_dim']), device, metadata['z_dist'])
-    chunks = split(z, metadata['batch_split'])
+    gen_patches = patches.draw(batch_size, settings, device)
+    z = sample_z(settings, batch_size, device)
+    chunks = split(z, settings.optimisation.batch_split)
     losses, topk_num = [], 0
     for index, (subset_z, chunk_patches) in enumerate(zip(chunks, patches.split(gen_patches, chunks))):
         sync = index == len(chunks) - 1
         with ctx.no_sync(sync):  # gradients are all-reduced once, after the last chunk
             with ctx.autocast():
-                gen_imgs, gen_positions = G(subset_z, patch_grid=chunk_patches.grid, **metadata)
-                g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha, scale=chunk_patches.scale, **metadata)
-                topk_num = math.ceil(topk_fraction(metadata, step) * g_preds.shape[0])
+                gen_imgs, gen_positions = G(subset_z, settings.rendering, settings.camera,
+                                            patch_grid=chunk_patches.grid)
+                g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha,
+                                                            instance_noise=settings.losses.instance_noise,
+                                                            scale=chunk_patches.scale)
+                topk_num = math.ceil(topk_fraction(settings.optimisation, step) * g_preds.shape[0])
                 g_preds = torch.topk(g_preds, topk_num, dim=0).values
-                penalty = identity_penalty(metadata, g_pred_latent, subset_z, g_pred_position, gen_positions)
+                penalty = identity_penalty(settings.losses, g_pred_latent, subset_z, g_pred_position, gen_positions)
                 g_loss = generator_gan_loss(g_preds) + penalty
             scaler.scale(g_loss).backward()
         losses.append(g_loss.detach())
     return torch.stack(losses).float().mean(), topk_num
 
 
-def apply_generator_update(ctx, metadata):
+def apply_generator_update(ctx, settings):
     ctx.scaler.unscale_(ctx.optimizer_G)
-    torch.nn.utils.clip_grad_norm_(ctx.generator_ddp.parameters(), metadata.get('grad_clip', 0.3))
+    torch.nn.utils.clip_grad_norm_(ctx.generator_ddp.parameters(), settings.optimisation.grad_clip)
     ctx.scaler.step(ctx.optimizer_G)
     ctx.scaler.update()
     ctx.optimizer_G.zero_grad(set_to_none=True)

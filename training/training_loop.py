@@ -1,6 +1,7 @@
 """The pi-GAN training loop (one function), run in every training process."""
 
 import contextlib
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from tqdm import tqdm
 import curriculums
 import datasets
 from checkpoints import resolve_curriculum
+from settings import Settings
 from torch_utils.ema import ExponentialMovingAverage
 from checkpoints.builders import build_discriminator, build_generator
 from training import evaluation, monitor, run_files, schedules, steps
@@ -62,31 +64,32 @@ def make_autocast(precision, device):
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
-def set_learning_rates(optimizer_G, optimizer_D, metadata):
+def set_learning_rates(optimizer_G, optimizer_D, optimisation):
+    """The stage's learning rates, betas and weight decay (settings.Optimisation) into both optimizers."""
     for group in optimizer_G.param_groups:
-        group['lr'] = metadata['gen_lr'] * (5e-2 if group.get('name') == 'mapping_network' else 1)
-        group['betas'], group['weight_decay'] = betas(metadata), metadata['weight_decay']
+        group['lr'] = optimisation.gen_lr * (5e-2 if group.get('name') == 'mapping_network' else 1)
+        group['betas'], group['weight_decay'] = betas(optimisation), optimisation.weight_decay
     for group in optimizer_D.param_groups:
-        group['lr'] = metadata['disc_lr']
-        group['betas'], group['weight_decay'] = betas(metadata), metadata['weight_decay']
+        group['lr'] = optimisation.disc_lr
+        group['betas'], group['weight_decay'] = betas(optimisation), optimisation.weight_decay
 
 
-def betas(metadata):
-    return tuple(float(beta) for beta in metadata['betas'])
+def betas(optimisation):
+    return tuple(float(beta) for beta in optimisation.betas)
 
 
-def make_optimizers(generator, discriminator, metadata):
-    adam = dict(lr=metadata['gen_lr'], betas=betas(metadata), weight_decay=metadata['weight_decay'])
-    if metadata.get('unique_lr', False):
+def make_optimizers(generator, discriminator, optimisation):
+    adam = dict(lr=optimisation.gen_lr, betas=betas(optimisation), weight_decay=optimisation.weight_decay)
+    if optimisation.unique_lr:
         mapping = set(id(p) for p in generator.siren.mapping_network.parameters())
         groups = [{'params': [p for p in generator.parameters() if id(p) not in mapping], 'name': 'generator'},
                   {'params': [p for p in generator.parameters() if id(p) in mapping], 'name': 'mapping_network',
-                   'lr': metadata['gen_lr'] * 5e-2}]
+                   'lr': optimisation.gen_lr * 5e-2}]
         optimizer_G = torch.optim.Adam(groups, **adam)
     else:
         optimizer_G = torch.optim.Adam(generator.parameters(), **adam)
-    optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=metadata['disc_lr'], betas=betas(metadata),
-                                   weight_decay=metadata['weight_decay'])
+    optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=optimisation.disc_lr, betas=betas(optimisation),
+                                   weight_decay=optimisation.weight_decay)
     return optimizer_G, optimizer_D
 
 
@@ -103,13 +106,13 @@ def set_rng_state(state, device):
         torch.cuda.set_rng_state(state['cuda'], device)
 
 
-def data_settings(metadata):
+def data_settings(settings):
     """What the data loader depends on: a stage that changes either needs a new loader."""
-    return metadata['batch_size'], metadata['img_size']
+    return settings.optimisation.batch_size, settings.rendering.img_size
 
 
-def check_curriculum(metadata, discriminator):
-    if (metadata['pos_lambda'] > 0 or metadata['z_lambda'] > 0) and discriminator.n_outputs == 1:
+def check_curriculum(settings, discriminator):
+    if (settings.losses.pos_lambda > 0 or settings.losses.z_lambda > 0) and discriminator.n_outputs == 1:
         raise curriculums.ConfigError(f"pos_lambda/z_lambda > 0 need an encoder discriminator, but "
                          f"{type(discriminator).__name__} has no encoder head; use --set pos_lambda=0 --set z_lambda=0")
 
@@ -130,14 +133,15 @@ def training_loop(info, opt, stop=None):
     epoch_position = resumed['training_state.pth']['epoch_position'] if resumed else 0
     if opt.set_step is not None:
         step, epoch_position = opt.set_step, 0
-    metadata = curriculums.extract_metadata(curriculum, step)
+    settings = Settings.at_step(curriculum, step)  # every stage is checked now, not when training reaches it
+    stage_settings = {s: Settings.at_step(curriculum, s) for s in curriculums.stage_steps(curriculum)}
 
-    generator = build_generator(metadata).to(info.device)
-    discriminator = build_discriminator(metadata).to(info.device)
-    check_curriculum(metadata, discriminator)
+    generator = build_generator(settings.as_metadata()).to(info.device)
+    discriminator = build_discriminator(settings.as_metadata()).to(info.device)
+    check_curriculum(settings, discriminator)
     ema = ExponentialMovingAverage(generator, decay=0.999)
     ema2 = ExponentialMovingAverage(generator, decay=0.9999)
-    optimizer_G, optimizer_D = make_optimizers(generator, discriminator, metadata)
+    optimizer_G, optimizer_D = make_optimizers(generator, discriminator, settings.optimisation)
     scaler = torch.amp.GradScaler(info.device.type, enabled=precision == 'fp16')
     if resumed:
         run_files.restore_checkpoint(resumed, opt.load_dir, generator, discriminator, ema, ema2,
@@ -169,14 +173,14 @@ def training_loop(info, opt, stop=None):
         states = resumed['training_state.pth']['rng_states']
         if len(states) == info.world_size:
             set_rng_state(states[info.rank], info.device)
-    fixed_z = torch.randn((25, metadata['latent_dim']), generator=torch.Generator().manual_seed(opt.seed))
-    sample_size = opt.sample_size or (128 if info.device.type == 'cuda' else min(64, metadata['img_size'] * 2))
+    fixed_z = torch.randn((25, settings.networks.latent_dim), generator=torch.Generator().manual_seed(opt.seed))
+    sample_size = opt.sample_size or (128 if info.device.type == 'cuda' else min(64, settings.rendering.img_size * 2))
 
     if info.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
         run_files.write_options(output_dir, sys.argv, opt, curriculum, info)
     stats_log = StatsLog(output_dir) if info.is_main else None
-    eval_names = evaluation.metrics_to_log(info, opt, metadata)  # Inception checked now, never hours in
+    eval_names = evaluation.metrics_to_log(info, opt, settings)  # Inception checked now, never hours in
 
     def checkpoint_state():
         return dict(generator=generator, discriminator=discriminator, ema=ema, ema2=ema2,
@@ -202,35 +206,35 @@ def training_loop(info, opt, stop=None):
     timer = monitor.StepTimer(step)
 
     while epoch < opt.n_epochs and not finished:
-        metadata = curriculums.extract_metadata(curriculum, step)
-        set_learning_rates(optimizer_G, optimizer_D, metadata)
-        if dataloader is None or loader_settings != data_settings(metadata):
+        settings = Settings.at_step(curriculum, step)
+        set_learning_rates(optimizer_G, optimizer_D, settings.optimisation)
+        if dataloader is None or loader_settings != data_settings(settings):
             if not info.is_main:
                 barrier(info)  # rank 0 first, so a missing synthetic dataset is generated once
-            dataset = datasets.make_dataset(metadata['dataset'], **metadata)
+            dataset = datasets.make_dataset(settings.data.dataset, **settings.as_metadata())
             if info.is_main:
                 barrier(info)
-            datasets.check_enough_images(dataset, metadata['dataset'], metadata['batch_size'], info.world_size)
-            later = [s for s in curriculums.stage_steps(curriculum) if s > step]
-            datasets.check_known_poses(dataset, metadata['dataset'],
-                                       [curriculums.extract_metadata(curriculum, s) for s in [step] + later])
+            batch_size = settings.optimisation.batch_size
+            datasets.check_enough_images(dataset, settings.data.dataset, batch_size, info.world_size)
+            datasets.check_known_poses(dataset, settings.data.dataset,
+                                       [settings] + [stage for s, stage in stage_settings.items() if s > step])
             sampler = ResumableDistributedSampler(dataset, info.world_size, info.rank, seed=opt.seed)
-            dataloader = DataLoader(dataset, batch_size=metadata['batch_size'], sampler=sampler, drop_last=True,
+            dataloader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                                     num_workers=opt.num_workers, pin_memory=info.device.type == 'cuda',
                                     generator=loader_generator, persistent_workers=False)
-            loader_settings = data_settings(metadata)
+            loader_settings = data_settings(settings)
             step_next_upsample = curriculums.next_upsample_step(curriculum, step)
             step_last_upsample = curriculums.last_upsample_step(curriculum, step)
             stage_bar.reset(total=None if step_next_upsample == float('inf')
                             else step_next_upsample - step_last_upsample)
             stage_bar.update(step - step_last_upsample)
         sampler.set_epoch(epoch)
-        sampler.start_index = epoch_position * metadata['batch_size']
+        sampler.start_index = epoch_position * settings.optimisation.batch_size
 
         stage_changed = False
         for imgs, poses in dataloader:
-            metadata = curriculums.extract_metadata(curriculum, step)
-            if loader_settings != data_settings(metadata):
+            settings = Settings.at_step(curriculum, step)
+            if loader_settings != data_settings(settings):
                 stage_changed = True
                 break
             generator_ddp.train()
@@ -238,19 +242,21 @@ def training_loop(info, opt, stop=None):
             if scaler.is_enabled() and scaler.get_scale() < 1:
                 scaler.update(1.0)
 
-            alpha = schedules.fade_in_alpha(step, step_last_upsample, metadata['fade_steps'])
-            metadata['nerf_noise'] = schedules.nerf_noise(step)
+            alpha = schedules.fade_in_alpha(step, step_last_upsample, settings.optimisation.fade_steps)
+            nerf_noise = schedules.nerf_noise(step)
+            step_settings = dataclasses.replace(
+                settings, rendering=dataclasses.replace(settings.rendering, nerf_noise=nerf_noise))
             real_imgs = imgs.to(info.device, non_blocking=True)
             real_poses = poses.to(info.device).float().reshape(real_imgs.shape[0], -1)
 
-            d_loss = steps.discriminator_step(ctx, real_imgs, real_poses, alpha, metadata)
+            d_loss = steps.discriminator_step(ctx, real_imgs, real_poses, alpha, step_settings)
             if not all_finite(d_loss.detach(), info):
                 raise TrainingDiverged(_diverged_message('discriminator', step, output_dir))
-            steps.apply_discriminator_update(ctx, d_loss, metadata)
-            g_loss, topk_num = steps.generator_step(ctx, imgs.shape[0], alpha, metadata, step, info.device)
+            steps.apply_discriminator_update(ctx, d_loss, step_settings)
+            g_loss, topk_num = steps.generator_step(ctx, imgs.shape[0], alpha, step_settings, step, info.device)
             if not all_finite(g_loss, info):
                 raise TrainingDiverged(_diverged_message('generator', step, output_dir))
-            steps.apply_generator_update(ctx, metadata)
+            steps.apply_generator_update(ctx, step_settings)
             ema.update(generator)
             ema2.update(generator)
 
@@ -260,13 +266,14 @@ def training_loop(info, opt, stop=None):
             stage_bar.update(1)
             if info.is_main and (step % opt.log_every == 0 or step == 1):
                 record = {'step': step, 'epoch': epoch, 'd_loss': d_loss.item(), 'g_loss': g_loss.item(),
-                          'alpha': alpha, 'nerf_noise': metadata['nerf_noise'], 'img_size': metadata['img_size'], 'batch_size': metadata['batch_size'],
+                          'alpha': alpha, 'nerf_noise': nerf_noise, 'img_size': settings.rendering.img_size,
+                          'batch_size': settings.optimisation.batch_size,
                           'topk': topk_num, 'scale': scaler.get_scale(), 'time': time.time(),
                           'sec_per_step': timer.lap(step), 'peak_mem_gib': monitor.peak_memory_gib(info.device)}
                 stats_log.append(record)
                 tqdm.write(f"[Experiment: {output_dir}] [Epoch: {epoch}/{opt.n_epochs}] [D loss: {record['d_loss']:.4f}] "
                            f"[G loss: {record['g_loss']:.4f}] [Step: {step}] [Alpha: {alpha:.2f}] "
-                           f"[Img Size: {metadata['img_size']}] [Batch Size: {metadata['batch_size']}] "
+                           f"[Img Size: {record['img_size']}] [Batch Size: {record['batch_size']}] "
                            f"[TopK: {topk_num}] [Scale: {record['scale']}] "
                            f"[s/step: {record['sec_per_step']:.3f}] [Peak mem: {record['peak_mem_gib']:.2f} GiB]")
             with timer.paused():  # sampling, saving and evaluation are not training speed
@@ -274,13 +281,13 @@ def training_loop(info, opt, stop=None):
                     with deadline.timing_save():
                         if info.is_main:
                             generator_ddp.eval()
-                            run_files.save_sample_grids(output_dir, step, generator, ema, fixed_z, metadata,
+                            run_files.save_sample_grids(output_dir, step, generator, ema, fixed_z, settings,
                                                         sample_size, ctx.autocast)
                         save(output_dir)
                 if step % opt.model_save_interval == 0:
                     save(run_files.snapshot_folder(output_dir, step))
                 if eval_names and step % opt.eval_freq == 0:
-                    evaluation.evaluate(info, output_dir, step, generator, ema, metadata, opt, eval_names)
+                    evaluation.evaluate(info, output_dir, step, generator, ema, settings, opt, eval_names)
             near_end = deadline.reached()
             out_of_time = deadline.end < float('inf') and any_rank(near_end, info)  # no collective without one
             stop_requested = stop.agreed(info)  # every rank asks, every step (it is collective)
@@ -298,7 +305,7 @@ def training_loop(info, opt, stop=None):
 
     if info.is_main:  # the final grids go with the final checkpoint
         generator_ddp.eval()
-        run_files.save_final_grids(output_dir, step, generator, ema, fixed_z, metadata, sample_size, ctx.autocast)
+        run_files.save_final_grids(output_dir, step, generator, ema, fixed_z, settings, sample_size, ctx.autocast)
     save(output_dir)
     total_bar.close()
     stage_bar.close()
