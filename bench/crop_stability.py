@@ -31,10 +31,10 @@ LFW_FACES = (0, 2, 4, 6, 20, 40, 58, 100)
 TURNS = (20, -20, 30, -30)
 
 
-def test_photos(lfw_faces=LFW_FACES):
+def test_photos(lfw_faces=LFW_FACES, tight_boxes=TIGHT_BOXES):
     """{name: RGB image}: the tight astronaut crops and LFW faces (25x25 px, padded and enlarged to 164 px)."""
     astronaut = Image.fromarray(data.astronaut())
-    photos = {f'astronaut {box}': astronaut.crop(box) for box in TIGHT_BOXES}
+    photos = {f'astronaut {box}': astronaut.crop(box) for box in tight_boxes}
     for index in lfw_faces:
         pixels = np.pad((data.lfw_subset()[index] * 255).round().astype(np.uint8), 8, mode='reflect')
         photos[f'lfw {index}'] = Image.fromarray(pixels).resize((164, 164), Image.BICUBIC).convert('RGB')
@@ -81,12 +81,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--lfw', type=int, nargs='+', default=LFW_FACES, help="indices into skimage's lfw_subset "
                                                                               "(0-99 are faces)")
+    parser.add_argument('--astronaut', action=argparse.BooleanOptionalAction, default=True,
+                        help="include the tight astronaut crops")
     parser.add_argument('--turns', type=float, nargs='+', default=TURNS, help="degrees, counter-clockwise")
     args = parser.parse_args()
     detector = FaceDetector()
     sides, centres, rejected = [], [], []
     with tempfile.TemporaryDirectory() as folder:
-        for photo_name, photo in test_photos(args.lfw).items():
+        for photo_name, photo in test_photos(args.lfw, TIGHT_BOXES if args.astronaut else ()).items():
             try:
                 differences = crop_differences(photo, detector, folder, args.turns)
             except PhotoError as error:
