@@ -79,6 +79,9 @@ def main(argv=None, started=None):
 
     def start():
         check_keys(opt.overrides)  # a typo fails here, before any training process starts
+        if opt.load_dir:  # so does a bad checkpoint: in one worker alone, the others' lost connections would print
+            from training.run_files import load_checkpoint
+            load_checkpoint(opt.load_dir)
         launch(worker, opt)
     run_cli(start)
 
