@@ -10,7 +10,7 @@ record the curriculum, so other scripts need no --curriculum afterwards.
 import argparse
 
 from checkpoints.official import convert_official_run
-from torch_utils.cli import add_override_argument, parse_overrides, run_cli
+from utils.cli import add_override_argument, parse_overrides, run_cli
 
 
 def main(argv=None):

@@ -27,7 +27,7 @@ from curriculums import default
 from preprocessing import camera_labels
 from synthetic import dataset as synthetic_files
 from synthetic.heads import BACKGROUNDS as SYNTHETIC_BACKGROUNDS
-from torch_utils.media import IMAGE_EXTENSIONS, flatten_to_rgb, list_images
+from utils.media import IMAGE_EXTENSIONS, flatten_to_rgb, list_images
 from utils.errors import UserError
 
 NORMALIZE = transforms.Normalize([0.5], [0.5])  # [0, 1] -> [-1, 1]

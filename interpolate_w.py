@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from inference.arguments import add_generator_arguments, load_generator_from_args
-from torch_utils.cli import run_cli
+from utils.cli import run_cli
 from inference.rendering import (add_render_arguments, add_video_arguments, inference_options,
                                    interpolated_latents, latent_from_seed, render_to_video,
                                    trajectory)

@@ -30,10 +30,10 @@ import torch
 from checkpoints import atomic_save, ema_checkpoint, generator_checkpoint, save_all
 from generators.camera_utils import Cameras
 from inference.arguments import add_generator_arguments, load_generator_from_args
-from torch_utils.cli import run_cli
+from utils.cli import run_cli
 from torch_utils.ema import ExponentialMovingAverage
 from inference.inversion import add_fit_arguments, fit_to_dict, invert
-from torch_utils.media import image_grid, load_image, save_image, to_uint8
+from utils.media import image_grid, load_image, save_image, to_uint8
 from inference.rendering import (add_video_arguments, inference_options, render_to_video, render_view, trajectory,
                                    yaw_row)
 

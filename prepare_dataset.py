@@ -25,7 +25,7 @@ import os
 
 from preprocessing.photos import MODES, Settings
 from preprocessing.prepare import prepare_dataset
-from torch_utils.cli import run_cli
+from utils.cli import run_cli
 
 DEFAULTS = Settings()
 

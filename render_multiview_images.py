@@ -11,8 +11,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from inference.arguments import add_generator_arguments, load_generator_from_args
-from torch_utils.cli import run_cli
-from torch_utils.media import depth_to_uint8, image_grid, save_image, to_uint8
+from utils.cli import run_cli
+from utils.media import depth_to_uint8, image_grid, save_image, to_uint8
 from inference.rendering import (add_render_arguments, inference_options, latent_from_seed, render_view,
                                    yaw_row)
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from checkpoints import safe_load
 from checkpoints.validation import check_latent_file
 from inference.arguments import add_generator_arguments, load_generator_from_args
-from torch_utils.cli import run_cli
+from utils.cli import run_cli
 from inference.meshing import density_grid, generator_mesh, save_mesh, save_mrc, vertex_colors
 from inference.rendering import Latent, front_camera, latent_from_seed, view_dependence_locked
 

@@ -12,7 +12,7 @@ STARTED = time.time()  # --max_minutes counts from here: start-up is part of the
 import argparse  # noqa: E402
 
 from curriculums import check_keys  # noqa: E402
-from torch_utils.cli import add_override_argument, parse_overrides, run_cli  # noqa: E402
+from utils.cli import add_override_argument, parse_overrides, run_cli  # noqa: E402
 from metrics import list_metrics, parse_metric_names  # noqa: E402
 from training.training_loop import PRECISIONS  # noqa: E402
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from inference.arguments import add_generator_arguments, load_generator_from_args
 from inference.viewer import ViewRenderer
 from inference.viewer_server import Viewer, ViewerConfig, check_port_free
-from torch_utils.cli import run_cli
+from utils.cli import run_cli
 
 
 def parse_args(argv=None):

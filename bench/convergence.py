@@ -50,7 +50,7 @@ from checkpoints import load_generator  # noqa: E402
 from datasets import default_synthetic_folder  # noqa: E402
 from inference.meshing import density_grid, extract_mesh, generator_mesh  # noqa: E402
 from inference.rendering import front_camera, inference_options, latent_from_seed, render_view, yaw_row  # noqa: E402
-from torch_utils.media import image_grid, save_image, to_uint8  # noqa: E402
+from utils.media import image_grid, save_image, to_uint8  # noqa: E402
 
 PICTURE_SIZE = 64
 MESH_LEVEL = 10  # density of the surface, as shape_extraction.py

@@ -33,7 +33,7 @@ from checkpoints import load_generator  # noqa: E402
 from inference.inversion import fit_arguments  # noqa: E402
 from metrics import geometry, inversion  # noqa: E402
 from metrics.heads import GeneratorHeads, sample_cameras  # noqa: E402
-from torch_utils.media import image_grid, save_image, to_uint8  # noqa: E402
+from utils.media import image_grid, save_image, to_uint8  # noqa: E402
 
 POSE_BASELINES = (('_start', 'mean pose'), ('_regressor', 'pose regressor'))
 VIEW_BASELINES = (('_copy', 'input copied'), ('_mean', 'mean latent'))

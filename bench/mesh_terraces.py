@@ -27,7 +27,7 @@ from convergence import dataset_folder, shaded_mesh  # noqa: E402
 from inference.meshing import density_function, extract_mesh, refine_vertices  # noqa: E402
 from inference.rendering import latent_from_seed  # noqa: E402
 from metrics.heads import grid_points  # noqa: E402
-from torch_utils.media import image_grid, save_image  # noqa: E402
+from utils.media import image_grid, save_image  # noqa: E402
 
 LEVEL = 10
 CUBE_SIZE = 0.3

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import inverse_render  # noqa: E402
 import shape_extraction  # noqa: E402
 from bench.convergence import shaded_mesh  # noqa: E402
-from torch_utils.media import image_grid  # noqa: E402
+from utils.media import image_grid  # noqa: E402
 
 SIDE = 128  # pixels of each tile of the summary
 

@@ -1,7 +1,7 @@
 """Command-line pieces of the scripts that use a trained generator: its arguments and loading it."""
 
 from checkpoints import load_generator
-from torch_utils.cli import add_override_argument, parse_overrides, pick_device
+from utils.cli import add_override_argument, parse_overrides, pick_device
 
 def add_generator_arguments(parser):
     """Arguments of every script that loads a trained generator."""

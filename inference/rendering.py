@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from generators.camera_utils import Cameras
 from settings import Rendering, from_keywords, with_defaults
-from torch_utils.media import VideoWriter, depth_to_uint8, to_uint8
+from utils.media import VideoWriter, depth_to_uint8, to_uint8
 
 
 class Latent(NamedTuple):

@@ -22,7 +22,7 @@ from generators.ray_sampler import camera_ray_directions
 from inference.meshing import density_grid, generator_mesh, save_mesh, vertex_colors
 from inference.rendering import (inference_options, latent_from_seed, render_to_video, render_view, trajectory,
                                  view_dependence_locked)
-from torch_utils.media import depth_to_uint8, save_image, to_uint8
+from utils.media import depth_to_uint8, save_image, to_uint8
 
 DISPLAYS = ('RGB', 'depth', 'normals')
 

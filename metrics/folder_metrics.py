@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from torch_utils.cli import pick_device
+from utils.cli import pick_device
 
 from .features import extract_features
 from .image_files import require_images

@@ -10,7 +10,7 @@ from generators.generators import STAGED_MAX_BATCH_SIZE
 from inference.rendering import evaluation_options
 from settings import render_settings
 from torch_utils.latents import z_sampler
-from torch_utils.media import list_images, save_image, to_uint8
+from utils.media import list_images, save_image, to_uint8
 
 from .image_files import ImageFolderError
 

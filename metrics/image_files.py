@@ -1,4 +1,4 @@
-"""Image folders for the metrics: checked, measured and fingerprinted (listed by torch_utils.media.list_images,
+"""Image folders for the metrics: checked, measured and fingerprinted (listed by utils.media.list_images,
 the files pytorch-fid reads)."""
 
 import hashlib
@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from torch_utils.media import IMAGE_EXTENSIONS, list_images
+from utils.media import IMAGE_EXTENSIONS, list_images
 from utils.errors import UserError
 
 

@@ -39,7 +39,7 @@ from inference.inversion import fit_arguments, invert
 from inference.rendering import Latent, front_camera
 from settings import with_defaults
 from synthetic import heads as synthetic_heads
-from torch_utils.media import load_image, save_image, to_uint8
+from utils.media import load_image, save_image, to_uint8
 
 from . import geometry, shape
 from .heads import GeneratorHeads, OccupancyHeads, TrueHeads, sample_cameras

@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 import datasets
-from torch_utils.media import list_images, save_image, to_uint8
+from utils.media import list_images, save_image, to_uint8
 
 REAL_BATCH_SIZE = 16
 

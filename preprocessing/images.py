@@ -4,7 +4,7 @@ import os
 
 from PIL import Image, ImageOps
 
-from torch_utils.media import flatten_to_rgb
+from utils.media import flatten_to_rgb
 
 # Pillow refuses images over ~179 MP as possible decompression bombs; our own photos may be
 # panoramas, so allow up to 1 gigapixel (decoded JPEGs are reduced on reading, see open_photo).

@@ -25,7 +25,7 @@ from preprocessing.camera_labels import EG3D_LABELS_FILE, EG3D_RADIUS, METADATA_
 from preprocessing.images import PhotoError
 from preprocessing.photos import Settings, file_signature, prepare_photo
 from preprocessing.report import command_notes, default_curriculum, save_pose_histogram, train_command
-from torch_utils.media import save_image
+from utils.media import save_image
 from utils.errors import UserError
 from utils.files import atomic_write
 

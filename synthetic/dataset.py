@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from generators.camera_utils import sample_camera_angles
 from synthetic.heads import render_heads, sample_head_params
-from torch_utils.media import save_image, to_uint8
+from utils.media import save_image, to_uint8
 from utils.files import atomic_write
 
 METADATA_FILE = 'poses.json'

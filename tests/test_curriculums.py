@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import curriculums
-from torch_utils.cli import parse_overrides
+from utils.cli import parse_overrides
 
 
 def test_stages_inherit_earlier_keys():
@@ -138,7 +138,7 @@ def test_scripts_report_a_typo_as_one_line_and_load_old_recorded_keys(tmp_path, 
     import render_multiview_images
     from checkpoints import load_generator
     from tiny_checkpoint import make_tiny_run
-    from torch_utils.cli import run_cli
+    from utils.cli import run_cli
     run = make_tiny_run(tmp_path, learnable_dist=False)  # a key recorded by an older version
     argv = [str(run), '--set', 'hierarchical_sampling=False', '--device', 'cpu', '--output_dir', str(tmp_path)]
     with pytest.raises(SystemExit) as exit_info:

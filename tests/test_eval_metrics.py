@@ -15,7 +15,7 @@ from PIL import Image
 import eval_metrics
 import fid_evaluation
 from inception_standin import use_standin_weights, write_random_pngs
-from torch_utils.media import list_images
+from utils.media import list_images
 from tiny_checkpoint import make_tiny_run
 
 NUM_IMAGES = 10

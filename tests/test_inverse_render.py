@@ -17,7 +17,7 @@ from test_render_scripts import probe_video
 from tiny_checkpoint import make_smooth_run, make_tiny_run
 from checkpoints import atomic_save, load_generator
 from inference.inversion import fit_latent, fitting_options, render_differentiable
-from torch_utils.media import save_image, to_uint8
+from utils.media import save_image, to_uint8
 from inference.meshing import density_grid, extract_mesh
 from generators.camera_utils import Cameras
 from inference.rendering import Latent, front_camera, inference_options, latent_from_seed, render_view

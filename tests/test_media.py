@@ -1,4 +1,4 @@
-"""torch_utils.media: the one image listing, pixel conversion and image writer, and the one
+"""utils.media: the one image listing, pixel conversion and image writer, and the one
 image-file dataset (datasets.ImageFiles) read both training's way and pytorch-fid's way."""
 
 from pathlib import Path
@@ -11,7 +11,7 @@ from torchvision.transforms import ToTensor
 
 from datasets import ImageFiles
 from metrics.features import fid_images
-from torch_utils.media import IMAGE_EXTENSIONS, list_images, save_image, to_uint8
+from utils.media import IMAGE_EXTENSIONS, list_images, save_image, to_uint8
 
 
 def test_list_images_lists_what_pytorch_fid_reads(tmp_path):

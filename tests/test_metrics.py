@@ -19,7 +19,7 @@ from metrics import (ImageFolderError, InceptionWeightsError, MetricInputs, calc
 from metrics.fid import fid_from_statistics
 from metrics.features import fid_images
 from metrics.image_files import require_images
-from torch_utils.media import list_images
+from utils.media import list_images
 from metrics.inception import load_inception
 from metrics.inception_score import inception_score
 from metrics.kid import kernel_inception_distance, mmd2_unbiased

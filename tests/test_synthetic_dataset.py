@@ -13,7 +13,7 @@ import datasets
 import synthetic_dataset
 from synthetic import dataset as synthetic_files
 from synthetic import heads as synthetic_heads
-from torch_utils.media import to_uint8
+from utils.media import to_uint8
 
 FRONT = math.pi / 2
 CAMERA = dict(fov=12, h_mean=FRONT, v_mean=FRONT, h_stddev=0.3, v_stddev=0.155, sample_dist='gaussian')

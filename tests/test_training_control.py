@@ -161,7 +161,7 @@ def test_a_bug_in_a_spawned_worker_keeps_its_traceback(tmp_path):
     script.write_text(f"""
 import argparse, sys
 sys.path.insert(0, {str(ROOT)!r})
-from torch_utils.cli import run_cli
+from utils.cli import run_cli
 from training.distributed import launch
 
 

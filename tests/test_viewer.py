@@ -27,7 +27,7 @@ from inference.viewer_server import PortInUseError, RenderSchedule, check_port_f
 import viewer
 from reference import OFFICIAL_DIR
 from tiny_checkpoint import make_tiny_run
-from torch_utils.media import depth_to_uint8, to_uint8
+from utils.media import depth_to_uint8, to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ from generators.camera_utils import Cameras
 from inference.rendering import inference_options, latent_from_seed, render_view
 from inference.viewer import fit_to_canvas
 from tiny_checkpoint import make_tiny_run
-from torch_utils.media import to_uint8
+from utils.media import to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')

@@ -121,7 +121,7 @@ def launch(worker, opt):
 
 
 def _spawned(rank, world_size, worker, opt, device_type):
-    from torch_utils.cli import one_line
+    from utils.cli import one_line
     try:
         _run(rank, rank, world_size, worker, opt, device_type, init_method=f'tcp://localhost:{opt.port}')
     except UserError as error:

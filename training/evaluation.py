@@ -18,7 +18,7 @@ from metrics import InceptionWeightsError, folder_metrics, load_inception, split
 from metrics.geometry import GEOMETRY_METRICS, geometry_metrics, summary_lines, synthetic_folder
 from metrics.generate import output_images
 from metrics.real_images import setup_evaluation
-from torch_utils.cli import one_line
+from utils.cli import one_line
 from torch_utils.ema import averaged_weights
 from training.distributed import barrier, gather_objects
 from training.run_files import jsonable
