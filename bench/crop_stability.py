@@ -35,10 +35,14 @@ def test_photos(lfw_faces=LFW_FACES, tight_boxes=TIGHT_BOXES):
     """{name: RGB image}: the tight astronaut crops and LFW faces (25x25 px, padded and enlarged to 164 px)."""
     astronaut = Image.fromarray(data.astronaut())
     photos = {f'astronaut {box}': astronaut.crop(box) for box in tight_boxes}
-    for index in lfw_faces:
-        pixels = np.pad((data.lfw_subset()[index] * 255).round().astype(np.uint8), 8, mode='reflect')
-        photos[f'lfw {index}'] = Image.fromarray(pixels).resize((164, 164), Image.BICUBIC).convert('RGB')
+    photos.update({f'lfw {index}': lfw_face(index) for index in lfw_faces})
     return photos
+
+
+def lfw_face(index):
+    """scikit-image's LFW face (25x25 px), padded by reflection and enlarged to 164 px so MTCNN finds it."""
+    pixels = np.pad((data.lfw_subset()[index] * 255).round().astype(np.uint8), 8, mode='reflect')
+    return Image.fromarray(pixels).resize((164, 164), Image.BICUBIC).convert('RGB')
 
 
 def copies_of(photo, turns=TURNS):

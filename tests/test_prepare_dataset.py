@@ -17,7 +17,7 @@ import datasets
 import inverse_render
 import prepare_dataset
 import train
-from bench.crop_stability import crop_differences
+from bench.crop_stability import crop_differences, lfw_face
 from generators.camera_utils import look_at_origin, sample_camera_angles
 from preprocessing.alignment import celeba_targets, center_transform, eye_roll, face_transform, padded_fraction
 from preprocessing.camera_fit import fit_camera_distribution
@@ -33,11 +33,6 @@ from test_training import TINY
 
 # LFW faces (25x25 crops) with a clear yaw either way, and how they are made big enough to detect.
 TURNED_FACES = (0, 2, 40, 58)
-
-
-def lfw_face(index):
-    pixels = np.pad((data.lfw_subset()[index] * 255).round().astype(np.uint8), 8, mode='reflect')
-    return Image.fromarray(pixels).resize((164, 164), Image.BICUBIC).convert('RGB')
 
 
 def astronaut():
