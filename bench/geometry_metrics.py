@@ -7,7 +7,7 @@ values with their floor and chance, and the seconds each took:
     true heads     heads of the family the dataset never showed (another seed): a perfect generator
     fixed view     the same heads with an image that does not turn with the camera
     untrained      the demo curriculum's generator at initialisation (the real rendering path)
-The README's table comes from this script.
+The table in docs/evaluation.md comes from this script.
 """
 
 import argparse
