@@ -5,7 +5,8 @@
 Writes seedNNNN.mrc (view it in ChimeraX at a level of about 10) and
 seedNNNN.ply (or .obj), the surface at --level coloured by the generator; each
 vertex is placed on the generator's own density, not interpolated from the grid
-(--refine_steps), so the mesh is smooth at any --voxel_resolution.
+(--refine_steps), so the mesh is smooth at any --voxel_resolution. Only the mesh's
+largest connected piece is kept (--keep_parts): floaters and pockets inside go.
 With --latent (a latent.pt of inverse_render.py) it extracts that latent
 instead, as latent.mrc and latent.ply; after --fit_weights, pass the
 generator.pth written beside it.
@@ -37,6 +38,9 @@ def main(argv=None):
     parser.add_argument('--refine_steps', type=int, default=8,
                         help="bisections of each vertex's grid edge on the generator's density (0: plain marching "
                              "cubes, which terraces a density that steps within a voxel)")
+    parser.add_argument('--keep_parts', type=int, default=1,
+                        help="keep the mesh's N largest connected pieces, dropping floaters and pockets inside "
+                             "(0: every piece)")
     parser.add_argument('--mesh_format', choices=['ply', 'obj', 'none'], default='ply', help="mesh file type")
     parser.add_argument('--lock_view_dependence', action='store_true',
                         help="colour vertices without view effects (always, for a generator trained locked)")
@@ -55,14 +59,17 @@ def main(argv=None):
         if args.mesh_format == 'none':
             continue
         try:
-            vertices, faces = generator_mesh(generator, latent, volume, args.level, args.cube_size,
-                                             args.max_batch_size, args.refine_steps)
+            vertices, faces, dropped = generator_mesh(generator, latent, volume, args.level, args.cube_size,
+                                                      args.max_batch_size, args.refine_steps, args.keep_parts)
         except ValueError as error:
             tqdm.write(f"{name}: no mesh written: {error}")
             continue
         colors = vertex_colors(generator, latent, vertices, front_camera(metadata), args.max_batch_size,
                                view_dependence_locked(metadata, args.lock_view_dependence))
         save_mesh(vertices, faces, colors, output_dir / f'{name}.{args.mesh_format}')
+        if dropped:
+            tqdm.write(f"{name}: kept the {args.keep_parts} largest piece(s) of the mesh; smaller pieces, "
+                       f"{dropped:.1%} of its faces, dropped (--keep_parts 0 keeps them)")
     return output_dir
 
 

@@ -200,7 +200,7 @@ def mesh_picture(volume, level, cube_size, make_mesh=extract_mesh):
     """The surface of a [z, y, x] volume at level, shaded from the front and from the side;
     make_mesh(volume, level, cube_size) -> (vertices, faces)."""
     try:
-        vertices, faces = make_mesh(volume, level, cube_size)
+        vertices, faces = make_mesh(volume, level, cube_size)[:2]
     except ValueError:  # no surface yet: a blank picture says so
         return np.full((128, 256, 3), 255, np.uint8)
     return image_grid([shaded_mesh(vertices, faces, 0.0), shaded_mesh(vertices, faces, math.pi / 2)])
@@ -213,6 +213,7 @@ def generated_mesh_picture(generator, seed, resolution=64, cube_size=0.3):
     volume = density_grid(generator, latent, resolution, cube_size)
     stats = {'mesh_density_max': float(volume.max()), 'mesh_density_median': float(np.median(volume))}
     # Vertices on the density itself (as shape_extraction.py): plain marching cubes would draw the grid's terraces.
+    # Every piece is drawn, floaters included: the picture shows what the shape metric scores.
     make_mesh = functools.partial(generator_mesh, generator, latent, max_batch_size=2400000)
     return mesh_picture(volume, MESH_LEVEL, cube_size, make_mesh), stats
 

@@ -127,15 +127,42 @@ def refine_vertices(vertices, density, level, cube_size, resolution, steps=8):
     return refined
 
 
-def generator_mesh(generator, latent, volume, level, cube_size, max_batch_size, refine_steps=8):
-    """The surface at level of a generator's density volume (density_grid's): vertices [V, 3], faces [F, 3],
-    with each vertex refined on the generator's own density (refine_vertices; 0 steps: plain marching cubes).
-    Raises ValueError when the volume never crosses level."""
+def largest_parts(vertices, faces, keep=1):
+    """The `keep` largest connected pieces of a mesh, by face count: (vertices [V', 3], faces [F', 3], share of
+    the faces dropped). keep 0 keeps every piece.
+
+    A trained generator's density often holds small separate blobs, floaters in the air and pockets inside
+    the head, that no camera sees; on run 9's samples they carried a third of the shape metric's accuracy.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    faces = np.asarray(faces)
+    if keep <= 0 or len(faces) == 0:
+        return vertices, faces, 0.0
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(len(vertices),) * 2)
+    _, vertex_part = connected_components(graph, directed=False)
+    face_part = vertex_part[faces[:, 0]]
+    kept_parts = np.argsort(-np.bincount(face_part), kind='stable')[:keep]
+    kept_faces = faces[np.isin(face_part, kept_parts)]
+    used = np.unique(kept_faces)
+    new_index = np.full(len(vertices), -1, np.int64)
+    new_index[used] = np.arange(len(used))
+    return vertices[used], new_index[kept_faces], 1 - len(kept_faces) / len(faces)
+
+
+def generator_mesh(generator, latent, volume, level, cube_size, max_batch_size, refine_steps=8, keep_parts=0):
+    """The surface at level of a generator's density volume (density_grid's): (vertices [V, 3], faces [F, 3],
+    share of the faces dropped), with each vertex refined on the generator's own density (refine_vertices; 0 steps: plain marching cubes),
+    cut to its keep_parts largest pieces (largest_parts; 0: all). Raises ValueError when the volume never
+    crosses level."""
     vertices, faces = extract_mesh(volume, level, cube_size)
+    vertices, faces, dropped = largest_parts(vertices, faces, keep_parts)
     if refine_steps:
         vertices = refine_vertices(vertices, density_function(generator, latent, max_batch_size), level,
                                    cube_size, volume.shape[0], refine_steps)
-    return vertices, faces
+    return vertices, faces, dropped
 
 
 def vertex_colors(generator, latent, vertices, camera, max_batch_size, lock_view_dependence=False):

@@ -195,7 +195,8 @@ class ViewRenderer:
         with self.lock:
             latent = self.latent(settings)
             volume = density_grid(self.generator, latent, voxel_resolution, cube_size, self.max_batch_size)
-            vertices, faces = generator_mesh(self.generator, latent, volume, level, cube_size, self.max_batch_size)
+            vertices, faces, _ = generator_mesh(self.generator, latent, volume, level, cube_size, self.max_batch_size,
+                                                keep_parts=1)
             colors = vertex_colors(self.generator, latent, vertices, camera, self.max_batch_size,
                                    view_dependence_locked(self.metadata, settings.lock_view_dependence))
         path = next_free(Path(output_dir), f'{settings.name()}_mesh', '.ply')

@@ -26,7 +26,7 @@ import torch
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
-from inference.meshing import extract_mesh
+from inference.meshing import extract_mesh, largest_parts
 from synthetic import heads as synthetic_heads
 
 from .heads import SphereHeads
@@ -35,6 +35,7 @@ GRID_RESOLUTION = 48     # 5 mm steps: the floor and chance move by under 10% fr
 CUBE_SIZE = 0.24         # world units: a margin around the heads' 0.095 bounding radius
 MAX_FACES = 40000        # faces kept per sample mesh (a random subset beyond that)
 BANK_POINTS = 1000       # surface points per bank head
+KEEP_PARTS = 0           # every piece of a sample's mesh is scored; bench/shape_pieces.py sets 1 to see the floaters' share
 CANDIDATES = 8           # bank heads, best by the radial screen, that are scored exactly
 
 
@@ -47,6 +48,7 @@ def sample_mesh(heads, index, resolution=GRID_RESOLUTION, cube_size=CUBE_SIZE):
         vertices, faces = extract_mesh(volume, level, cube_size)
     except ValueError:
         return None
+    vertices, faces, _ = largest_parts(vertices, faces, KEEP_PARTS)
     faces = torch.from_numpy(faces.astype(np.int64))
     if len(faces) > MAX_FACES:
         faces = faces[torch.randperm(len(faces), generator=torch.Generator().manual_seed(index))[:MAX_FACES]]
