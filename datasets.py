@@ -8,10 +8,12 @@ dataset_path is a glob ('/data/celeba/*.jpg') or a folder (its images are listed
 not recursively). When it is None, $PIGAN_<NAME>_PATH is used (e.g. PIGAN_CELEBA_PATH);
 Synthetic falls back to data/synthetic_<synthetic_size>, generated on first use.
 
-The datasets take the curriculum's keys as keyword arguments (make_dataset passes them all): the
-ones a dataset reads are its explicit parameters, with KEYS' defaults; the others are not read.
+Each dataset class takes the keys it reads as explicit parameters, with KEYS' defaults, and builds
+itself from a run's settings (from_settings; dataset_from_settings picks the class). make_dataset
+builds one by name from explicit options.
 """
 
+import dataclasses
 import glob
 import math
 import os
@@ -112,10 +114,14 @@ class DatasetFolder(ImageFiles):
 
     env_name = None  # the NAME in PIGAN_<NAME>_PATH; the class name when None
 
-    def __init__(self, dataset_path, img_size, resize_antialias=default('resize_antialias'), **other_keys):
+    def __init__(self, dataset_path, img_size, resize_antialias=default('resize_antialias')):
         name = self.env_name or type(self).__name__
         super().__init__(dataset_files(resolve_path(name, dataset_path), name),
                          self.build_transform(img_size, bool(resize_antialias)))
+
+    @classmethod
+    def from_settings(cls, settings, img_size):
+        return cls(settings.data.dataset_path, img_size, settings.data.resize_antialias)
 
     def build_transform(self, img_size, antialias):
         raise NotImplementedError
@@ -147,15 +153,16 @@ class Carla(DatasetFolder):
 
 
 class ImageFolder(DatasetFolder):
-    """Any images: short side to img_size, centre square crop, flip if kwarg random_flip.
+    """Any images: short side to img_size, centre square crop, flip if random_flip.
 
     A folder that prepare_dataset.py wrote (dataset.json beside it), or one with EG3D camera labels (its own
     dataset.json), knows each image's (pitch, yaw): `poses` [N, 2] holds them (NaN for an image without one)
     and items carry them; a flipped image's yaw is mirrored (pi - yaw; pi/2 is frontal).
     """
 
-    def __init__(self, dataset_path, img_size, random_flip=default('random_flip'), **other_keys):
-        super().__init__(dataset_path, img_size, **other_keys)
+    def __init__(self, dataset_path, img_size, resize_antialias=default('resize_antialias'),
+                 random_flip=default('random_flip')):
+        super().__init__(dataset_path, img_size, resize_antialias)
         self.random_flip = bool(random_flip)
         folder = os.path.dirname(self.files[0])
         if all(os.path.dirname(file) == folder for file in self.files):  # a glob over several folders: no labels
@@ -167,6 +174,11 @@ class ImageFolder(DatasetFolder):
             if known and any(name in known for name in names):  # labels of other files know nothing here
                 self.poses = torch.tensor([known.get(name, (math.nan, math.nan)) for name in names],
                                           dtype=torch.float32)
+
+    @classmethod
+    def from_settings(cls, settings, img_size):
+        data = settings.data
+        return cls(data.dataset_path, img_size, data.resize_antialias, data.random_flip)
 
     def build_transform(self, img_size, antialias):
         return transforms.Compose([resize(img_size, antialias), transforms.CenterCrop(img_size),
@@ -187,32 +199,42 @@ class Synthetic(ImageFiles):
     With no dataset_path (and no $PIGAN_SYNTHETIC_PATH) the folder is
     data/synthetic_<synthetic_size> (data/synthetic_<synthetic_size>_white for
     synthetic_background 'white') under the current directory, generated when
-    missing or incomplete from synthetic_count images, seed 0 and the camera keys.
+    missing or incomplete from synthetic_count images, seed 0 and camera (a settings.CameraDistribution;
+    None: synthetic.dataset.default_camera()).
     """
 
-    def __init__(self, dataset_path, img_size, resize_antialias=default('resize_antialias'), **other_keys):
+    def __init__(self, dataset_path, img_size, resize_antialias=default('resize_antialias'),
+                 synthetic_size=default('synthetic_size'), synthetic_count=default('synthetic_count'),
+                 synthetic_background=default('synthetic_background'), camera=None):
         if dataset_path is None:
             dataset_path = os.environ.get(env_var('Synthetic'))
         if dataset_path:
             folder = os.path.expanduser(str(dataset_path))
-            metadata = synthetic_files.load_metadata(folder) if os.path.isdir(folder) else None
-            if metadata is None:
+            dataset_record = synthetic_files.load_metadata(folder) if os.path.isdir(folder) else None
+            if dataset_record is None:
                 raise DatasetError(
                     f'Synthetic: {folder!r} is not a complete synthetic dataset (no '
                     f'{synthetic_files.METADATA_FILE}); create it with "python synthetic_dataset.py '
                     f'--output_dir {folder}" or leave dataset_path unset to use the default folder')
         else:
-            folder, metadata = ensure_default_synthetic(**other_keys)
-        if not metadata['images']:
+            folder, dataset_record = ensure_default_synthetic(synthetic_size, synthetic_count, synthetic_background,
+                                                              camera)
+        if not dataset_record['images']:
             raise DatasetError(f'Synthetic: {folder!r} holds no images')
         steps = [transforms.ToTensor(), NORMALIZE]
-        if img_size != metadata['img_size']:
+        if img_size != dataset_record['img_size']:
             steps.insert(0, resize((img_size, img_size), bool(resize_antialias)))
-        super().__init__([os.path.join(folder, entry['file']) for entry in metadata['images']],
+        super().__init__([os.path.join(folder, entry['file']) for entry in dataset_record['images']],
                          transforms.Compose(steps))
         self.folder = folder
-        self.poses = torch.tensor([[entry['pitch'], entry['yaw']] for entry in metadata['images']],
-                                  dtype=torch.float32).reshape(-1, 2)
+        poses = [[entry['pitch'], entry['yaw']] for entry in dataset_record['images']]
+        self.poses = torch.tensor(poses, dtype=torch.float32).reshape(-1, 2)
+
+    @classmethod
+    def from_settings(cls, settings, img_size):
+        data = settings.data
+        return cls(data.dataset_path, img_size, data.resize_antialias, data.synthetic_size, data.synthetic_count,
+                   data.synthetic_background, settings.camera)
 
     def __getitem__(self, index):
         image, _ = super().__getitem__(index)
@@ -220,7 +242,7 @@ class Synthetic(ImageFiles):
 
 
 def default_synthetic_folder(synthetic_size=default('synthetic_size'),
-                             synthetic_background=default('synthetic_background'), **other_keys):
+                             synthetic_background=default('synthetic_background')):
     """data/synthetic_<size>[_white]: where a curriculum's synthetic heads live when no path is set."""
     if synthetic_background not in SYNTHETIC_BACKGROUNDS:
         raise DatasetError(f"Synthetic: synthetic_background must be one of "
@@ -230,18 +252,19 @@ def default_synthetic_folder(synthetic_size=default('synthetic_size'),
 
 
 def ensure_default_synthetic(synthetic_size=default('synthetic_size'), synthetic_count=default('synthetic_count'),
-                             synthetic_background=default('synthetic_background'), **other_keys):
-    """(folder, metadata) of data/synthetic_<size>, generating it when it is not complete. other_keys: the
-    camera's (synthetic.dataset.camera_settings), the rest not read."""
+                             synthetic_background=default('synthetic_background'), camera=None):
+    """(folder, poses.json's record) of data/synthetic_<size>, generating it when it is not complete, with
+    poses drawn from camera (None: synthetic.dataset.default_camera())."""
     size, count = int(synthetic_size), int(synthetic_count)
-    camera = synthetic_files.camera_settings(other_keys)
+    camera = synthetic_files.default_camera() if camera is None else camera
     folder = default_synthetic_folder(size, synthetic_background)
-    metadata = synthetic_files.load_metadata(folder)
-    if metadata is not None:
-        if metadata['num_images'] != count or metadata['camera'] != camera:
-            print(f'note: using existing {folder} ({metadata["num_images"]} images, camera {metadata["camera"]}); '
-                  f'delete it to regenerate with {count} images and camera {camera}')
-        return folder, metadata
+    dataset_record = synthetic_files.load_metadata(folder)
+    if dataset_record is not None:
+        wanted = dataclasses.asdict(camera)
+        if dataset_record['num_images'] != count or dataset_record['camera'] != wanted:
+            print(f'note: using existing {folder} ({dataset_record["num_images"]} images, '
+                  f'camera {dataset_record["camera"]}); delete it to regenerate with {count} images and camera {wanted}')
+        return folder, dataset_record
 
     state = 'incomplete' if os.path.exists(folder) else 'missing'
     print(f'note: synthetic dataset {folder} is {state}; generating {count} images of {size}x{size} (seed 0)')
@@ -249,32 +272,40 @@ def ensure_default_synthetic(synthetic_size=default('synthetic_size'), synthetic
     # leaves a half-written folder under the final name.
     partial = f'{folder}.partial-{os.getpid()}'
     shutil.rmtree(partial, ignore_errors=True)
-    synthetic_files.make_synthetic_dataset(partial, count, img_size=size, seed=0,
-                                           background=synthetic_background, **camera)
+    synthetic_files.make_synthetic_dataset(partial, count, img_size=size, seed=0, camera=camera,
+                                           background=synthetic_background)
     if os.path.exists(folder) and synthetic_files.load_metadata(folder) is None:
         shutil.rmtree(folder, ignore_errors=True)
     try:
         os.rename(partial, folder)
     except OSError:
         shutil.rmtree(partial, ignore_errors=True)  # another process finished first; use its copy
-    metadata = synthetic_files.load_metadata(folder)
-    if metadata is None:
+    dataset_record = synthetic_files.load_metadata(folder)
+    if dataset_record is None:
         raise DatasetError(f'Synthetic: could not create {folder}; run "python synthetic_dataset.py '
                            f'--output_dir {folder} --img_size {size}"')
-    return folder, metadata
+    return folder, dataset_record
 
 
 DATASETS = {'CelebA': CelebA, 'Cats': Cats, 'Carla': Carla, 'ImageFolder': ImageFolder, 'Synthetic': Synthetic}
 
 
-def make_dataset(name, **kwargs):
-    """The dataset called `name` (a curriculum's 'dataset'); unrelated kwargs are ignored."""
+def dataset_class(name):
+    """The dataset class called `name` (a curriculum's 'dataset')."""
     if name not in DATASETS:
         raise DatasetError(f'unknown dataset {name!r}; choose one of {", ".join(DATASETS)}')
-    if 'img_size' not in kwargs:
-        raise DatasetError(f'{name}: img_size is required')
-    kwargs.setdefault('dataset_path', None)
-    return DATASETS[name](**kwargs)
+    return DATASETS[name]
+
+
+def make_dataset(name, img_size, dataset_path=None, **options):
+    """The dataset called `name`; options: its class's other parameters (another is a TypeError)."""
+    return dataset_class(name)(dataset_path, img_size, **options)
+
+
+def dataset_from_settings(settings, img_size=None):
+    """The dataset of a run's settings (settings.Settings) at img_size (None: the stage's)."""
+    return dataset_class(settings.data.dataset).from_settings(
+        settings, settings.rendering.img_size if img_size is None else img_size)
 
 
 def check_enough_images(dataset, name, batch_size, world_size=1):
@@ -302,6 +333,7 @@ def check_known_poses(dataset, name, settings):
                                f"camera labels, or set use_real_poses=False")
 
 
-def loader_options(kwargs):
-    workers = int(kwargs.get('num_workers', min(4, os.cpu_count() or 1)))
+def loader_options(num_workers=None):
+    """DataLoader options: num_workers processes (None: up to 4, one a core)."""
+    workers = min(4, os.cpu_count() or 1) if num_workers is None else int(num_workers)
     return {'num_workers': workers, 'pin_memory': torch.cuda.is_available(), 'persistent_workers': workers > 0}

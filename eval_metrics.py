@@ -94,19 +94,19 @@ def summary_line(results, num_images, step):
 def evaluate(args):
     if args.image_metrics:
         require_images(args.real_image_dir, 'real-image folder')  # fail before any slow work
-    generator, metadata, device = load_generator_from_args(args)
+    generator, settings, device = load_generator_from_args(args)
     output_dir = Path(args.output_dir) if args.output_dir else Path(args.path).resolve().parent / 'evaluation'
     report = {'checkpoint': str(Path(args.path).resolve()), 'step': int(generator.step), 'results': {},
               'settings': {'ema': None if args.no_ema else args.ema, 'curriculum': args.curriculum,
                            'overrides': args.overrides, 'seed': args.seed}}
     if args.image_metrics:
-        image_metrics(args, generator, metadata, device, output_dir, report)
+        image_metrics(args, generator, settings, device, output_dir, report)
     if args.geometry_metrics:
-        dataset_dir = synthetic_folder(metadata, args.dataset_dir)
+        dataset_dir = synthetic_folder(settings, args.dataset_dir)
         options = {'max_batch_size': args.max_batch_size, 'surface_level': args.level}
         if args.img_size:  # mv_consistency's render size (pose renders at its regressor's input size)
             options['img_size'] = args.img_size
-        report['results'].update(geometry_metrics(generator, metadata, dataset_dir, args.geometry_metrics,
+        report['results'].update(geometry_metrics(generator, settings, dataset_dir, args.geometry_metrics,
                                                   args.geometry_samples, args.seed, **options))
         report['geometry'] = {'dataset_dir': str(Path(dataset_dir).resolve()), 'num_samples': args.geometry_samples}
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ def evaluate(args):
     return report
 
 
-def image_metrics(args, generator, metadata, device, output_dir, report):
+def image_metrics(args, generator, settings, device, output_dir, report):
     """FID, KID and IS: renders --num_images into output_dir/images and fills report."""
     real_files = require_images(args.real_image_dir, 'real-image folder')
     img_size = render_size(args.img_size, real_files[0])
@@ -125,7 +125,7 @@ def image_metrics(args, generator, metadata, device, output_dir, report):
     if images_dir.resolve() == Path(args.real_image_dir).resolve():
         raise ImageFolderError(f"{images_dir} is the real-image folder; choose another --output_dir")
     prepare_output_folder(images_dir)
-    options = output_images(generator, metadata, 0, 1, images_dir, args.num_images, img_size,
+    evaluation = output_images(generator, settings, 0, 1, images_dir, args.num_images, img_size,
                             batch_size=args.batch_size, seed=args.seed, max_batch_size=args.max_batch_size)
     metric_options = {'kid_subsets': args.kid_subsets, 'kid_subset_size': args.kid_subset_size,
                       'is_splits': args.is_splits, 'seed': args.seed}
@@ -143,11 +143,12 @@ def image_metrics(args, generator, metadata, device, output_dir, report):
     report['results'].update(results)
     report['settings'].update({
         'img_size': img_size, 'psi': 1, 'nerf_noise': 0,
-        'eval_keys_used': eval_keys_used(metadata),
+        'eval_keys_used': eval_keys_used(settings),
         'metric_options': metric_options,
         'inception_weights': str(inception.weights_file),
         'inception_weights_sha256': inception.weights_digest,
-        'render_options': options,
+        # metrics.json: the evaluation's settings as plain keys, with the density noise (not a curriculum key)
+        'render_options': {**evaluation.as_metadata(), 'nerf_noise': evaluation.rendering.nerf_noise},
     })
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from inference.arguments import add_generator_arguments, load_generator_from_args
 from utils.cli import run_cli
-from inference.rendering import (add_render_arguments, add_video_arguments, inference_options,
+from inference.rendering import (add_render_arguments, add_video_arguments, inference_rendering,
                                    interpolated_latents, latent_from_seed, render_to_video,
                                    trajectory)
 
@@ -27,15 +27,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     frames_per_seed = max(1, round(args.num_frames / len(args.seeds))) if args.num_frames else args.frames_per_seed
 
-    generator, metadata, _ = load_generator_from_args(args)
-    options = inference_options(metadata, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
+    generator, settings, _ = load_generator_from_args(args)
+    rendering = inference_rendering(settings, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
     latents = interpolated_latents([latent_from_seed(generator, seed, args.psi) for seed in args.seeds],
                                    frames_per_seed)
-    cameras = trajectory(args.trajectory, len(latents), options)
+    cameras = trajectory(args.trajectory, len(latents), settings.camera)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     depth_path = output_dir / 'interpolation_depth.mp4' if args.depth_map else None
-    render_to_video(generator, list(zip(latents, cameras)), options, output_dir / 'interpolation.mp4', args.fps,
+    render_to_video(generator, list(zip(latents, cameras)), rendering, output_dir / 'interpolation.mp4', args.fps,
                     args.max_batch_size, depth_path, seed=args.seeds[0])
     return output_dir
 

@@ -23,6 +23,7 @@ fitted latent with `shape_extraction.py OUTPUT_DIR/generator.pth --latent OUTPUT
 """
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -34,15 +35,17 @@ from utils.cli import run_cli
 from torch_utils.ema import ExponentialMovingAverage
 from inference.inversion import add_fit_arguments, fit_to_dict, invert
 from utils.media import image_grid, load_image, save_image, to_uint8
-from inference.rendering import (add_video_arguments, inference_options, render_to_video, render_view, trajectory,
+from inference.rendering import (add_video_arguments, inference_rendering, render_to_video, render_view, trajectory,
                                    yaw_row)
 
 
-def save_tuned_generator(generator, metadata, output_dir):
+def save_tuned_generator(generator, settings, output_dir):
     """generator.pth and ema.pth in this project's format, so the scripts load the tuned weights as a run."""
     ema = ExponentialMovingAverage(generator, 0.999)  # its shadow: the tuned weights themselves
+    # The checkpoint records a plain curriculum: the settings' keys, one stage for the whole run.
     save_all(output_dir, {
-        'generator.pth': generator_checkpoint(generator, generator.step, generator.epoch, 'inverse_render', metadata,
+        'generator.pth': generator_checkpoint(generator, generator.step, generator.epoch, 'inverse_render',
+                                              settings.as_metadata(),
                                               options={'tuned_by': 'inverse_render.py --fit_weights'}),
         'ema.pth': ema_checkpoint(ema, generator.step),
     })
@@ -91,11 +94,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     extra_views = parse_views(parser, args)
 
-    generator, metadata, _ = load_generator_from_args(args)
-    fov = metadata['fov']
+    generator, settings, _ = load_generator_from_args(args)
+    fov = settings.camera.fov
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    first, start_yaw, start_pitch = args.image, metadata['h_mean'], metadata['v_mean']
+    first, start_yaw, start_pitch = args.image, settings.camera.h_mean, settings.camera.v_mean
     if args.align:
         first, start_yaw, start_pitch = align_for_inversion(args.image, output_dir / 'aligned.png')
     images = [first] + [image for image, _, _ in extra_views]
@@ -105,29 +108,29 @@ def main(argv=None):
                       pitch=[start_pitch] + [pitch for _, _, pitch in extra_views], fov=fov)
     targets = torch.cat([load_image(image, args.image_size) for image in images])
     search = args.yaw is None and args.pitch is None and not args.align  # a given start pose is kept
-    fit = invert(generator, metadata, targets, cameras, args, search_pose_first=search)
+    fit = invert(generator, settings, targets, cameras, args, search_pose_first=search)
     (fit_yaw, fit_pitch, _), = fit.camera.tolist()
     print(f"MSE {fit.initial_loss:.4f} -> {fit.final_loss:.4f}; yaw {fit_yaw:.3f}, pitch {fit_pitch:.3f}")
 
     atomic_save(fit_to_dict(fit, image=str(args.image), images=[str(image) for image in images],
                             image_size=args.image_size), output_dir / 'latent.pt')
     if args.fit_weights:
-        save_tuned_generator(fit.generator, metadata, output_dir)
+        save_tuned_generator(fit.generator, settings, output_dir)
     save_image(to_uint8(targets[0]), output_dir / 'target.png')
-    options = inference_options(metadata, args.render_size, args.ray_step_multiplier, args.lock_view_dependence)
+    rendering = inference_rendering(settings, args.render_size, args.ray_step_multiplier, args.lock_view_dependence)
 
     def render(camera):
-        return to_uint8(render_view(fit.generator, fit.latent, camera, options, args.max_batch_size, args.seed)[0])
+        return to_uint8(render_view(fit.generator, fit.latent, camera, rendering, args.max_batch_size, args.seed)[0])
 
     save_image(render(fit.camera), output_dir / 'reconstruction.png')
     if len(images) > 1:
         shown = torch.nn.functional.interpolate(targets, size=args.render_size, mode='bilinear', antialias=True)
         save_image(image_grid([to_uint8(target) for target in shown] + [render(camera) for camera in fit.cameras],
                               columns=len(images)), output_dir / 'views.png')
-    pose = {**options, 'h_mean': fit_yaw, 'v_mean': fit_pitch}
+    pose = replace(settings.camera, h_mean=fit_yaw, v_mean=fit_pitch)
     save_image(image_grid([render(camera) for camera in yaw_row(pose)]), output_dir / 'novel_views.png')
     cameras = trajectory(args.trajectory, args.num_frames, pose)
-    render_to_video(fit.generator, [(fit.latent, camera) for camera in cameras], options, output_dir / 'video.mp4',
+    render_to_video(fit.generator, [(fit.latent, camera) for camera in cameras], rendering, output_dir / 'video.mp4',
                     args.fps, args.max_batch_size, seed=args.seed)
     return fit
 

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from inference.arguments import add_generator_arguments, load_generator_from_args
 from utils.cli import run_cli
-from inference.rendering import (add_render_arguments, add_video_arguments, inference_options, latent_from_seed,
+from inference.rendering import (add_render_arguments, add_video_arguments, inference_rendering, latent_from_seed,
                                    render_to_video, trajectory)
 
 
@@ -23,15 +23,15 @@ def main(argv=None):
     add_video_arguments(parser)
     args = parser.parse_args(argv)
 
-    generator, metadata, _ = load_generator_from_args(args)
-    options = inference_options(metadata, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
-    cameras = trajectory(args.trajectory, args.num_frames, options)
+    generator, settings, _ = load_generator_from_args(args)
+    rendering = inference_rendering(settings, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
+    cameras = trajectory(args.trajectory, args.num_frames, settings.camera)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     for seed in tqdm(args.seeds, desc='seeds', unit='seed'):
         latent = latent_from_seed(generator, seed, args.psi)
         depth_path = output_dir / f'seed{seed:04d}_depth.mp4' if args.depth_map else None
-        render_to_video(generator, [(latent, camera) for camera in cameras], options,
+        render_to_video(generator, [(latent, camera) for camera in cameras], rendering,
                         output_dir / f'seed{seed:04d}.mp4', args.fps, args.max_batch_size, depth_path, seed)
     return output_dir
 

@@ -17,7 +17,9 @@ Every field is a curriculum key (curriculums.KEYS), but Rendering.nerf_noise, wh
 sets at each step. Types and defaults come from KEYS and nowhere else: a key the curriculum leaves out
 takes the table's default; a required key left out, or a value of the wrong type, is a ConfigError here,
 once, not a KeyError hours into a run. Nothing changes a Settings in place: dataclasses.replace makes a
-changed copy. as_metadata() gives the plain dict of every key back (for code that reads keys by name).
+changed copy. Code past the loading of a curriculum or checkpoint reads attributes (settings.camera.fov);
+as_metadata() gives the plain dict of every key back only where a dict must be: a checkpoint's recorded
+curriculum, JSON written beside outputs.
 """
 
 import dataclasses
@@ -97,13 +99,6 @@ def complete(metadata, keys=KEYS, source='the curriculum'):
     return values
 
 
-def with_defaults(metadata):
-    """metadata's curriculum keys, checked, and the table's default of every key it leaves out that has one
-    (for code that reads a few keys of a dict: a required key left out stays out)."""
-    present = [key for key in KEYS if key in metadata or KEYS[key].default is not REQUIRED]
-    return complete(metadata, present)
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Every curriculum key in force at one step, typed and grouped (see the module docstring)."""
@@ -131,7 +126,8 @@ class Settings:
         return cls.from_metadata(curriculums.extract_metadata(curriculum, step), source)
 
     def as_metadata(self):
-        """Every curriculum key and its value, a plain dict (JSON-able but for betas' tuple)."""
+        """Every curriculum key and its value, a plain dict (JSON-able but for betas' tuple): for checkpoints
+        and JSON files, which hold plain keys."""
         values = {}
         for name in GROUPS:
             group = getattr(self, name)

@@ -21,7 +21,7 @@ from checkpoints import safe_load
 from checkpoints.validation import check_latent_file
 from inference.arguments import add_generator_arguments, load_generator_from_args
 from utils.cli import run_cli
-from inference.meshing import density_grid, generator_mesh, save_mesh, save_mrc, vertex_colors
+from inference.meshing import density_grid, generator_mesh, save_mesh, save_mrc, vertex_colours
 from inference.rendering import Latent, front_camera, latent_from_seed, view_dependence_locked
 
 
@@ -46,7 +46,7 @@ def main(argv=None):
                         help="colour vertices without view effects (always, for a generator trained locked)")
     args = parser.parse_args(argv)
 
-    generator, metadata, _ = load_generator_from_args(args)
+    generator, settings, _ = load_generator_from_args(args)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if args.latent:
@@ -64,9 +64,9 @@ def main(argv=None):
         except ValueError as error:
             tqdm.write(f"{name}: no mesh written: {error}")
             continue
-        colors = vertex_colors(generator, latent, vertices, front_camera(metadata), args.max_batch_size,
-                               view_dependence_locked(metadata, args.lock_view_dependence))
-        save_mesh(vertices, faces, colors, output_dir / f'{name}.{args.mesh_format}')
+        colours = vertex_colours(generator, latent, vertices, front_camera(settings.camera), args.max_batch_size,
+                                 view_dependence_locked(settings.rendering, args.lock_view_dependence))
+        save_mesh(vertices, faces, colours, output_dir / f'{name}.{args.mesh_format}')
         if dropped:
             tqdm.write(f"{name}: kept the {args.keep_parts} largest piece(s) of the mesh; smaller pieces, "
                        f"{dropped:.1%} of its faces, dropped (--keep_parts 0 keeps them)")

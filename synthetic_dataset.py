@@ -6,8 +6,7 @@ Command line:
 
 import argparse
 
-import curriculums
-from synthetic.dataset import METADATA_FILE, camera_settings, make_synthetic_dataset
+from synthetic.dataset import DEFAULT_CURRICULUM, METADATA_FILE, default_camera, make_synthetic_dataset
 from synthetic.heads import BACKGROUNDS
 
 
@@ -18,7 +17,7 @@ def main(argv=None):
     parser.add_argument('--num_images', type=int, default=10000)
     parser.add_argument('--img_size', type=int, default=64)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--curriculum', default='SPATIALSIRENBASELINE',
+    parser.add_argument('--curriculum', default=DEFAULT_CURRICULUM,
                         help='camera settings (fov, h/v mean and stddev, sample_dist) come from this curriculum')
     parser.add_argument('--supersample', type=int, default=2, help='anti-aliasing: rays per pixel side')
     parser.add_argument('--background', choices=BACKGROUNDS, default='grey',
@@ -26,8 +25,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     make_synthetic_dataset(args.output_dir, args.num_images, args.img_size, args.seed,
-                           supersample=args.supersample, background=args.background,
-                           **camera_settings(curriculums.get(args.curriculum)))
+                           default_camera(args.curriculum), supersample=args.supersample,
+                           background=args.background)
     print(f'wrote {args.num_images} images and {METADATA_FILE} to {args.output_dir}')
 
 

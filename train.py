@@ -86,11 +86,11 @@ def main(argv=None, started=None):
     run_cli(start)
 
 
-def worker(info, opt):
+def worker(process, opt):
     from training.stopping import StopRequest
     from training.training_loop import training_loop
     with StopRequest() as stop:
-        training_loop(info, opt, stop)
+        training_loop(process, opt, stop)
 
 
 if __name__ == '__main__':

@@ -37,8 +37,8 @@ def parse_args(argv=None):
 def main(argv=None, serve_forever=True):
     args = parse_args(argv)
     check_port_free(args.host, args.port)  # before the slow part, so a busy port fails at once
-    generator, metadata, device = load_generator_from_args(args)
-    renderer = ViewRenderer(generator, metadata, args.max_batch_size)
+    generator, run_settings, device = load_generator_from_args(args)
+    renderer = ViewRenderer(generator, run_settings, args.max_batch_size)
     preview_size = args.preview_size or (64 if device.type == 'cuda' else 16)
     config = ViewerConfig(args.image_size, preview_size, Path(args.output_dir))
     settings = renderer.default_settings(seed=args.seed, psi=args.psi, ray_step_multiplier=args.ray_step_multiplier)

@@ -18,7 +18,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
@@ -38,23 +37,22 @@ def make_step(name, step):
     settings = Settings.at_step(curriculums.get(name), step)
     settings = dataclasses.replace(settings, rendering=dataclasses.replace(settings.rendering,
                                                                            nerf_noise=schedules.nerf_noise(step)))
-    metadata = settings.as_metadata()
     torch.manual_seed(0)
-    generator, discriminator = build_generator(metadata), build_discriminator(metadata)
+    generator, discriminator = build_generator(settings.networks), build_discriminator(settings)
     generator.set_device(torch.device('cpu'))
     optimizer_G, optimizer_D = make_optimizers(generator, discriminator, settings.optimisation)
-    ctx = SimpleNamespace(generator_ddp=generator, discriminator_ddp=discriminator, optimizer_G=optimizer_G,
-                          optimizer_D=optimizer_D, scaler=torch.amp.GradScaler('cpu', enabled=False),
-                          no_sync=lambda sync: contextlib.nullcontext(), autocast=make_autocast('fp32', None))
-    batch, size = metadata['batch_size'], metadata['img_size']
+    trainer = steps.Trainer(generator, discriminator, optimizer_G, optimizer_D,
+                            torch.amp.GradScaler('cpu', enabled=False), autocast=make_autocast('fp32', None),
+                            no_sync=lambda sync: contextlib.nullcontext())
+    batch, size = settings.optimisation.batch_size, settings.rendering.img_size
 
     def run():
         reals = torch.rand(batch, 3, size, size) * 2 - 1
-        d_loss = steps.discriminator_step(ctx, reals, torch.full((batch, 2), float('nan')), 1.0, settings)
-        steps.apply_discriminator_update(ctx, d_loss, settings)
-        steps.generator_step(ctx, batch, 1.0, settings, step, torch.device('cpu'))
-        steps.apply_generator_update(ctx, settings)
-    return run, metadata
+        d_loss = steps.discriminator_step(trainer, reals, torch.full((batch, 2), float('nan')), 1.0, settings)
+        steps.apply_discriminator_update(trainer, d_loss, settings)
+        steps.generator_step(trainer, batch, 1.0, settings, step, torch.device('cpu'))
+        steps.apply_generator_update(trainer, settings)
+    return run, settings
 
 
 def main(argv=None):
@@ -77,11 +75,12 @@ def main(argv=None):
                 times[key].append((time.perf_counter() - start[0], time.process_time() - start[1]))
     print(f"{'curriculum':<22}{'step':>6}  {'img':>4}  {'seen':>4}  {'hier':>5}  {'median s':>9}  {'fastest s':>9}"
           f"  {'cpu s':>6}   ({opt.iters} iterations, {torch.get_num_threads()} threads)")
-    for (name, step), (_, metadata) in configs.items():
+    for (name, step), (_, settings) in configs.items():
         wall, cpu = zip(*times[name, step])
-        seen = curriculums.discriminator_size(metadata['img_size'], metadata['patch_size'])
-        print(f"{name:<22}{step:>6}  {metadata['img_size']:>4}  {seen:>4}  "
-              f"{str(metadata['hierarchical_sample']):>5}  {statistics.median(wall):>9.3f}  {min(wall):>9.3f}"
+        rendering = settings.rendering
+        seen = curriculums.discriminator_size(rendering.img_size, settings.patches.patch_size)
+        print(f"{name:<22}{step:>6}  {rendering.img_size:>4}  {seen:>4}  "
+              f"{str(rendering.hierarchical_sample):>5}  {statistics.median(wall):>9.3f}  {min(wall):>9.3f}"
               f"  {statistics.median(cpu):>6.3f}")
 
 

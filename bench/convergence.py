@@ -26,6 +26,7 @@ the end yaw_sweeps.png: two samples' yaw sweeps at every point, one above the ot
 
 import argparse
 import csv
+import dataclasses
 import functools
 import json
 import math
@@ -49,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from checkpoints import load_generator  # noqa: E402
 from datasets import default_synthetic_folder  # noqa: E402
 from inference.meshing import density_grid, extract_mesh, generator_mesh  # noqa: E402
-from inference.rendering import front_camera, inference_options, latent_from_seed, render_view, yaw_row  # noqa: E402
+from inference.rendering import front_camera, inference_rendering, latent_from_seed, render_view, yaw_row  # noqa: E402
 from utils.media import image_grid, save_image, to_uint8  # noqa: E402
 
 PICTURE_SIZE = 64
@@ -135,44 +136,44 @@ def available_metrics(requested):
     return GEOMETRY_METRICS if requested == 'auto' else tuple(requested.split(','))
 
 
-def measure(generator, metadata, dataset_dir, names, num_samples):
+def measure(generator, settings, dataset_dir, names, num_samples):
     """The 3D metrics (with their floors and chance levels) as plain floats."""
     if not names:
         return {}
     from metrics.geometry import geometry_metrics
-    values = geometry_metrics(generator, metadata, dataset_dir, names, num_samples=num_samples)
+    values = geometry_metrics(generator, settings, dataset_dir, names, num_samples=num_samples)
     return {key: round(float(value), 5) for key, value in values.items()}
 
 
-def dataset_folder(metadata):
+def dataset_folder(settings):
     """The synthetic dataset the run trained on (train.py's default folder unless dataset_path is set)."""
-    if metadata['dataset_path']:
-        return Path(metadata['dataset_path'])
-    return ROOT / default_synthetic_folder(**metadata)
+    data = settings.data
+    if data.dataset_path:
+        return Path(data.dataset_path)
+    return ROOT / default_synthetic_folder(data.synthetic_size, data.synthetic_background)
 
 
 # --- pictures ---------------------------------------------------------------------------
 
-def picture_options(metadata):
-    """Inference settings for pictures: PICTURE_SIZE pixels, twice the training samples, hierarchical."""
-    options = inference_options(metadata, PICTURE_SIZE, ray_step_multiplier=2)
-    options['hierarchical_sample'] = True
-    return options
+def picture_rendering(settings):
+    """The Rendering of pictures: PICTURE_SIZE pixels, twice the training samples, hierarchical."""
+    rendering = inference_rendering(settings, PICTURE_SIZE, ray_step_multiplier=2)
+    return dataclasses.replace(rendering, hierarchical_sample=True)
 
 
-def sample_grid(generator, options, seeds):
-    front = front_camera(options)
-    views = [render_view(generator, latent_from_seed(generator, seed, 0.7), front, options, 2400000)[0]
+def sample_grid(generator, settings, seeds):
+    front, rendering = front_camera(settings.camera), picture_rendering(settings)
+    views = [render_view(generator, latent_from_seed(generator, seed, 0.7), front, rendering, 2400000)[0]
              for seed in seeds]
     return image_grid([to_uint8(view) for view in views], columns=4)
 
 
-def yaw_sweep(generator, options, seeds):
-    views = []
+def yaw_sweep(generator, settings, seeds):
+    views, rendering = [], picture_rendering(settings)
     for seed in seeds:
         latent = latent_from_seed(generator, seed, 0.7)
-        views += [render_view(generator, latent, camera, options, 2400000)[0]
-                  for camera in yaw_row(options, YAW_OFFSETS)]
+        views += [render_view(generator, latent, camera, rendering, 2400000)[0]
+                  for camera in yaw_row(settings.camera, YAW_OFFSETS)]
     return image_grid([to_uint8(view) for view in views], columns=len(YAW_OFFSETS))
 
 
@@ -233,11 +234,10 @@ def real_heads_picture(dataset_dir, count=16):
     return image_grid(images, columns=4)
 
 
-def draw_pictures(generator, metadata, folder, tag):
+def draw_pictures(generator, settings, folder, tag):
     """Writes the grid, yaw sweep and mesh pictures; returns the mesh's density statistics."""
-    options = picture_options(metadata)
-    save_image(sample_grid(generator, options, range(16)), folder / f'{tag}_grid.png')
-    save_image(yaw_sweep(generator, options, range(4)), folder / f'{tag}_yaw.png')
+    save_image(sample_grid(generator, settings, range(16)), folder / f'{tag}_grid.png')
+    save_image(yaw_sweep(generator, settings, range(4)), folder / f'{tag}_yaw.png')
     mesh, stats = generated_mesh_picture(generator, seed=0)
     save_image(mesh, folder / f'{tag}_mesh.png')
     return {key: round(value, 3) for key, value in stats.items()}
@@ -274,16 +274,16 @@ def measure_snapshot(folder, num_samples, metric_names):
     """Measures and draws the snapshot in folder (training.json beside it); writes folder/point.json."""
     point = json.loads((folder / 'training.json').read_text())
     start = time.time()
-    generator, metadata = load_generator(folder / 'generator.pth')
-    dataset_dir = dataset_folder(metadata)
+    generator, settings = load_generator(folder / 'generator.pth')
+    dataset_dir = dataset_folder(settings)
     pictures = folder.parent.parent / 'pictures'
     if not (pictures / 'real_heads.png').exists():
         save_image(real_heads_picture(dataset_dir), pictures / 'real_heads.png')
         save_image(real_mesh_picture(dataset_dir), pictures / 'real_mesh.png')
     torch.manual_seed(0)
-    point.update(measure(generator, metadata, dataset_dir, available_metrics(metric_names), num_samples))
+    point.update(measure(generator, settings, dataset_dir, available_metrics(metric_names), num_samples))
     with torch.no_grad():
-        point.update(draw_pictures(generator, metadata, pictures, folder.name))
+        point.update(draw_pictures(generator, settings, pictures, folder.name))
     point['measure_minutes'] = round((time.time() - start) / 60, 2)
     (folder / 'point.json').write_text(json.dumps(point))
     print(json.dumps(point), flush=True)

@@ -48,11 +48,11 @@ from metrics.geometry import as_heads, reference  # noqa: E402
 from synthetic import heads as synthetic_heads  # noqa: E402
 
 
-def pose_fit(generator, metadata, dataset_dir, num_samples):
+def pose_fit(generator, settings, dataset_dir, num_samples):
     """Per angle: mean |error|, slope, bias, error without the bias, error off the best line (degrees)."""
     regressor = reference(dataset_dir).regressor
     with torch.no_grad():
-        images, true = pose.render_at_random_poses(as_heads(generator, metadata), metadata, num_samples,
+        images, true = pose.render_at_random_poses(as_heads(generator, settings), settings.camera, num_samples,
                                                    regressor.network.input_size, seed=0)
         read, _ = regressor.predict(images)
     fits = {}
@@ -66,19 +66,19 @@ def pose_fit(generator, metadata, dataset_dir, num_samples):
     return fits
 
 
-def discriminator_pose(generator, metadata, discriminator_path, dataset_dir, num_samples):
+def discriminator_pose(generator, settings, discriminator_path, dataset_dir, num_samples):
     """{'real': D on real images, 'generated': D on generated ones at the pose fit's cameras}: each
     the mean |error| (yaw, pitch) in degrees against the true poses or cameras."""
-    discriminator = build_discriminator(metadata)
+    discriminator = build_discriminator(settings)
     discriminator.load_state_dict(torch.load(discriminator_path, map_location='cpu', weights_only=True)['state_dict'])
     discriminator.eval()
-    size = metadata['img_size']
-    real = datasets.make_dataset('Synthetic', **{**metadata, 'dataset_path': dataset_dir, 'img_size': size})
+    size = settings.rendering.img_size
+    real = datasets.make_dataset('Synthetic', size, dataset_dir)
     picked = torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:num_samples].tolist()
     real_images = torch.stack([real[i][0] for i in picked])
     real_poses = torch.stack([real[i][1] for i in picked])[:, [1, 0]]  # datasets give (pitch, yaw)
     with torch.no_grad():  # the pose fit's samples and cameras, at D's image size
-        images, cameras = pose.render_at_random_poses(as_heads(generator, metadata), metadata, num_samples, size,
+        images, cameras = pose.render_at_random_poses(as_heads(generator, settings), settings.camera, num_samples, size,
                                                       seed=0)
         read_real = discriminator(real_images, 1)[2][:, [1, 0]]  # its pose head reads (pitch, yaw)
         read_generated = discriminator(images, 1)[2][:, [1, 0]]
@@ -91,19 +91,19 @@ def density_bound(generator):
     return float(layer.weight.detach().abs().sum() + layer.bias.detach().abs().sum()) * generator.density_scale
 
 
-def front_direction(metadata):
-    """Unit vector [3] from the origin towards the mean camera."""
-    return camera_origins(torch.tensor([[float(metadata['v_mean'])]]), torch.tensor([[float(metadata['h_mean'])]]))[0]
+def front_direction(camera):
+    """Unit vector [3] from the origin towards the mean camera of a settings.CameraDistribution."""
+    return camera_origins(torch.tensor([[float(camera.v_mean)]]), torch.tensor([[float(camera.h_mean)]]))[0]
 
 
-def surfaces(generator, metadata, dataset_dir, count):
+def surfaces(generator, settings, dataset_dir, count):
     """Per sample, its `shape` mesh against the nearest bank head: (share of vertices > 1 cm inside
     it, share > 1 cm outside, median signed distance, median distance from the centre of the
     inside ones, densest point of its volume, mean |signed distance| of the vertices on the half
     facing the mean camera and on the back half), or None where it has no surface."""
     bank = reference(dataset_dir).bank
-    heads = as_heads(generator, metadata)
-    front = front_direction(metadata)
+    heads = as_heads(generator, settings)
+    front = front_direction(settings.camera)
     rows = []
     for index in range(count):
         volume, level = heads.surface_volume(index, shape.GRID_RESOLUTION, shape.CUBE_SIZE)
@@ -132,22 +132,22 @@ def main(argv=None):
                         help="the run's discriminator.pth, to check its pose head (needs the run's checkpoint)")
     parser.add_argument('--num_meshes', type=int, default=4, help="samples whose surfaces are examined")
     args = parser.parse_args(argv)
-    generator, metadata = load_generator(args.checkpoint)
+    generator, settings = load_generator(args.checkpoint)
     torch.manual_seed(0)
-    fits = pose_fit(generator, metadata, args.dataset_dir, args.num_samples)
+    fits = pose_fit(generator, settings, args.dataset_dir, args.num_samples)
     for name, fit in fits.items():
         print(f"{name:5s}  mean |error| {fit['mean_abs_error']:5.2f}   slope {fit['slope']:4.2f}   "
               f"bias {fit['bias']:+5.2f}   without the bias {fit['error_without_bias']:5.2f}   "
               f"off the best line {fit['error_off_best_line']:5.2f}   (degrees)")
     if args.discriminator:
-        errors = discriminator_pose(generator, metadata, args.discriminator, args.dataset_dir, args.num_samples)
+        errors = discriminator_pose(generator, settings, args.discriminator, args.dataset_dir, args.num_samples)
         errors['regressor'] = (fits['yaw']['mean_abs_error'], fits['pitch']['mean_abs_error'])
         names = {'real': 'D on real images', 'generated': 'D on generated images',
                  'regressor': 'regressor on generated images'}
         for name, (yaw, pitch) in errors.items():
             print(f"pose head  {names[name]:30s} |error| yaw {yaw:5.2f}  pitch {pitch:5.2f}  (degrees)")
     print(f"density bound {density_bound(generator):.1f}")
-    for index, row in enumerate(surfaces(generator, metadata, args.dataset_dir, args.num_meshes)):
+    for index, row in enumerate(surfaces(generator, settings, args.dataset_dir, args.num_meshes)):
         if row is None:
             print(f"surface of sample {index}: none (its density never reaches the mesh level)")
             continue

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import curriculums  # noqa: E402
 from checkpoints.builders import build_generator  # noqa: E402
 from inference.rendering import front_camera  # noqa: E402
+from settings import Settings  # noqa: E402
 from metrics import geometry  # noqa: E402
 from metrics.heads import TrueHeads  # noqa: E402
 from synthetic import heads as synthetic_heads  # noqa: E402
@@ -35,24 +36,24 @@ def main(argv=None):
     parser.add_argument('--curriculum', default='SPATIALSIRENBASELINE', help="camera settings and the generator")
     args = parser.parse_args(argv)
 
-    metadata = curriculums.extract_metadata(curriculums.get(args.curriculum), 0)
+    settings = Settings.at_step(curriculums.get(args.curriculum), 0)
     started = time.perf_counter()
     reference = geometry.reference(args.dataset_dir)
     regressor, _ = reference.regressor, reference.bank  # trained or loaded, and built, once: timed here
     print(f"pose regressor and head bank ready in {time.perf_counter() - started:.1f} s "
-          f"(regressor trained in {regressor.info['train_seconds']:.0f} s when first made)")
+          f"(regressor trained in {regressor.training_record['train_seconds']:.0f} s when first made)")
 
     true_heads = TrueHeads(synthetic_heads.sample_head_params(args.num_samples, np.random.default_rng(123)),
-                           metadata['fov'])
+                           settings.camera.fov)
     torch.manual_seed(0)
-    untrained = build_generator(metadata)
-    sources = {'true heads': true_heads, 'fixed view': geometry.FixedView(true_heads, front_camera(metadata)),
+    untrained = build_generator(settings.networks)
+    sources = {'true heads': true_heads, 'fixed view': geometry.FixedView(true_heads, front_camera(settings.camera)),
                'untrained': untrained}
     for label, source in sources.items():
         cache = {}
         for name in geometry.GEOMETRY_METRICS:
             started = time.perf_counter()
-            values = geometry.METRIC_FUNCTIONS[name](source, metadata, args.dataset_dir, args.num_samples,
+            values = geometry.METRIC_FUNCTIONS[name](source, settings, args.dataset_dir, args.num_samples,
                                                      cache=cache)
             print(f"\n{label}: {name} ({time.perf_counter() - started:.1f} s, floors included the first time)")
             print('  ' + '\n  '.join(geometry.summary_lines(values)))

@@ -90,17 +90,17 @@ def main(argv=None):
     if args.num_heads < 1:
         parser.error(f"--num_heads must be at least 1, got {args.num_heads}")
 
-    generator, metadata = load_generator(args.path, ema=None if args.no_ema else 'ema.pth')
-    dataset_dir = geometry.synthetic_folder(metadata, args.dataset_dir)
+    generator, settings = load_generator(args.path, ema=None if args.no_ema else 'ema.pth')
+    dataset_dir = geometry.synthetic_folder(settings, args.dataset_dir)
     started = time.perf_counter()
     if args.ceiling:
-        fit_args = fit_arguments(['--image_size', str(metadata['img_size'])] + args.inversion_args.split())
-        heads = GeneratorHeads(generator, metadata, first_seed=inversion.HEAD_SEED)
-        cameras = sample_cameras(args.num_heads, metadata, inversion.HEAD_SEED + args.seed)
-        values, details = inversion.benchmark(generator, metadata, heads, cameras, fit_args,
+        fit_args = fit_arguments(['--image_size', str(settings.rendering.img_size)] + args.inversion_args.split())
+        heads = GeneratorHeads(generator, settings, first_seed=inversion.HEAD_SEED)
+        cameras = sample_cameras(args.num_heads, settings.camera, inversion.HEAD_SEED + args.seed)
+        values, details = inversion.benchmark(generator, settings, heads, cameras, fit_args,
                                               geometry.reference(dataset_dir).regressor)
     else:
-        values, details = inversion.inversion(generator, metadata, dataset_dir, args.num_heads, args.seed,
+        values, details = inversion.inversion(generator, settings, dataset_dir, args.num_heads, args.seed,
                                               args.inversion_args)
     load = os.getloadavg()
     output_dir = Path(args.output_dir)

@@ -58,10 +58,10 @@ def main(argv=None):
     parser.add_argument('--output', default='terraces.png')
     args = parser.parse_args(argv)
 
-    generator, metadata = load_generator(args.generator)
+    generator, settings = load_generator(args.generator)
     latent = latent_from_seed(generator, args.seed, 0.7)
     generated = density_function(generator, latent, 2400000)
-    head = json.loads((dataset_folder(metadata) / 'poses.json').read_text())['images'][0]['params']
+    head = json.loads((dataset_folder(settings) / 'poses.json').read_text())['images'][0]['params']
 
     def sharp(points):  # a true head as a generator's step: 2 x LEVEL inside, 0 outside
         return torch.where(synthetic_heads.head_signed_distance(points, head) < 0, 2.0 * LEVEL, 0.0)

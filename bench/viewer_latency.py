@@ -32,17 +32,17 @@ def main():
     parser.add_argument('--ray_step_multiplier', type=float, default=1, help="as the viewer's steps per ray")
     args = parser.parse_args()
 
-    generator, metadata, device = load_generator_from_args(args)
-    renderer = ViewRenderer(generator, metadata, args.max_batch_size)
+    generator, run_settings, device = load_generator_from_args(args)
+    renderer = ViewRenderer(generator, run_settings, args.max_batch_size)
     settings = renderer.default_settings(ray_step_multiplier=args.ray_step_multiplier)
-    steps = max(2, round(metadata['num_steps'] * args.ray_step_multiplier))
-    samples = f"{steps}+{steps}" if metadata['hierarchical_sample'] else f"{steps}"
+    steps = max(2, round(run_settings.rendering.num_steps * args.ray_step_multiplier))
+    samples = f"{steps}+{steps}" if run_settings.rendering.hierarchical_sample else f"{steps}"
     print(f"device {device}, threads {torch.get_num_threads()}, samples per ray {samples}")
     print("| size | median s | fastest s | views/s |")
     print("|---|---|---|---|")
     for size in args.sizes:
         cameras = Cameras(yaw=[math.pi / 2 + 0.02 * i for i in range(args.iters + 1)], pitch=math.pi / 2,
-                          fov=metadata['fov'])
+                          fov=run_settings.camera.fov)
         seconds = [renderer.render(settings, camera, size).seconds for camera in cameras][1:]
         median = statistics.median(seconds)
         print(f"| {size}² | {median:.3f} | {min(seconds):.3f} | {1 / median:.1f} |")

@@ -18,7 +18,7 @@ def load_generator(path, ema='ema.pth', curriculum=None, overrides=None, device=
     path: generator.pth. ema: file name (in the same folder) or path of the EMA
     weights to use, or None for the raw weights. curriculum: a curriculum name to
     use instead of the recorded one; overrides: curriculum keys to change.
-    Returns (generator in eval mode on device, metadata at the checkpoint's step).
+    Returns (generator in eval mode on device, settings.Settings at the checkpoint's step).
     """
     path = Path(path)
     ema_path = None if ema is None else (Path(ema) if Path(ema).is_absolute() or os.sep in str(ema)
@@ -31,15 +31,15 @@ def load_generator(path, ema='ema.pth', curriculum=None, overrides=None, device=
     checkpoint = validation.check_generator_file(tree, path, GENERATOR_FORMAT)
 
     full_curriculum = resolve_curriculum(checkpoint['curriculum'], curriculum, overrides, path)
-    metadata = Settings.at_step(full_curriculum, checkpoint['step'], str(path)).as_metadata()  # every key
-    generator = build_generator(metadata)
+    settings = Settings.at_step(full_curriculum, checkpoint['step'], str(path))
+    generator = build_generator(settings.networks)
     validation.load_module_state(generator, checkpoint['state_dict'], path)
     if ema_path is not None:
         apply_ema(generator, ema_path)
     generator.step, generator.epoch = checkpoint['step'], checkpoint['epoch']
     generator.to(device).eval()
     generator.set_device(device)
-    return generator, metadata
+    return generator, settings
 
 
 def apply_ema(generator, ema_path):

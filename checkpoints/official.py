@@ -164,25 +164,28 @@ def read_official_ema(path, parameters, ema=None):
     }
 
 
-def official_metadata(info, curriculum, overrides, path):
-    """(curriculum, metadata at the checkpoint's step) for the original generator read from path."""
+def official_settings(original, curriculum, overrides, path):
+    """(curriculum, settings.Settings at the checkpoint's step) for the original generator read from path
+    (original: read_official_generator's)."""
     if not curriculum:
         raise CheckpointError(f"{path} is a checkpoint of the original pi-GAN release, which does not record "
                               "its curriculum: pass --curriculum CelebA|CATS|CARLA (the one it was trained with)")
     if curriculum not in curriculums.CURRICULA:
         raise CheckpointError(f"unknown curriculum {curriculum!r}; choose one of {', '.join(curriculums.CURRICULA)}")
     # The pickled architecture wins over the named curriculum's.
-    architecture = {'model': info['model'], 'latent_dim': info['latent_dim'], 'hidden_dim': info['hidden_dim'],
+    architecture = {'model': original['model'], 'latent_dim': original['latent_dim'],
+                    'hidden_dim': original['hidden_dim'],
                     'density_scale': 1.0}  # the original's density is unscaled, whatever the named curriculum
     full = resolve_curriculum(None, curriculum, {**architecture, **(overrides or {})})
-    return full, Settings.at_step(full, info['step']).as_metadata()  # every key, checked
+    return full, Settings.at_step(full, original['step'])
 
 
-def build_official_generator(path, ema_path, metadata, info=None):
-    """Our generator holding the original's weights (EMA averages if ema_path is given), on the CPU."""
-    info = info or read_official_generator(path)
-    generator = build_generator(metadata)
-    validation.load_module_state(generator, info['state_dict'], path, f"the {metadata['model']} weights")
+def build_official_generator(path, ema_path, networks, original=None):
+    """Our generator (networks: settings.Networks) holding the original's weights (EMA averages if ema_path
+    is given), on the CPU."""
+    original = original or read_official_generator(path)
+    generator = build_generator(networks)
+    validation.load_module_state(generator, original['state_dict'], path, f"the {networks.model} weights")
     if ema_path is not None:
         ema_path = Path(ema_path)
         if not ema_path.is_file():
@@ -192,18 +195,18 @@ def build_official_generator(path, ema_path, metadata, info=None):
         with torch.no_grad():
             for name, value in read_official_ema(ema_path, params)['shadow'].items():
                 params[name].copy_(value)
-    generator.step, generator.epoch = info['step'], info['epoch']
+    generator.step, generator.epoch = original['step'], original['epoch']
     return generator
 
 
 def load_official_generator(path, ema_path=None, curriculum=None, overrides=None, device='cpu', tree=None):
-    """load_generator for the original release's files: (generator in eval mode on device, metadata)."""
-    info = read_official_generator(path, tree)
-    _, metadata = official_metadata(info, curriculum, overrides, path)
-    generator = build_official_generator(path, ema_path, metadata, info)
+    """load_generator for the original release's files: (generator in eval mode on device, settings)."""
+    original = read_official_generator(path, tree)
+    _, settings = official_settings(original, curriculum, overrides, path)
+    generator = build_official_generator(path, ema_path, settings.networks, original)
     generator.to(device).eval()
     generator.set_device(device)
-    return generator, metadata
+    return generator, settings
 
 
 def convert_official_run(generator_path, curriculum, output_dir, overrides=None):
@@ -215,10 +218,10 @@ def convert_official_run(generator_path, curriculum, output_dir, overrides=None)
     from torch_utils.ema import ExponentialMovingAverage
 
     generator_path = Path(generator_path)
-    info = read_official_generator(generator_path)
-    full_curriculum, metadata = official_metadata(info, curriculum, overrides, generator_path)
-    generator = build_official_generator(generator_path, None, metadata, info)
-    files = {'generator.pth': generator_checkpoint(generator, info['step'], info['epoch'], curriculum,
+    original = read_official_generator(generator_path)
+    full_curriculum, settings = official_settings(original, curriculum, overrides, generator_path)
+    generator = build_official_generator(generator_path, None, settings.networks, original)
+    files = {'generator.pth': generator_checkpoint(generator, original['step'], original['epoch'], curriculum,
                                                    full_curriculum,
                                                    {'converted_from': str(generator_path.resolve())})}
     params = dict(generator.named_parameters())
@@ -227,7 +230,7 @@ def convert_official_run(generator_path, curriculum, output_dir, overrides=None)
         if ema_path.is_file():
             ema = ExponentialMovingAverage(generator, 0.999)
             ema.load_state_dict(read_official_ema(ema_path, params))
-            files[ema_name] = ema_checkpoint(ema, info['step'])
+            files[ema_name] = ema_checkpoint(ema, original['step'])
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_all(output_dir, files)

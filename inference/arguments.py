@@ -17,9 +17,9 @@ def add_generator_arguments(parser):
 
 
 def load_generator_from_args(args):
-    """(generator, metadata, device) for scripts built on add_generator_arguments."""
+    """(generator, settings.Settings at its step, device) for scripts built on add_generator_arguments."""
     device = pick_device(args.device)
-    generator, metadata = load_generator(args.path, ema=None if args.no_ema else args.ema,
+    generator, settings = load_generator(args.path, ema=None if args.no_ema else args.ema,
                                          curriculum=args.curriculum, overrides=parse_overrides(args.overrides),
                                          device=device)
-    return generator, metadata, device
+    return generator, settings, device

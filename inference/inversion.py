@@ -17,6 +17,7 @@ Extensions:
 import argparse
 import copy
 import math
+from dataclasses import replace
 from typing import NamedTuple, Optional
 
 import torch
@@ -25,8 +26,7 @@ from tqdm import trange
 
 from generators.camera_utils import Cameras
 from generators.ray_sampler import rays_from_cameras
-from inference.rendering import Latent, inference_options
-from settings import Rendering, from_keywords
+from inference.rendering import Latent, inference_rendering
 
 
 LATENT_SPACES = ('w', 'z')
@@ -44,24 +44,23 @@ class Fit(NamedTuple):
     generator: Optional[torch.nn.Module] = None  # what renders the fit: the tuned copy with fit_weights
 
 
-def fitting_options(options):
-    """Render settings for fitting: one deterministic pass, so the loss is a smooth function of W."""
-    return {**options, 'hierarchical_sample': False, 'nerf_noise': 0, 'perturb': False}
+def fitting_rendering(rendering):
+    """The Rendering of fitting: one deterministic pass, so the loss is a smooth function of W."""
+    return replace(rendering, hierarchical_sample=False, nerf_noise=0.0, perturb=False)
 
 
-def render_differentiable(generator, latent, cameras, options):
-    """Pixels [N, 3, S, S] in [-1, 1] of N views (Cameras) of one latent, through the generator's renderer;
-    differentiable in the cameras' angles, the latent and the weights."""
+def render_differentiable(generator, latent, cameras, rendering):
+    """Pixels [N, 3, S, S] in [-1, 1] of N views (Cameras) of one latent, through the generator's renderer
+    (rendering: settings.Rendering); differentiable in the cameras' angles, the latent and the weights."""
     views = len(cameras)
     pixels, _ = generator.render(latent.frequencies.expand(views, -1), latent.phase_shifts.expand(views, -1),
-                                 cameras, from_keywords(Rendering, options))
+                                 cameras, rendering)
     return pixels
 
 
-def render_chosen_rays(generator, latent, cameras, rays, options):
+def render_chosen_rays(generator, latent, cameras, rays, rendering):
     """Colours [n, 3] in [-1, 1] of the pixels numbered rays [n] among all N views' pixels (view by view,
     row-major), rendered as one batch of rays of one latent. cameras: the N views; differentiable as above."""
-    rendering = from_keywords(Rendering, options)
     origins, directions = rays_from_cameras(cameras.cam2world(), cameras.fov, rendering.img_size)
     origins, directions = (x.flatten(0, 1)[rays].unsqueeze(0) for x in (origins, directions))
     rgb, _ = generator.render_rays(latent.frequencies, latent.phase_shifts, origins, directions, rendering)
@@ -78,14 +77,14 @@ def cosine_decay(num_iterations, floor=0.02):
     return lambda step: floor + (1 - floor) * (1 + math.cos(math.pi * min(step, num_iterations) / num_iterations)) / 2
 
 
-def fit_latent(generator, target, options, cameras, num_iterations=500, lr=1e-2, pose_lr=5e-3,
+def fit_latent(generator, target, rendering, cameras, num_iterations=500, lr=1e-2, pose_lr=5e-3,
                noise_scale=0.03, optimize_pose=False, seed=0, progress=True, fit_weights=False, weight_lr=1e-4,
                rays_per_step=None, latent_space='w', latent_weight=0.0):
     """Fits W offsets (and poses, if optimize_pose) so renders match target [N, 3, S, S] in [-1, 1].
 
     target: N views of one scene (N = 1 for a single image); cameras: the N views'
-    starting (or fixed) poses, one Cameras; each view renders at its own fov. options:
-    render settings with img_size equal to the targets' size. fit_weights: also
+    starting (or fixed) poses, one Cameras; each view renders at its own fov. rendering:
+    settings.Rendering with img_size equal to the targets' size. fit_weights: also
     tune the SIREN's weights (Adam at weight_lr) on a copy of the generator,
     returned as Fit.generator; the given generator is never changed.
     rays_per_step: each step renders that many pixels drawn at random from all
@@ -102,7 +101,7 @@ def fit_latent(generator, target, options, cameras, num_iterations=500, lr=1e-2,
     target = target.to(device)
     if target.shape[0] != len(cameras):
         raise ValueError(f"{target.shape[0]} target images but {len(cameras)} cameras")
-    options = fitting_options(options)
+    rendering = fitting_rendering(rendering)
     if fit_weights:
         generator = copy.deepcopy(generator)
         given_flags = [p.requires_grad for p in generator.parameters()]
@@ -126,7 +125,7 @@ def fit_latent(generator, target, options, cameras, num_iterations=500, lr=1e-2,
         offsets = Latent(torch.zeros_like(average.frequencies, requires_grad=True),
                          torch.zeros_like(average.phase_shifts, requires_grad=True))
     else:
-        offsets = (nearest_z(generator, target, Cameras(yaw=yaw, pitch=pitch, fov=fov), options, seed)
+        offsets = (nearest_z(generator, target, Cameras(yaw=yaw, pitch=pitch, fov=fov), rendering, seed)
                    .requires_grad_(True),)
 
     def loss_at(fitted, rays=None, regularised=False):
@@ -134,9 +133,9 @@ def fit_latent(generator, target, options, cameras, num_iterations=500, lr=1e-2,
         pull towards the average if regularised."""
         latent, posed = latent_of(fitted), Cameras(yaw=yaw, pitch=pitch, fov=fov)
         if rays is None:
-            loss = F.mse_loss(render_differentiable(generator, latent, posed, options), target)
+            loss = F.mse_loss(render_differentiable(generator, latent, posed, rendering), target)
         else:
-            loss = F.mse_loss(render_chosen_rays(generator, latent, posed, rays, options), colours[rays])
+            loss = F.mse_loss(render_chosen_rays(generator, latent, posed, rays, rendering), colours[rays])
         if regularised and latent_weight and latent_space == 'z':
             loss = loss + latent_weight * (fitted[0].pow(2).mean() - 1).pow(2)
         elif regularised and latent_weight:
@@ -181,14 +180,14 @@ def fit_latent(generator, target, options, cameras, num_iterations=500, lr=1e-2,
                cameras=fitted_cameras, generator=generator)
 
 
-def nearest_z(generator, target, cameras, options, seed, count=None):
+def nearest_z(generator, target, cameras, rendering, seed, count=None):
     """The one of count (Z_STARTS) z draws [1, z_dim] of a seeded stream whose render at cameras is nearest
     (MSE, every view) to target [N, 3, S, S]."""
     draws = torch.randn(count or Z_STARTS, generator.z_dim, generator=torch.Generator().manual_seed(seed))
     draws = draws.to(generator.device)
     with torch.no_grad():
         errors = [F.mse_loss(render_differentiable(generator, Latent(*generator.siren.mapping_network(z[None])),
-                                                   cameras, options), target).item() for z in draws]
+                                                   cameras, rendering), target).item() for z in draws]
     return draws[int(torch.tensor(errors).argmin())][None].clone()
 
 
@@ -246,51 +245,52 @@ def fit_arguments(argv=()):
     return parser.parse_args(list(argv))
 
 
-def pose_grid(metadata, spread=2.0, yaws=9, pitches=5):
-    """Cameras, yaws * pitches of them (pitch by pitch), over the curriculum's pose range: mean +- spread
-    std devs in each angle."""
+def pose_grid(camera, spread=2.0, yaws=9, pitches=5):
+    """Cameras, yaws * pitches of them (pitch by pitch), over a pose distribution's range (camera:
+    settings.CameraDistribution): mean +- spread std devs in each angle, at its fov."""
     def angles(mean, stddev, count):
         return torch.linspace(mean - spread * stddev, mean + spread * stddev, count)
-    pitch, yaw = torch.meshgrid(angles(metadata['v_mean'], metadata['v_stddev'], pitches),
-                                angles(metadata['h_mean'], metadata['h_stddev'], yaws), indexing='ij')
-    return Cameras(yaw=yaw, pitch=pitch, fov=metadata['fov'])
+    pitch, yaw = torch.meshgrid(angles(camera.v_mean, camera.v_stddev, pitches),
+                                angles(camera.h_mean, camera.h_stddev, yaws), indexing='ij')
+    return Cameras(yaw=yaw, pitch=pitch, fov=camera.fov)
 
 
-def search_pose(generator, target, options, cameras, count=1):
+def search_pose(generator, target, rendering, cameras, count=1):
     """The count of cameras (Cameras) whose renders of the average latent are nearest (MSE) to target
     [1, 3, S, S], as Cameras, best first: starts for the pose that gradient steps from the mean pose miss
     (they only slide downhill)."""
     average = Latent(*generator.generate_avg_frequencies())
-    options = fitting_options(options)
+    rendering = fitting_rendering(rendering)
     with torch.no_grad():
         errors = torch.cat([
-            ((render_differentiable(generator, average, cameras[i:i + 9].to(generator.device), options)
+            ((render_differentiable(generator, average, cameras[i:i + 9].to(generator.device), rendering)
               - target.to(generator.device)) ** 2).mean((1, 2, 3)) for i in range(0, len(cameras), 9)])
     return cameras[errors.argsort()[:count].tolist()]
 
 
-def best_start(generator, target, options, cameras, args):
+def best_start(generator, target, rendering, cameras, args):
     """The pose (Cameras of one) reached by the best of short fits (args.start_iterations steps of latent and
     pose) from each of cameras: the average head alone sometimes prefers a wrong cell (a head seen from the
     other side, a face lower in the frame) that the fitted latent tells apart."""
-    fits = [fit_latent(generator, target, options, camera, args.start_iterations, args.lr, args.pose_lr,
+    fits = [fit_latent(generator, target, rendering, camera, args.start_iterations, args.lr, args.pose_lr,
                        args.noise_scale, True, args.seed, progress=False, latent_space=args.latent_space,
                        latent_weight=args.latent_weight) for camera in cameras]
     return min(fits, key=lambda fit: fit.final_loss).camera
 
 
-def invert(generator, metadata, targets, cameras, args, search_pose_first=True, progress=True):
-    """fit_latent as inverse_render.py runs it. targets [N, 3, S, S] in [-1, 1] at args.image_size; cameras:
+def invert(generator, settings, targets, cameras, args, search_pose_first=True, progress=True):
+    """fit_latent as inverse_render.py runs it, for a generator loaded with settings (settings.Settings).
+    targets [N, 3, S, S] in [-1, 1] at args.image_size; cameras:
     the N starting (or known) poses, one Cameras; args: add_fit_arguments' options. With args.optimize_pose and
     args.pose_search, the first view starts from search_pose's camera unless search_pose_first is False
     (a starting pose the user gave)."""
-    options = inference_options(metadata, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
+    rendering = inference_rendering(settings, args.image_size, args.ray_step_multiplier, args.lock_view_dependence)
     if args.optimize_pose and args.pose_search and search_pose_first:
-        starts = search_pose(generator, targets[:1], options, pose_grid({**metadata, 'fov': float(cameras.fov[0])}),
-                             count=max(1, args.pose_starts))
-        first = best_start(generator, targets[:1], options, starts, args) if len(starts) > 1 else starts
+        grid = pose_grid(replace(settings.camera, fov=float(cameras.fov[0])))
+        starts = search_pose(generator, targets[:1], rendering, grid, count=max(1, args.pose_starts))
+        first = best_start(generator, targets[:1], rendering, starts, args) if len(starts) > 1 else starts
         cameras = Cameras.cat([first, cameras[1:]])
-    return fit_latent(generator, targets, options, cameras, args.num_iterations, args.lr, args.pose_lr,
+    return fit_latent(generator, targets, rendering, cameras, args.num_iterations, args.lr, args.pose_lr,
                       args.noise_scale, args.optimize_pose, args.seed, progress=progress,
                       fit_weights=args.fit_weights, weight_lr=args.weight_lr, rays_per_step=args.rays_per_step,
                       latent_space=args.latent_space, latent_weight=args.latent_weight)

@@ -165,7 +165,7 @@ def generator_mesh(generator, latent, volume, level, cube_size, max_batch_size, 
     return vertices, faces, dropped
 
 
-def vertex_colors(generator, latent, vertices, camera, max_batch_size, lock_view_dependence=False):
+def vertex_colours(generator, latent, vertices, camera, max_batch_size, lock_view_dependence=False):
     """uint8 RGBA [V, 4]: the generator's colour at each vertex, seen along a ray from camera (Cameras of one)."""
     points = torch.from_numpy(np.ascontiguousarray(vertices)).float()
     if lock_view_dependence:
@@ -177,11 +177,11 @@ def vertex_colors(generator, latent, vertices, camera, max_batch_size, lock_view
     return (rgba.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
-def save_mesh(vertices, faces, colors, path):
+def save_mesh(vertices, faces, colours, path):
     """A vertex-coloured mesh as .ply or .obj (by the file's suffix)."""
     import trimesh
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colors, process=False)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colours, process=False)
     mesh.export(path)
     return mesh

@@ -5,9 +5,9 @@ frequencies and phase shifts, [1, F] each. Cameras (generators/camera_utils.py)
 are poses and fields of view; views are rendered at exactly those cameras.
 """
 
-import copy
 import math
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -15,7 +15,6 @@ import torch
 from tqdm import tqdm
 
 from generators.camera_utils import Cameras
-from settings import Rendering, from_keywords, with_defaults
 from utils.media import VideoWriter, depth_to_uint8, to_uint8
 
 
@@ -57,72 +56,68 @@ EVAL_CAMERA_KEYS = {'h_stddev': 'h_stddev_eval', 'v_stddev': 'v_stddev_eval', 's
 CAMERAS = ('fixed', 'eval')
 
 
-def evaluation_options(metadata, img_size=None, cameras='fixed'):
-    """Render settings of every evaluation and inference render, from a curriculum's settings at a step.
+def evaluation_settings(settings, img_size=None, cameras='fixed'):
+    """The settings (settings.Settings) of every evaluation and inference render, from a step's.
 
     The one place they are derived: no density noise; last_back follows eval_last_back where
     the curriculum has it (the original trained faces without it but rendered them with it);
     img_size if given. cameras='fixed': a batch's views sit at the mean camera (sample grids;
     render_view takes its camera explicitly anyway); cameras='eval': views are drawn from the
-    curriculum's *_eval distribution where it has one (FID's images). Returns every curriculum key
-    (those metadata leaves out take KEYS' defaults) and nerf_noise; psi and max_batch_size are left
-    out: callers pass their own.
+    curriculum's *_eval distribution where it has one (FID's images). Only rendering and camera change.
     """
     if cameras not in CAMERAS:
         raise ValueError(f"cameras must be one of {CAMERAS}, not {cameras!r}")
-    metadata = with_defaults(metadata)
-    options = copy.deepcopy(metadata)
+    rendering, camera, evaluation = settings.rendering, settings.camera, settings.evaluation
     if cameras == 'fixed':
-        options.update(h_stddev=0, v_stddev=0, sample_dist=None)
+        camera = replace(camera, h_stddev=0.0, v_stddev=0.0, sample_dist=None)
     else:
-        options.update({key: metadata[eval_key] for key, eval_key in eval_keys_used(metadata).items()
-                        if key != 'last_back'})
-    eval_last_back = metadata['eval_last_back']
-    options.update(nerf_noise=0, last_back=metadata['last_back'] if eval_last_back is None else eval_last_back)
-    if img_size is not None:
-        options['img_size'] = img_size
-    return options
+        camera = replace(camera, **{key: getattr(evaluation, eval_key) for key, eval_key
+                                    in eval_keys_used(settings).items() if key != 'last_back'})
+    last_back = rendering.last_back if evaluation.eval_last_back is None else evaluation.eval_last_back
+    rendering = replace(rendering, nerf_noise=0.0, last_back=last_back,
+                        img_size=rendering.img_size if img_size is None else img_size)
+    return replace(settings, rendering=rendering, camera=camera)
 
 
-def eval_keys_used(metadata):
-    """{render key: the curriculum's evaluation key that evaluation_options(cameras='eval') took it from}:
+def eval_keys_used(settings):
+    """{render key: the curriculum's evaluation key that evaluation_settings(cameras='eval') took it from}:
     those the curriculum sets (not None)."""
-    keys, metadata = {**EVAL_CAMERA_KEYS, 'last_back': 'eval_last_back'}, with_defaults(metadata)
-    return {key: eval_key for key, eval_key in keys.items() if metadata[eval_key] is not None}
+    keys = {**EVAL_CAMERA_KEYS, 'last_back': 'eval_last_back'}
+    return {key: eval_key for key, eval_key in keys.items() if getattr(settings.evaluation, eval_key) is not None}
 
 
-def view_dependence_locked(metadata, requested=False):
+def view_dependence_locked(rendering, requested=False):
     """Whether colour ignores the view direction: where asked, and always for a generator trained
-    so at the checkpoint's stage (its colour branch saw no other direction there)."""
-    return bool(requested or with_defaults(metadata)['lock_view_dependence'])
+    so at the checkpoint's stage (rendering: its settings.Rendering; its colour branch saw no other
+    direction there)."""
+    return bool(requested or rendering.lock_view_dependence)
 
 
-def inference_options(metadata, image_size=None, ray_step_multiplier=1, lock_view_dependence=False):
-    """Render settings for inference: evaluation_options at the mean camera, with the samples
+def inference_rendering(settings, image_size=None, ray_step_multiplier=1, lock_view_dependence=False):
+    """The Rendering of inference renders: evaluation_settings' at the mean camera, with the samples
     per ray scaled by ray_step_multiplier and colour locked to the view where asked."""
-    options = evaluation_options(metadata, image_size)
-    options.update(num_steps=max(2, round(metadata['num_steps'] * ray_step_multiplier)),
-                   lock_view_dependence=view_dependence_locked(metadata, lock_view_dependence))
-    return options
+    rendering = evaluation_settings(settings, image_size).rendering
+    return replace(rendering, num_steps=max(2, round(settings.rendering.num_steps * ray_step_multiplier)),
+                   lock_view_dependence=view_dependence_locked(settings.rendering, lock_view_dependence))
 
 
-def front_camera(options):
-    """The camera (Cameras of one) at the mean of a curriculum's pose distribution (h_mean, v_mean), with its fov."""
-    return Cameras(yaw=options['h_mean'], pitch=options['v_mean'], fov=options['fov'])
+def front_camera(camera):
+    """The camera (Cameras of one) at the mean of a pose distribution (settings.CameraDistribution), with its fov."""
+    return Cameras(yaw=camera.h_mean, pitch=camera.v_mean, fov=camera.fov)
 
 
-def render_view(generator, latent, camera, options, max_batch_size, seed=0):
+def render_view(generator, latent, camera, rendering, max_batch_size, seed=0):
     """One view at camera (Cameras of one): pixels [3, S, S] in [-1, 1] and depth [S, S], on the CPU.
 
-    options: render settings (inference_options); the pose and fov are the camera's.
+    rendering: settings.Rendering (inference_rendering's); the pose and fov are the camera's.
     Hierarchical sampling and ray jitter draw random numbers; seeding them per
     view makes every render repeatable and keeps videos from flickering.
     """
-    pixels, depth = render_views(generator, latent, camera, options, max_batch_size, seed)
+    pixels, depth = render_views(generator, latent, camera, rendering, max_batch_size, seed)
     return pixels[0], depth[0]
 
 
-def render_views(generator, latent, cameras, options, max_batch_size, seed=0):
+def render_views(generator, latent, cameras, rendering, max_batch_size, seed=0):
     """N views of one latent in one batch, one per camera of cameras (Cameras): pixels [N, 3, S, S] in [-1, 1],
     depth [N, S, S], CPU.
 
@@ -133,57 +128,57 @@ def render_views(generator, latent, cameras, options, max_batch_size, seed=0):
     views = len(cameras)
     with torch.no_grad():
         pixels, depth = generator.render(latent.frequencies.expand(views, -1), latent.phase_shifts.expand(views, -1),
-                                         cameras.to(generator.device), from_keywords(Rendering, options),
-                                         max_batch_size=max_batch_size)
+                                         cameras.to(generator.device), rendering, max_batch_size=max_batch_size)
     return pixels.cpu(), depth.cpu()
 
 
-def render_to_video(generator, frames, options, path, fps, max_batch_size, depth_path=None, seed=0):
+def render_to_video(generator, frames, rendering, path, fps, max_batch_size, depth_path=None, seed=0):
     """Renders (latent, camera) frames into an mp4, and their depth into another if depth_path is given."""
     with ExitStack() as stack:
         video = stack.enter_context(VideoWriter(path, fps))
         depth_video = stack.enter_context(VideoWriter(depth_path, fps)) if depth_path else None
         for latent, camera in tqdm(frames, desc=f'{path}', unit='frame', leave=False):
-            pixels, depth = render_view(generator, latent, camera, options, max_batch_size, seed)
+            pixels, depth = render_view(generator, latent, camera, rendering, max_batch_size, seed)
             video.append(to_uint8(pixels))
             if depth_video is not None:
-                depth_video.append(depth_to_uint8(depth, options['ray_start'], options['ray_end']))
+                depth_video.append(depth_to_uint8(depth, rendering.ray_start, rendering.ray_end))
 
 
 # --- camera paths (each a closed loop of num_frames cameras, one Cameras) -----------------
-# Angles are summed as Python floats, then rounded to the renderer's float32, as ever.
+# Each goes around the mean view and fov of a settings.CameraDistribution. Angles are summed as
+# Python floats, then rounded to the renderer's float32, as ever.
 
-def front_trajectory(num_frames, options):
+def front_trajectory(num_frames, camera):
     """A gentle loop around the mean view, zooming out and in, like the original's 'front' video."""
     angles = [2 * math.pi * t for t in np.arange(num_frames) / num_frames]
-    return Cameras(yaw=[options['h_mean'] + 0.4 * math.sin(angle) for angle in angles],
-                   pitch=[options['v_mean'] + 0.2 * math.cos(angle) for angle in angles],
-                   fov=[options['fov'] + 5 + 5 * math.sin(angle) for angle in angles])
+    return Cameras(yaw=[camera.h_mean + 0.4 * math.sin(angle) for angle in angles],
+                   pitch=[camera.v_mean + 0.2 * math.cos(angle) for angle in angles],
+                   fov=[camera.fov + 5 + 5 * math.sin(angle) for angle in angles])
 
 
-def sweep_trajectory(num_frames, options, amplitude=0.8):
+def sweep_trajectory(num_frames, camera, amplitude=0.8):
     """Yaw swings +-amplitude radians around the mean and back, at the mean pitch."""
-    return Cameras(yaw=[options['h_mean'] + amplitude * math.sin(2 * math.pi * t)
+    return Cameras(yaw=[camera.h_mean + amplitude * math.sin(2 * math.pi * t)
                         for t in np.arange(num_frames) / num_frames],
-                   pitch=options['v_mean'], fov=options['fov'])
+                   pitch=camera.v_mean, fov=camera.fov)
 
 
-def orbit_trajectory(num_frames, options):
+def orbit_trajectory(num_frames, camera):
     """A full turn of yaw at the mean pitch."""
-    return Cameras(yaw=[options['h_mean'] + 2 * math.pi * t for t in np.arange(num_frames) / num_frames],
-                   pitch=options['v_mean'], fov=options['fov'])
+    return Cameras(yaw=[camera.h_mean + 2 * math.pi * t for t in np.arange(num_frames) / num_frames],
+                   pitch=camera.v_mean, fov=camera.fov)
 
 
 TRAJECTORIES = {'front': front_trajectory, 'sweep': sweep_trajectory, 'orbit': orbit_trajectory}
 
 
-def trajectory(name, num_frames, options):
-    return TRAJECTORIES[name](num_frames, options)
+def trajectory(name, num_frames, camera):
+    return TRAJECTORIES[name](num_frames, camera)
 
 
-def yaw_row(options, offsets=(-0.5, -0.25, 0.0, 0.25, 0.5)):
+def yaw_row(camera, offsets=(-0.5, -0.25, 0.0, 0.25, 0.5)):
     """Cameras at the mean pitch, turned by each yaw offset (radians) from the mean."""
-    return Cameras(yaw=[options['h_mean'] + offset for offset in offsets], pitch=options['v_mean'], fov=options['fov'])
+    return Cameras(yaw=[camera.h_mean + offset for offset in offsets], pitch=camera.v_mean, fov=camera.fov)
 
 
 # --- command-line pieces ---------------------------------------------------------------

@@ -19,8 +19,8 @@ import torch
 
 from generators.camera_utils import Cameras, camera_origins
 from generators.ray_sampler import camera_ray_directions
-from inference.meshing import density_grid, generator_mesh, save_mesh, vertex_colors
-from inference.rendering import (inference_options, latent_from_seed, render_to_video, render_view, trajectory,
+from inference.meshing import density_grid, generator_mesh, save_mesh, vertex_colours
+from inference.rendering import (inference_rendering, latent_from_seed, render_to_video, render_view, trajectory,
                                  view_dependence_locked)
 from utils.media import depth_to_uint8, save_image, to_uint8
 
@@ -92,12 +92,12 @@ def normal_map(depth, fov):
     return ((normals + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def display_image(pixels, depth, display, options, fov):
-    """The uint8 [S, S, 3] picture of one render in the chosen display."""
+def display_image(pixels, depth, display, rendering, fov):
+    """The uint8 [S, S, 3] picture of one render (settings.Rendering) in the chosen display."""
     if display == 'RGB':
         return to_uint8(pixels)
     if display == 'depth':
-        return depth_to_uint8(depth, options['ray_start'], options['ray_end'])
+        return depth_to_uint8(depth, rendering.ray_start, rendering.ray_end)
     if display == 'normals':
         return normal_map(depth, fov)
     raise ValueError(f"unknown display {display!r}; choose one of {DISPLAYS}")
@@ -133,19 +133,20 @@ class Frame(NamedTuple):
 class ViewRenderer:
     """Renders views of one generator for any number of browser tabs.
 
-    One lock serialises the generator: render_view seeds the global RNG, so two
-    renders at once would not be repeatable (and would only share the cores).
+    run_settings: the settings.Settings the generator was loaded with (checkpoints.load_generator's);
+    the panel's ViewSettings are called settings below. One lock serialises the generator: render_view
+    seeds the global RNG, so two renders at once would not be repeatable (and would only share the cores).
     """
 
-    def __init__(self, generator, metadata, max_batch_size=2400000):
+    def __init__(self, generator, run_settings, max_batch_size=2400000):
         self.generator = generator
-        self.metadata = metadata
+        self.run_settings = run_settings
         self.max_batch_size = max_batch_size
         self.lock = threading.Lock()
 
     def default_settings(self, **changes):
-        settings = ViewSettings(fov=float(self.metadata['fov']),
-                                lock_view_dependence=view_dependence_locked(self.metadata))
+        settings = ViewSettings(fov=float(self.run_settings.camera.fov),
+                                lock_view_dependence=view_dependence_locked(self.run_settings.rendering))
         return replace(settings, **changes)
 
     def latent(self, settings):
@@ -155,18 +156,18 @@ class ViewRenderer:
             latent = latent.lerp(latent_from_seed(self.generator, settings.seed_b, settings.psi), settings.mix)
         return latent
 
-    def options(self, settings, image_size):
-        return inference_options(self.metadata, image_size, settings.ray_step_multiplier,
-                                 settings.lock_view_dependence)
+    def rendering(self, settings, image_size):
+        return inference_rendering(self.run_settings, image_size, settings.ray_step_multiplier,
+                                   settings.lock_view_dependence)
 
     def render(self, settings, camera, image_size):
         """Frame of the view from camera, in settings.display, image_size pixels square."""
-        options = self.options(settings, image_size)
+        rendering = self.rendering(settings, image_size)
         with self.lock:
             start = time.perf_counter()
-            pixels, depth = render_view(self.generator, self.latent(settings), camera, options,
+            pixels, depth = render_view(self.generator, self.latent(settings), camera, rendering,
                                         self.max_batch_size, settings.seed)
-            image = display_image(pixels, depth, settings.display, options, float(camera.fov))
+            image = display_image(pixels, depth, settings.display, rendering, float(camera.fov))
             seconds = time.perf_counter() - start
         return Frame(image, seconds, image_size)
 
@@ -181,13 +182,14 @@ class ViewRenderer:
 
     def save_turntable(self, settings, camera, image_size, output_dir, num_frames=48, fps=24):
         """A full turn of yaw from the current view, at its pitch and zoom (RGB)."""
-        options = self.options(settings, image_size)
-        start = {**options, 'h_mean': float(camera.yaw), 'v_mean': float(camera.pitch), 'fov': float(camera.fov)}
+        rendering = self.rendering(settings, image_size)
+        start = replace(self.run_settings.camera, h_mean=float(camera.yaw), v_mean=float(camera.pitch),
+                        fov=float(camera.fov))
         path = next_free(Path(output_dir), f'{settings.name()}_turntable', '.mp4')
         with self.lock:
             latent = self.latent(settings)
             frames = [(latent, view) for view in trajectory('orbit', num_frames, start)]
-            render_to_video(self.generator, frames, options, path, fps, self.max_batch_size, seed=settings.seed)
+            render_to_video(self.generator, frames, rendering, path, fps, self.max_batch_size, seed=settings.seed)
         return path
 
     def save_mesh(self, settings, camera, output_dir, voxel_resolution=128, level=10.0, cube_size=0.3):
@@ -197,10 +199,10 @@ class ViewRenderer:
             volume = density_grid(self.generator, latent, voxel_resolution, cube_size, self.max_batch_size)
             vertices, faces, _ = generator_mesh(self.generator, latent, volume, level, cube_size, self.max_batch_size,
                                                 keep_parts=1)
-            colors = vertex_colors(self.generator, latent, vertices, camera, self.max_batch_size,
-                                   view_dependence_locked(self.metadata, settings.lock_view_dependence))
+            colours = vertex_colours(self.generator, latent, vertices, camera, self.max_batch_size,
+                                     view_dependence_locked(self.run_settings.rendering, settings.lock_view_dependence))
         path = next_free(Path(output_dir), f'{settings.name()}_mesh', '.ply')
-        save_mesh(vertices, faces, colors, path)
+        save_mesh(vertices, faces, colours, path)
         return path
 
 

@@ -103,7 +103,7 @@ class Tab:
         self.log = log
         self.schedule = RenderSchedule(config.settle)
         self._build_panel(settings)
-        self._placed = front_camera(renderer.metadata)  # where the server's initial camera put the browser
+        self._placed = front_camera(renderer.run_settings.camera)  # where the server's initial camera put the browser
         client.camera.min_orbit_distance, client.camera.max_orbit_distance = 0.25, 4.0
         client.camera.on_update(self._on_camera)
         self._thread = threading.Thread(target=self._render_loop, name=f'viewer-tab-{client.client_id}', daemon=True)
@@ -124,7 +124,7 @@ class Tab:
             self.fov = gui.add_slider('fov', 1.0, 60.0, 0.5, settings.fov, hint="field of view in degrees")
             self.steps = gui.add_slider('steps per ray ×', 0.25, 4.0, 0.25, settings.ray_step_multiplier,
                                         hint="samples per ray = the curriculum's num_steps times this")
-            trained_locked = view_dependence_locked(self.renderer.metadata)
+            trained_locked = view_dependence_locked(self.renderer.run_settings.rendering)
             self.lock = gui.add_checkbox('lock view dependence', settings.lock_view_dependence, disabled=trained_locked,
                                          hint="trained locked: always on" if trained_locked else None)
             self.display = gui.add_dropdown('display', DISPLAYS, initial_value=settings.display)
@@ -143,7 +143,7 @@ class Tab:
         for control in (self.seed, self.psi, self.seed_b, self.mix, self.fov, self.steps, self.lock, self.display,
                         self.resolution):
             control.on_update(lambda _: self._changed())
-        self.front.on_click(lambda _: self._place_camera(front_camera(self.renderer.metadata)))
+        self.front.on_click(lambda _: self._place_camera(front_camera(self.renderer.run_settings.camera)))
         self.save_png.on_click(lambda _: self._export(self.save_png, 'PNG', lambda settings, camera: (
             self.renderer.save_png(settings, camera, self._full_size(), self.config.output_dir))))
         self.save_video.on_click(lambda _: self._export(self.save_video, 'turntable', lambda settings, camera: (
@@ -260,7 +260,7 @@ class Viewer:
         self.server.gui.configure_theme(show_share_button=False)
         self.server.gui.main_panel.dock_right()
         # Where every new tab starts.
-        self.server.initial_camera.position = position_from_camera(front_camera(self.renderer.metadata))
+        self.server.initial_camera.position = position_from_camera(front_camera(self.renderer.run_settings.camera))
         self.server.initial_camera.look_at = (0.0, 0.0, 0.0)
         self.server.initial_camera.up = (0.0, 1.0, 0.0)
         self.server.on_client_connect(self._connect)

@@ -14,8 +14,8 @@ Every value comes with <name>_floor (what the real data scores) and <name>_chanc
 a trivial generator scores). Floors score held-out true heads the way samples are
 scored: pose renders them at the same camera draws and size; shape adds
 shape_*_floor_mesh, the same heads as a sharp density through the same marching cubes
-(what the grid lets a generator reach). Each metric is a function of (generator, curriculum
-metadata, synthetic dataset folder, number of samples) returning a dict of floats; the
+(what the grid lets a generator reach). Each metric is a function of (generator, its settings.Settings,
+synthetic dataset folder, number of samples) returning a dict of floats; the
 same functions are registered in metrics/registry.py for eval_metrics.py and training.
 The generator is a pi-GAN generator or any head source of metrics/heads.py.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets import DatasetError, make_dataset
+from datasets import DatasetError, Synthetic
 from generators.camera_utils import Cameras
 from synthetic import dataset as synthetic_files
 
@@ -45,15 +45,15 @@ class SyntheticReference:
 
     def __init__(self, folder):
         self.folder = Path(folder)
-        self.metadata = synthetic_files.load_metadata(self.folder)
-        if self.metadata is None:
+        self.dataset_record = synthetic_files.load_metadata(self.folder)
+        if self.dataset_record is None:
             raise DatasetError(f"{self.folder} is not a complete synthetic dataset (no "
                                f"{synthetic_files.METADATA_FILE}); create it with: "
                                f"python synthetic_dataset.py --output_dir {self.folder}")
-        params = [entry['params'] for entry in self.metadata['images']]
+        params = [entry['params'] for entry in self.dataset_record['images']]
         train, held_out = pose_regressor.split(len(params), pose_regressor.RegressorSettings.holdout_fraction)
         self.bank_heads = [params[i] for i in train[:BANK_SIZE].tolist()]
-        self.held_out_heads = TrueHeads([params[i] for i in held_out.tolist()], self.metadata['camera']['fov'])
+        self.held_out_heads = TrueHeads([params[i] for i in held_out.tolist()], self.dataset_record['camera']['fov'])
         self._regressor = self._bank = None
         self._memo = {}
 
@@ -94,25 +94,25 @@ class SyntheticReference:
 def reference(dataset_dir):
     """The SyntheticReference of a folder, built once per process (and again if poses.json changes)."""
     path = Path(dataset_dir).resolve()
-    metadata_file = path / synthetic_files.METADATA_FILE
-    key = (str(path), metadata_file.stat().st_mtime_ns if metadata_file.is_file() else None)
+    record_file = path / synthetic_files.METADATA_FILE
+    key = (str(path), record_file.stat().st_mtime_ns if record_file.is_file() else None)
     if key not in _references:
         _references[key] = SyntheticReference(path)
     return _references[key]
 
 
-def as_heads(generator, metadata, psi=1.0, max_batch_size=2400000, surface_level=DEFAULT_SURFACE_LEVEL, **unused):
+def as_heads(generator, settings, psi=1.0, max_batch_size=2400000, surface_level=DEFAULT_SURFACE_LEVEL, **unused):
     """A GeneratorHeads around a pi-GAN generator (or its DDP wrapper); anything else is taken
     to be a head source already (metrics/heads.py)."""
     if not isinstance(getattr(generator, 'module', generator), torch.nn.Module):
         return generator
-    return GeneratorHeads(generator, metadata, psi=psi, max_batch_size=max_batch_size, surface_level=surface_level)
+    return GeneratorHeads(generator, settings, psi=psi, max_batch_size=max_batch_size, surface_level=surface_level)
 
 
 def _evaluation(fn):
     """Runs a metric with the RNG untouched (training's stream goes on as if nothing happened)
     and the generator in eval mode, restored afterwards."""
-    def wrapped(generator, metadata, dataset_dir, num_samples=64, seed=0, **options):
+    def wrapped(generator, settings, dataset_dir, num_samples=64, seed=0, **options):
         module = getattr(generator, 'module', generator)
         was_training = getattr(module, 'training', None)
         devices = [module.device] if getattr(module, 'device', torch.device('cpu')).type == 'cuda' else []
@@ -120,7 +120,7 @@ def _evaluation(fn):
             module.eval()
         try:
             with torch.random.fork_rng(devices=devices):
-                return fn(as_heads(generator, metadata, **options), metadata, reference(dataset_dir), num_samples,
+                return fn(as_heads(generator, settings, **options), settings, reference(dataset_dir), num_samples,
                           seed, options)
         finally:
             if was_training:
@@ -129,39 +129,38 @@ def _evaluation(fn):
     return wrapped
 
 
-def _posed_renders(heads, metadata, ref, num_samples, seed, options):
+def _posed_renders(heads, settings, ref, num_samples, seed, options):
     """Renders shared by pose and pose_fd (options['cache'] keeps them between the two)."""
     cache = options.get('cache', {})
     key = ('posed', num_samples, seed)
     if key not in cache:
-        cache[key] = pose.render_at_random_poses(heads, metadata, num_samples,
+        cache[key] = pose.render_at_random_poses(heads, settings.camera, num_samples,
                                                  ref.regressor.network.input_size, seed)
     return cache[key]
 
 
 @_evaluation
-def pose_metric(heads, metadata, ref, num_samples, seed, options):
+def pose_metric(heads, settings, ref, num_samples, seed, options):
     """pose_yaw_deg and pose_pitch_deg, with floors (held-out true heads, never trained on by the
     regressor, rendered at the same camera draws and size) and chance levels (the best image that
     does not turn with the camera)."""
-    images, true_poses = _posed_renders(heads, metadata, ref, num_samples, seed, options)
+    images, true_poses = _posed_renders(heads, settings, ref, num_samples, seed, options)
     size = ref.regressor.network.input_size
-    # The floor's camera draws come from the curriculum's pose distribution: part of its key.
-    camera_key = tuple(metadata[k] for k in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist', 'fov'))
-    floor = ref.memo(('pose_floor', num_samples, seed, size, camera_key), lambda: pose.pose_floor(
-        ref.regressor, ref.held_out_heads, metadata, num_samples, size, seed))
+    # The floor's camera draws come from the pose distribution (a frozen dataclass): part of its key.
+    floor = ref.memo(('pose_floor', num_samples, seed, size, settings.camera), lambda: pose.pose_floor(
+        ref.regressor, ref.held_out_heads, settings.camera, num_samples, size, seed))
     return pose.pose_accuracy(ref.regressor, images, true_poses, floor)
 
 
 @_evaluation
-def pose_fd_metric(heads, metadata, ref, num_samples, seed, options):
+def pose_fd_metric(heads, settings, ref, num_samples, seed, options):
     """pose_fd: Fréchet distance of pose-regressor features to the training images'."""
-    images, _ = _posed_renders(heads, metadata, ref, num_samples, seed, options)
+    images, _ = _posed_renders(heads, settings, ref, num_samples, seed, options)
     return pose.pose_fd(ref.regressor, images)
 
 
 @_evaluation
-def shape_metric(heads, metadata, ref, num_samples, seed, options):
+def shape_metric(heads, settings, ref, num_samples, seed, options):
     """shape_accuracy/_completeness/_distance (world units) and shape_coverage (0-1).
 
     Floors: held-out true heads through the same meshing and matching (shape_*_floor from
@@ -197,12 +196,12 @@ def _shape_floors(ref, count, covered):
 
 
 @_evaluation
-def mv_consistency_metric(heads, metadata, ref, num_samples, seed, options):
+def mv_consistency_metric(heads, settings, ref, num_samples, seed, options):
     """mv_consistency (mean |colour| error, 0-1 units, over head pixels both views see) and
     mv_coverage (the fraction of view A's head pixels compared). Floor: the true heads'
     own value; chance: true heads whose image does not turn with the camera."""
-    img_size = options.get('img_size') or ref.metadata['img_size']
-    camera_a, camera_b = multiview.camera_pair(metadata)
+    img_size = options.get('img_size') or ref.dataset_record['img_size']
+    camera_a, camera_b = multiview.camera_pair(settings.camera)
     error, coverage = multiview.photometric_error(heads, list(range(num_samples)), camera_a, camera_b, img_size)
     count = ref.floor_count(num_samples)
 
@@ -237,7 +236,7 @@ GEOMETRY_METRICS = tuple(METRIC_FUNCTIONS)
 def _register(name, fn):
     @register_metric(name, inputs=GeneratorInputs)
     def registered(inputs):
-        return fn(inputs.generator, inputs.metadata, inputs.dataset_dir, inputs.num_samples, inputs.seed,
+        return fn(inputs.generator, inputs.settings, inputs.dataset_dir, inputs.num_samples, inputs.seed,
                   cache=inputs.cache, **inputs.options)
     return registered
 
@@ -246,25 +245,25 @@ for _name, _fn in METRIC_FUNCTIONS.items():
     _register(_name, _fn)
 
 
-def geometry_metrics(generator, metadata, dataset_dir, names=GEOMETRY_METRICS, num_samples=64, seed=0, **options):
+def geometry_metrics(generator, settings, dataset_dir, names=GEOMETRY_METRICS, num_samples=64, seed=0, **options):
     """All the named metrics, from the registry, in one dict: one GeneratorInputs, so renders are shared
     between pose and pose_fd. options: img_size, psi, max_batch_size, surface_level."""
-    inputs = GeneratorInputs(generator, metadata, dataset_dir, num_samples, seed, options)
+    inputs = GeneratorInputs(generator, settings, dataset_dir, num_samples, seed, options)
     results = {}
     for name in names:
         results.update(calc_metric(name, inputs))
     return results
 
 
-def synthetic_folder(metadata, dataset_dir=None):
-    """The synthetic dataset folder of a curriculum (dataset_dir if given), created if it is the
+def synthetic_folder(settings, dataset_dir=None):
+    """The synthetic dataset folder of a run's settings (dataset_dir if given), created if it is the
     default one and missing, as training would."""
     if dataset_dir:
         return str(dataset_dir)
-    if metadata['dataset'] != 'Synthetic':
+    if settings.data.dataset != 'Synthetic':
         raise DatasetError(f"the geometry metrics need the synthetic heads; this run's dataset is "
-                           f"{metadata['dataset']!r}: pass --dataset_dir (a synthetic_dataset.py folder)")
-    return make_dataset('Synthetic', **{**metadata, 'img_size': metadata['synthetic_size']}).folder
+                           f"{settings.data.dataset!r}: pass --dataset_dir (a synthetic_dataset.py folder)")
+    return Synthetic.from_settings(settings, settings.data.synthetic_size).folder
 
 
 SUMMARY_VALUES = ('pose_yaw_deg', 'pose_pitch_deg', 'pose_fd', 'shape_distance', 'shape_accuracy',

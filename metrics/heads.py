@@ -15,12 +15,14 @@ are the same heads as a sharp density, the floor of the mesh path. SphereHeads i
 trivial shape behind the shape metric's chance level.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
 from inference.meshing import density_grid, grid_axis
 from generators.camera_utils import Cameras
-from inference.rendering import inference_options, latent_from_seed, render_view
+from inference.rendering import inference_rendering, latent_from_seed, render_view
 from synthetic import dataset as synthetic_files
 from synthetic import heads as synthetic_heads
 
@@ -31,10 +33,10 @@ class GeneratorHeads:
     """Samples of a pi-GAN generator: sample i is the latent of seed first_seed + i, or latents[i] where
     latents (inference.rendering.Latent) are given (fitted ones: metrics/inversion.py)."""
 
-    def __init__(self, generator, metadata, psi=1.0, first_seed=0, max_batch_size=2400000,
+    def __init__(self, generator, settings, psi=1.0, first_seed=0, max_batch_size=2400000,
                  surface_level=DEFAULT_SURFACE_LEVEL, latents=()):
         self.generator = getattr(generator, 'module', generator)  # DDP: render without its hooks
-        self.options = inference_options(metadata)
+        self.rendering = inference_rendering(settings)
         self.psi = psi
         self.first_seed = first_seed
         self.max_batch_size = max_batch_size
@@ -47,8 +49,8 @@ class GeneratorHeads:
         return self._latents[index]
 
     def render(self, indices, cameras, img_size):
-        options = {**self.options, 'img_size': img_size}
-        views = [render_view(self.generator, self.latent(index), camera, options, self.max_batch_size, seed=index)
+        rendering = replace(self.rendering, img_size=img_size)
+        views = [render_view(self.generator, self.latent(index), camera, rendering, self.max_batch_size, seed=index)
                  for index, camera in zip(indices, cameras)]
         return torch.stack([p for p, _ in views]), torch.stack([d for _, d in views])
 
@@ -117,9 +119,10 @@ def signed_distance_grid(signed_distance, resolution, cube_size):
     return values.reshape(resolution, resolution, resolution).numpy().astype(np.float32)
 
 
-def sample_cameras(num, metadata, seed):
-    """Cameras, num of them, drawn from the curriculum's training pose distribution, on their own RNG stream."""
-    pitch, yaw = synthetic_files.sample_poses(num, seed, metadata['h_mean'], metadata['v_mean'], metadata['h_stddev'],
-                                              metadata['v_stddev'], metadata['sample_dist'])
-    return Cameras(yaw=yaw, pitch=pitch, fov=metadata['fov'])
+def sample_cameras(num, camera, seed):
+    """Cameras, num of them, drawn from a training pose distribution (settings.CameraDistribution), on their
+    own RNG stream."""
+    pitch, yaw = synthetic_files.sample_poses(num, seed, camera.h_mean, camera.v_mean, camera.h_stddev,
+                                              camera.v_stddev, camera.sample_dist)
+    return Cameras(yaw=yaw, pitch=pitch, fov=camera.fov)
 

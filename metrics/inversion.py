@@ -37,7 +37,6 @@ from tqdm import tqdm
 from generators.camera_utils import Cameras
 from inference.inversion import fit_arguments, invert
 from inference.rendering import Latent, front_camera
-from settings import with_defaults
 from synthetic import heads as synthetic_heads
 from utils.media import load_image, save_image, to_uint8
 
@@ -50,13 +49,14 @@ YAW_OFFSETS = (0.3, 0.5)        # novel views: the input's camera turned by -off
 DEFAULT_ARGS = '--optimize_pose --num_iterations 300'  # a photo of unknown pose (inverse_render.py's words)
 
 
-def held_out_heads(num, metadata, dataset_seed=0):
-    """TrueHeads of num heads no synthetic dataset of dataset_seed holds, on the curriculum's background."""
+def held_out_heads(num, settings, dataset_seed=0):
+    """TrueHeads of num heads no synthetic dataset of dataset_seed holds, on the background and at the fov
+    of a run's settings (settings.Settings)."""
     if dataset_seed == HEAD_SEED:
         raise ValueError(f"the dataset's seed is the held-out heads' own ({HEAD_SEED}): its heads would be these")
-    background = with_defaults(metadata)['synthetic_background']
+    background = settings.data.synthetic_background
     return TrueHeads(synthetic_heads.sample_head_params(num, np.random.default_rng(HEAD_SEED), background),
-                     metadata['fov'])
+                     settings.camera.fov)
 
 
 def as_photos(images, image_size):
@@ -68,11 +68,11 @@ def as_photos(images, image_size):
         return torch.cat([load_image(path, image_size) for path in paths])
 
 
-def silhouettes(depth, metadata):
+def silhouettes(depth, rendering):
     """Head pixels [N, S, S] (bool) of renders' depth: nearer than midway from the head's centre (distance
-    1) to the far end, where white_back puts empty rays (true heads: inf). Only white_back renders have
-    such a depth (without it, empty rays lie at the camera): None for the others."""
-    return depth < (1 + metadata['ray_end']) / 2 if with_defaults(metadata)['white_back'] else None
+    1) to the far end (rendering: settings.Rendering), where white_back puts empty rays (true heads: inf).
+    Only white_back renders have such a depth (without it, empty rays lie at the camera): None for the others."""
+    return depth < (1 + rendering.ray_end) / 2 if rendering.white_back else None
 
 
 def psnr(images, truth):
@@ -93,10 +93,10 @@ def iou(masks, true_masks):
     return torch.where(union > 0, (masks & true_masks).flatten(1).sum(1) / union.clamp_min(1), 1.0)
 
 
-def view_scores(images, depth, truth, true_depth, metadata):
+def view_scores(images, depth, truth, true_depth, rendering):
     """{psnr, ssim, iou}: [N] scores of renders (images, depth) against the true views (iou NaN without
     white_back: no silhouettes)."""
-    masks, true_masks = silhouettes(depth, metadata), silhouettes(true_depth, metadata)
+    masks, true_masks = silhouettes(depth, rendering), silhouettes(true_depth, rendering)
     return {'psnr': psnr(images, truth), 'ssim': ssim(images, truth),
             'iou': torch.full((len(images),), torch.nan) if masks is None else iou(masks, true_masks)}
 
@@ -109,13 +109,13 @@ def pixel_centre_views(heads, cameras, img_size):
     return images * 2 - 1, buffers['depth']
 
 
-def invert_photos(generator, metadata, photos, args, progress=True):
+def invert_photos(generator, settings, photos, args, progress=True):
     """(fits, seconds [N]): each photo [N, 3, S, S] inverted alone from the mean pose, as the script does."""
     fits, seconds = [], []
-    start = front_camera(metadata)
+    start = front_camera(settings.camera)
     for photo in tqdm(photos, desc='inversion: heads', unit='head', disable=not progress):
         began = time.perf_counter()
-        fits.append(invert(generator, metadata, photo[None], start, args, progress=False))
+        fits.append(invert(generator, settings, photo[None], start, args, progress=False))
         seconds.append(time.perf_counter() - began)
     return fits, torch.tensor(seconds)
 
@@ -134,22 +134,22 @@ def best_spheres(heads):
     return np.array([shape.best_sphere(shape.HeadBank([params]))[1][2] for params in heads.heads])
 
 
-def benchmark(generator, metadata, heads, cameras, args, regressor=None, progress=True, max_batch_size=2400000):
+def benchmark(generator, settings, heads, cameras, args, regressor=None, progress=True, max_batch_size=2400000):
     """Inverts heads' photos at cameras; returns (values: {name: float}, details) where details holds the
     per-head scores, the fits, the photos and the renders the picture of bench/inversion.py shows.
 
     heads: TrueHeads (everything scored) or any head source of metrics/heads.py (the generator's own
     samples: the ceiling; no shape). args: inference.inversion.fit_arguments' options.
     """
-    size = metadata['img_size']
+    size = settings.rendering.img_size
     indices = list(range(len(cameras)))
     inputs, input_depth = heads.render(indices, cameras, size)
     photos = as_photos(inputs, args.image_size)
-    fits, seconds = invert_photos(generator, metadata, photos, args, progress)
+    fits, seconds = invert_photos(generator, settings, photos, args, progress)
     recovered = Cameras.cat(fit.camera for fit in fits)
     true_pose = torch.stack([cameras.yaw, cameras.pitch], -1)
     found = torch.stack([recovered.yaw, recovered.pitch], -1)
-    start = torch.tensor([[metadata['h_mean'], metadata['v_mean']]])
+    start = torch.tensor([[settings.camera.h_mean, settings.camera.v_mean]])
     values = {'inversion_num': len(cameras), 'inversion_seconds': float(seconds.mean()),
               'inversion_seconds_max': float(seconds.max())}
     for column, angle in enumerate(('yaw', 'pitch')):
@@ -162,9 +162,9 @@ def benchmark(generator, metadata, heads, cameras, args, regressor=None, progres
             values[f'inversion_{angle}_deg_regressor'] = float(
                 np.degrees((predicted - true_pose)[:, column].abs().mean()))
 
-    fitted = GeneratorHeads(generator, metadata, max_batch_size=max_batch_size, latents=[f.latent for f in fits])
+    fitted = GeneratorHeads(generator, settings, max_batch_size=max_batch_size, latents=[f.latent for f in fits])
     average = Latent(*generator.generate_avg_frequencies())
-    mean = GeneratorHeads(generator, metadata, max_batch_size=max_batch_size, latents=[average] * len(fits))
+    mean = GeneratorHeads(generator, settings, max_batch_size=max_batch_size, latents=[average] * len(fits))
     details = {'photos': photos, 'fits': fits, 'seconds': seconds, 'cameras': cameras, 'views': {}}
     own, _ = fitted.render(indices, recovered, size)
     values['inversion_psnr_input'] = float(psnr(own, photos).mean())
@@ -178,7 +178,7 @@ def benchmark(generator, metadata, heads, cameras, args, regressor=None, progres
             if isinstance(heads, TrueHeads):
                 renders['_floor'] = pixel_centre_views(heads, true_cameras, size)
             for suffix, (images, depth) in renders.items():
-                for name, value in view_scores(images, depth, truth, true_depth, metadata).items():
+                for name, value in view_scores(images, depth, truth, true_depth, settings.rendering).items():
                     scores.setdefault(f'{name}{suffix}', []).append(value)
             details['views'][sign * offset] = {'truth': truth, 'inverted': renders[''][0]}
         tag = f'{offset:.1f}'.replace('.', '')
@@ -198,21 +198,21 @@ def benchmark(generator, metadata, heads, cameras, args, regressor=None, progres
     return values, details
 
 
-def inversion(generator, metadata, dataset_dir, num_samples=8, seed=0, inversion_args=DEFAULT_ARGS, progress=True,
+def inversion(generator, settings, dataset_dir, num_samples=8, seed=0, inversion_args=DEFAULT_ARGS, progress=True,
               max_batch_size=2400000, **unused):
     """(values, details) of benchmark on num_samples held-out heads at cameras drawn with seed; the fit's
     options are inversion_args, inverse_render.py's words (default: DEFAULT_ARGS; the rest its defaults)."""
     ref = geometry.reference(dataset_dir)
     # The photos are at the training resolution; a user fits at it too unless inversion_args says otherwise.
-    args = fit_arguments(['--image_size', str(metadata['img_size'])] + inversion_args.split())
-    heads = held_out_heads(num_samples, metadata, ref.metadata.get('seed', 0))
+    args = fit_arguments(['--image_size', str(settings.rendering.img_size)] + inversion_args.split())
+    heads = held_out_heads(num_samples, settings, ref.dataset_record.get('seed', 0))
     module = getattr(generator, 'module', generator)
     was_training = module.training
     module.eval()
     try:
         with torch.random.fork_rng(devices=[]):
-            return benchmark(module, metadata, heads, sample_cameras(num_samples, metadata, HEAD_SEED + seed), args,
-                             ref.regressor, progress, max_batch_size)
+            cameras = sample_cameras(num_samples, settings.camera, HEAD_SEED + seed)
+            return benchmark(module, settings, heads, cameras, args, ref.regressor, progress, max_batch_size)
     finally:
         module.train(was_training)
 
@@ -221,5 +221,5 @@ def inversion(generator, metadata, dataset_dir, num_samples=8, seed=0, inversion
 def inversion_metric(inputs):
     """The inversion benchmark's values (options['inversion_args']: the fit's options, as inverse_render.py's)."""
     options = {key: value for key, value in inputs.options.items() if key in ('inversion_args', 'max_batch_size')}
-    return inversion(inputs.generator, inputs.metadata, inputs.dataset_dir, inputs.num_samples, inputs.seed,
+    return inversion(inputs.generator, inputs.settings, inputs.dataset_dir, inputs.num_samples, inputs.seed,
                      **options)[0]

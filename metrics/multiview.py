@@ -20,10 +20,11 @@ HEAD_RADIUS = 0.1          # world units; the synthetic heads fit within 0.095
 VISIBILITY_TOLERANCE = 0.01  # world units between B's depth and the point's distance from B
 
 
-def camera_pair(metadata, separation=None):
-    """Cameras A and B (of one each) at the mean pitch, yaw mean -+ separation / 2 (default: one h_stddev apart)."""
-    separation = metadata['h_stddev'] if separation is None else separation
-    yaw, pitch, fov = metadata['h_mean'], metadata['v_mean'], metadata['fov']
+def camera_pair(camera, separation=None):
+    """Cameras A and B (of one each) at the mean pitch of a pose distribution (settings.CameraDistribution),
+    yaw mean -+ separation / 2 (default: one h_stddev apart)."""
+    separation = camera.h_stddev if separation is None else separation
+    yaw, pitch, fov = camera.h_mean, camera.v_mean, camera.fov
     return (Cameras(yaw=yaw - separation / 2, pitch=pitch, fov=fov),
             Cameras(yaw=yaw + separation / 2, pitch=pitch, fov=fov))
 

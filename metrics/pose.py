@@ -12,9 +12,10 @@ from .fid import fid_from_statistics
 from .heads import TrueHeads, sample_cameras
 
 
-def render_at_random_poses(heads, metadata, num_samples, img_size, seed):
-    """(images [N, 3, S, S] in [-1, 1], true (yaw, pitch) [N, 2]) of samples 0..N-1 at drawn cameras."""
-    cameras = sample_cameras(num_samples, metadata, seed)
+def render_at_random_poses(heads, camera, num_samples, img_size, seed):
+    """(images [N, 3, S, S] in [-1, 1], true (yaw, pitch) [N, 2]) of samples 0..N-1 at cameras drawn from
+    camera (settings.CameraDistribution)."""
+    cameras = sample_cameras(num_samples, camera, seed)
     images, _ = heads.render(list(range(num_samples)), cameras, img_size)
     return images, torch.stack([cameras.yaw, cameras.pitch], -1)
 
@@ -37,12 +38,12 @@ def pose_errors(regressor, images, true_poses):
     return mean_abs_degrees(predicted, true_poses)
 
 
-def pose_floor(regressor, held_out, metadata, num_samples, img_size, seed):
+def pose_floor(regressor, held_out, camera, num_samples, img_size, seed):
     """(yaw, pitch) error of held-out true heads (a TrueHeads the regressor never trained on)
     rendered as samples are: the cameras of render_at_random_poses(..., seed) at img_size.
     Sample i is held-out head i mod their number, so any num_samples has its floor."""
     heads = TrueHeads([held_out.heads[i % len(held_out)] for i in range(num_samples)], held_out.fov)
-    return pose_errors(regressor, *render_at_random_poses(heads, metadata, num_samples, img_size, seed))
+    return pose_errors(regressor, *render_at_random_poses(heads, camera, num_samples, img_size, seed))
 
 
 def pose_accuracy(regressor, images, true_poses, floor):
@@ -58,8 +59,8 @@ def frechet_to_train(regressor, features):
     features = features.double().numpy()
     mu = features.mean(0)
     sigma = np.cov(features, rowvar=False) if len(features) > 1 else np.zeros((len(mu), len(mu)))
-    return fid_from_statistics(regressor.info['train_feature_mean'].numpy(),
-                               regressor.info['train_feature_cov'].numpy(), mu, np.atleast_2d(sigma))
+    return fid_from_statistics(regressor.training_record['train_feature_mean'].numpy(),
+                               regressor.training_record['train_feature_cov'].numpy(), mu, np.atleast_2d(sigma))
 
 
 def pose_fd(regressor, images):
@@ -69,11 +70,11 @@ def pose_fd(regressor, images):
     mean image for every sample (one blurry head).
     """
     _, features = regressor.predict(images)
-    held_out = regressor.info['held_out_features'][:len(images)]
-    _, mean_image_features = regressor.predict(regressor.info['mean_image'][None])
+    held_out = regressor.training_record['held_out_features'][:len(images)]
+    _, mean_image_features = regressor.predict(regressor.training_record['mean_image'][None])
     # One image repeated has no spread: the distance is |mu - f|^2 + tr(sigma).
-    chance = (float(((regressor.info['train_feature_mean'] - mean_image_features[0].double()) ** 2).sum())
-              + float(regressor.info['train_feature_cov'].trace()))
+    chance = (float(((regressor.training_record['train_feature_mean'] - mean_image_features[0].double()) ** 2).sum())
+              + float(regressor.training_record['train_feature_cov'].trace()))
     return {'pose_fd': frechet_to_train(regressor, features),
             'pose_fd_floor': frechet_to_train(regressor, held_out),
             'pose_fd_chance': chance,

@@ -4,7 +4,7 @@ The regressor is trained on a synthetic dataset's images and true poses (all but
 held-out tail) and cached inside the dataset folder as
 pose_regressor-<hash>.pt, where the hash covers poses.json, every image's bytes and the
 training settings: a changed dataset or recipe trains a new one. The file holds a state
-dict and plain metadata (loads with weights_only=True), written atomically.
+dict and plain numbers and tensors (loads with weights_only=True), written atomically.
 
 Its penultimate activations double as features for an offline Fréchet distance (pose_fd).
 """
@@ -71,11 +71,11 @@ class PoseRegressor:
     predict(images [B, 3, S, S] in [-1, 1]) -> (yaw, pitch) [B, 2] radians, features [B, D].
     """
 
-    def __init__(self, network, pose_mean, pose_std, info):
+    def __init__(self, network, pose_mean, pose_std, training_record):
         self.network = network.eval().requires_grad_(False)
         self.pose_mean = torch.as_tensor(pose_mean, dtype=torch.float32)
         self.pose_std = torch.as_tensor(pose_std, dtype=torch.float32)
-        self.info = info  # plain metadata: floor errors, held-out features, training time, ...
+        self.training_record = training_record  # floor errors, held-out features, training time, ...
 
     def predict(self, images, batch_size=256):
         poses, features = [], []
@@ -87,11 +87,13 @@ class PoseRegressor:
         return torch.cat(poses), torch.cat(features)
 
 
-def load_dataset_images(folder, metadata):
-    """All images of a synthetic dataset as [N, 3, S, S] in [-1, 1] and their (yaw, pitch) [N, 2]."""
-    images = np.stack([np.asarray(Image.open(Path(folder) / e['file']).convert('RGB')) for e in metadata['images']])
+def load_dataset_images(folder, dataset_record):
+    """All images of a synthetic dataset (dataset_record: its poses.json) as [N, 3, S, S] in [-1, 1] and their
+    (yaw, pitch) [N, 2]."""
+    entries = dataset_record['images']
+    images = np.stack([np.asarray(Image.open(Path(folder) / e['file']).convert('RGB')) for e in entries])
     images = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    poses = torch.tensor([[e['yaw'], e['pitch']] for e in metadata['images']], dtype=torch.float32)
+    poses = torch.tensor([[e['yaw'], e['pitch']] for e in entries], dtype=torch.float32)
     return images, poses
 
 
@@ -158,8 +160,8 @@ def cache_path(folder, digest):
 def load_or_train(folder, settings=RegressorSettings(), progress=True):
     """The PoseRegressor of the synthetic dataset in folder, from its cache or trained now (and cached)."""
     folder = Path(folder)
-    metadata = synthetic_files.load_metadata(folder)
-    if metadata is None:
+    dataset_record = synthetic_files.load_metadata(folder)
+    if dataset_record is None:
         raise DatasetError(f"{folder} is not a complete synthetic dataset (no {synthetic_files.METADATA_FILE}); "
                            f"create it with: python synthetic_dataset.py --output_dir {folder}")
     digest = dataset_digest(folder, settings)
@@ -173,7 +175,7 @@ def load_or_train(folder, settings=RegressorSettings(), progress=True):
             pass  # truncated or foreign: train again
         print(f"note: {path} is unusable; training the pose regressor again", file=sys.stderr)
 
-    images, poses = load_dataset_images(folder, metadata)
+    images, poses = load_dataset_images(folder, dataset_record)
     train, held_out = split(len(images), settings.holdout_fraction)
     started, cpu_started = time.perf_counter(), time.process_time()
     network, mean, std = train_regressor(images[train], poses[train], settings, progress)
@@ -182,7 +184,7 @@ def load_or_train(folder, settings=RegressorSettings(), progress=True):
     predicted, held_out_features = regressor.predict(images[held_out])
     _, train_features = regressor.predict(images[train])
     error = (predicted - poses[held_out]).abs().mean(0)
-    regressor.info = {
+    training_record = {
         'floor_yaw_deg': float(np.degrees(error[0])), 'floor_pitch_deg': float(np.degrees(error[1])),
         'train_seconds': seconds, 'train_cpu_seconds': cpu_seconds, 'num_train': len(train),
         'num_held_out': len(held_out),
@@ -192,11 +194,13 @@ def load_or_train(folder, settings=RegressorSettings(), progress=True):
         'held_out_features': held_out_features,
         'mean_image': images[train].mean(0),
     }
+    regressor.training_record = training_record
     atomic_save({'format': FORMAT, 'version': VERSION, 'digest': digest, 'state_dict': network.state_dict(),
                  'pose_mean': mean, 'pose_std': std, 'input_size': settings.input_size,
-                 'feature_dim': settings.feature_dim, 'info': regressor.info}, path)
+                 'feature_dim': settings.feature_dim, 'info': training_record}, path)  # 'info': the cache file's key
     print(f"trained the pose regressor in {seconds:.0f} s ({cpu_seconds:.0f} s of CPU) on {len(train)} images; "
-          f"held-out error yaw {regressor.info['floor_yaw_deg']:.2f} deg, pitch {regressor.info['floor_pitch_deg']:.2f} deg; "
+          f"held-out error yaw {training_record['floor_yaw_deg']:.2f} deg, "
+          f"pitch {training_record['floor_pitch_deg']:.2f} deg; "
           f"cached in {path}", file=sys.stderr)
     return regressor
 

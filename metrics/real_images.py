@@ -32,14 +32,11 @@ def setup_evaluation(dataset_name, generated_dir, target_size=128, num_imgs=8000
             print(f"WARNING: {real_dir} holds {len(existing)} images, fewer than {num_imgs}; "
                   f"delete it to write them anew", file=sys.stderr)
     else:
-        kwargs = {'img_size': target_size}
-        if dataset_path is not None:
-            kwargs['dataset_path'] = dataset_path
+        dataset = datasets.make_dataset(dataset_name, target_size, dataset_path)
         # Shuffled (so a subset is a fair sample) but reproducible, keeping every image.
-        dataset = datasets.make_dataset(dataset_name, **kwargs)
         dataloader = torch.utils.data.DataLoader(dataset, batch_size=REAL_BATCH_SIZE, shuffle=True,
                                                  generator=torch.Generator().manual_seed(0),
-                                                 **datasets.loader_options(kwargs))
+                                                 **datasets.loader_options())
         partial = real_dir.with_name(real_dir.name + '.partial')
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)

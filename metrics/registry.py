@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from settings import Settings
+
 from .fid import feature_statistics, fid_from_statistics, warn_if_singular
 from .inception_score import inception_score
 from .kid import kernel_inception_distance
@@ -29,7 +31,7 @@ class MetricInputs:
 @dataclass
 class GeneratorInputs:
     generator: object    # a pi-GAN generator, or a head source (metrics/heads.py)
-    metadata: dict       # curriculum settings: camera distribution, fov, ...
+    settings: Settings   # settings.Settings of the generator's step: its rendering, camera distribution, ...
     dataset_dir: str     # synthetic dataset folder (with poses.json)
     num_samples: int = 64
     seed: int = 0

@@ -25,6 +25,7 @@ from preprocessing.camera_labels import EG3D_LABELS_FILE, EG3D_RADIUS, METADATA_
 from preprocessing.images import PhotoError
 from preprocessing.photos import Settings, file_signature, prepare_photo
 from preprocessing.report import command_notes, default_curriculum, save_pose_histogram, train_command
+from settings import Settings as RunSettings  # a training run's; Settings here is the photos'
 from utils.media import save_image
 from utils.errors import UserError
 from utils.files import atomic_write
@@ -220,7 +221,7 @@ def prepare_dataset(input_dir, output_dir, settings=Settings(), workers=2, flip=
     images = [record for record in records if 'file' in record]
     rejected = [record for record in records if 'reason' in record]
     remove_stale_images(output_dir, {record['file'] for record in images})
-    fov = curriculums.extract_metadata(curriculums.get(curriculum), 0)['fov']
+    fov = RunSettings.at_step(curriculums.get(curriculum), 0).camera.fov
     if settings.mode == 'faces' and images:
         write_json(Path(images_dir, EG3D_LABELS_FILE),
                    eg3d_labels({record['file']: (record['yaw'], record['pitch']) for record in images}, fov))

@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import curriculums
 from preprocessing.camera_fit import marginal_density
+from settings import Settings
 
 CAMERA_KEYS = ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')
 # Below this many images the printed command comes with a warning. A rule of thumb, not a measurement here:
@@ -27,7 +28,7 @@ def fitted_batch_size(curriculum, num_images):
     """A batch_size for every stage that the set can fill (train.py stops when a batch cannot be drawn), or
     None when the curriculum's own batches fit. No stage's batch grows: a larger one might not fit in memory."""
     schedule = curriculums.get(curriculum)
-    batches = [curriculums.extract_metadata(schedule, step)['batch_size'] for step in curriculums.stage_steps(schedule)]
+    batches = [Settings.at_step(schedule, step).optimisation.batch_size for step in curriculums.stage_steps(schedule)]
     return None if num_images >= max(batches) else max(1, min(num_images, *batches))
 
 

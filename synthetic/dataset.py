@@ -1,9 +1,11 @@
 """Synthetic head dataset folders: poses drawn from the generator's camera distribution,
 images rendered by synthetic.heads, and poses.json, which holds every image's pose and head.
+
+poses.json's record (load_metadata's) is a file format: a plain dict, not a run's settings.
 """
 
+import dataclasses
 import json
-import math
 import os
 import random
 
@@ -11,21 +13,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import curriculums
 from generators.camera_utils import sample_camera_angles
+from settings import Settings
 from synthetic.heads import render_heads, sample_head_params
 from utils.media import save_image, to_uint8
 from utils.files import atomic_write
 
 METADATA_FILE = 'poses.json'
 FORMAT_VERSION = 1
-CAMERA_KEYS = ('fov', 'h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')
-DEFAULT_CAMERA = {'fov': 12, 'h_mean': math.pi / 2, 'v_mean': math.pi / 2,
-                  'h_stddev': 0.3, 'v_stddev': 0.155, 'sample_dist': 'gaussian'}
+DEFAULT_CURRICULUM = 'SPATIALSIRENBASELINE'  # the synthetic demo's: its camera is the heads' default
 
 
-def camera_settings(settings):
-    """The camera distribution (CAMERA_KEYS) from a curriculum or keyword dict, defaults filled in."""
-    return {key: settings.get(key, DEFAULT_CAMERA[key]) for key in CAMERA_KEYS}
+def default_camera(curriculum=DEFAULT_CURRICULUM):
+    """The camera distribution (settings.CameraDistribution) of a curriculum's first stage."""
+    return Settings.at_step(curriculums.get(curriculum), 0).camera
 
 
 def sample_poses(num, seed, h_mean, v_mean, h_stddev, v_stddev, sample_dist):
@@ -48,21 +50,21 @@ def sample_poses(num, seed, h_mean, v_mean, h_stddev, v_stddev, sample_dist):
     return torch.cat([p for p, _ in angles]).reshape(-1), torch.cat([y for _, y in angles]).reshape(-1)
 
 
-def make_synthetic_dataset(output_dir, num_images, img_size=64, seed=0, fov=12, h_mean=math.pi / 2,
-                           v_mean=math.pi / 2, h_stddev=0.3, v_stddev=0.155, sample_dist='gaussian',
-                           progress=True, batch_size=32, supersample=2, background='grey'):
-    """Writes output_dir/00000.png ... and output_dir/poses.json; returns the metadata dict.
+def make_synthetic_dataset(output_dir, num_images, img_size=64, seed=0, camera=None, progress=True, batch_size=32,
+                           supersample=2, background='grey'):
+    """Writes output_dir/00000.png ... and output_dir/poses.json; returns poses.json's record.
 
-    poses.json is written last (atomically), so a folder without it is an interrupted
-    run. Same arguments -> byte-identical files.
+    camera: the settings.CameraDistribution poses are drawn from (None: default_camera()). poses.json is
+    written last (atomically), so a folder without it is an interrupted run. Same arguments -> byte-identical
+    files.
     """
+    camera = default_camera() if camera is None else camera
     os.makedirs(output_dir, exist_ok=True)
     stale = os.path.join(output_dir, METADATA_FILE)
     if os.path.exists(stale):
-        os.remove(stale)  # the folder is incomplete until the new metadata lands
-    camera = {'fov': fov, 'h_mean': h_mean, 'v_mean': v_mean, 'h_stddev': h_stddev,
-              'v_stddev': v_stddev, 'sample_dist': sample_dist}
-    pitch, yaw = sample_poses(num_images, seed, h_mean, v_mean, h_stddev, v_stddev, sample_dist)
+        os.remove(stale)  # the folder is incomplete until the new record lands
+    pitch, yaw = sample_poses(num_images, seed, camera.h_mean, camera.v_mean, camera.h_stddev, camera.v_stddev,
+                              camera.sample_dist)
     heads = sample_head_params(num_images, np.random.default_rng(seed), background)
     width = max(5, len(str(num_images - 1)))
     names = [f'{i:0{width}d}.png' for i in range(num_images)]
@@ -71,32 +73,32 @@ def make_synthetic_dataset(output_dir, num_images, img_size=64, seed=0, fov=12, 
                                disable=not progress, unit='img') as bar:
         for start in range(0, num_images, batch_size):
             stop = min(start + batch_size, num_images)
-            images = render_heads(heads[start:stop], pitch[start:stop], yaw[start:stop], img_size, fov,
+            images = render_heads(heads[start:stop], pitch[start:stop], yaw[start:stop], img_size, camera.fov,
                                   supersample=supersample)
             for name, pixels in zip(names[start:stop], to_uint8(images, value_range=(0, 1))):
                 save_image(pixels, os.path.join(output_dir, name))
             bar.update(stop - start)
 
-    metadata = {
+    dataset_record = {
         'format_version': FORMAT_VERSION,
         'num_images': num_images,
         'img_size': img_size,
         'seed': seed,
         'supersample': supersample,
         'background': background,
-        'camera': camera,
+        'camera': dataclasses.asdict(camera),
         'conventions': 'pitch from +y, yaw from +x towards +z, radians; camera at distance 1 looking '
                        'at the origin (generators/camera_utils.py); the head faces +z',
         'images': [{'file': name, 'pitch': float(p), 'yaw': float(y), 'params': head}
                    for name, p, y, head in zip(names, pitch.tolist(), yaw.tolist(), heads)],
     }
     with atomic_write(os.path.join(output_dir, METADATA_FILE), 'w') as f:
-        json.dump(metadata, f)
-    return metadata
+        json.dump(dataset_record, f)
+    return dataset_record
 
 
 def load_metadata(folder):
-    """The metadata of a complete synthetic dataset folder, or None if it is incomplete."""
+    """poses.json's record of a complete synthetic dataset folder, or None if it is incomplete."""
     path = os.path.join(folder, METADATA_FILE)
     if not os.path.isfile(path):
         return None

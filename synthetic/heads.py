@@ -60,6 +60,7 @@ def sample_head_params(num, rng, background='grey'):
             'eye_elevation': u(0.05, 0.22),
             'nose_radii': [u(0.008, 0.012), u(0.010, 0.016), u(0.012, 0.020)],
             'nose_elevation': u(-0.25, -0.10),
+            # poses.json stores these params: the *_color keys are its file format, spelled as written
             'skin_color': skin.tolist(),
             'hair_color': hair.tolist(),
             'eye_color': u(0.03, 0.30, 3).tolist(),
@@ -102,7 +103,7 @@ def head_primitives(head):
                   list(head['nose_radii'])],
         'plane_normal': plane_normal,
         'plane_offset': plane_offset,
-        'colors': [head['background'], head['skin_color'], head['hair_color'], head['eye_color'],
+        'colours': [head['background'], head['skin_color'], head['hair_color'], head['eye_color'],
                    head['eye_color'], head['nose_color']],
     }
 
@@ -256,8 +257,8 @@ def render_heads(params, pitch, yaw, img_size, fov, supersample=2, return_buffer
     n_dot_l = (traced['normal'][0] * light[:, 0:1] + traced['normal'][1] * light[:, 1:2]
                + traced['normal'][2] * light[:, 2:3])
     shade = torch.where(traced['hit'], AMBIENT + DIFFUSE * n_dot_l.clamp_min(0), 1.0)
-    colors = torch.tensor([p['colors'] for p in traced['prims']], dtype=torch.float32)  # [N, 6, 3]
-    channels = [torch.gather(colors[:, :, c], 1, traced['part']) * shade for c in range(3)]
+    colours = torch.tensor([p['colours'] for p in traced['prims']], dtype=torch.float32)  # [N, 6, 3]
+    channels = [torch.gather(colours[:, :, c], 1, traced['part']) * shade for c in range(3)]
     fine_image = torch.stack(channels, 1).reshape(n, 3, fine, fine).clamp(0, 1)
     images = _box_downsample(fine_image, supersample)
     if not return_buffers:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-import curriculums
 from checkpoints.builders import build_discriminator, build_generator
 from checkpoints.official import read_original_pickle
 from reference import OFFICIAL_DIR as OFFICIAL
@@ -155,11 +154,11 @@ def make_valid_run(folder):
     generator_path = make_tiny_run(folder, step=100)
     checkpoint = torch.load(generator_path, weights_only=True)
     curriculum = checkpoint['curriculum']
-    metadata = curriculums.extract_metadata(curriculum, 100)
+    settings = Settings.at_step(curriculum, 100)
     torch.manual_seed(0)
-    generator, discriminator = build_generator(metadata), build_discriminator(metadata)
+    generator, discriminator = build_generator(settings.networks), build_discriminator(settings)
     generator.load_state_dict(checkpoint['state_dict'])
-    optimizer_G, optimizer_D = make_optimizers(generator, discriminator, Settings.from_metadata(metadata).optimisation)
+    optimizer_G, optimizer_D = make_optimizers(generator, discriminator, settings.optimisation)
     for optimizer, module in ((optimizer_G, generator), (optimizer_D, discriminator)):
         for p in module.parameters():  # one step of Adam, so its state holds moments
             p.grad = torch.zeros_like(p)
@@ -170,7 +169,7 @@ def make_valid_run(folder):
         scaler=torch.amp.GradScaler('cpu', enabled=False), step=100, epoch=1, epoch_position=0,
         curriculum=curriculum, curriculum_name='SPATIALSIRENBASELINE', options={},
         rng_states=[rng_state(torch.device('cpu'))], rank_param_digests=['0']))
-    frequencies, phase_shifts = generator.siren.mapping_network(torch.randn(1, metadata['latent_dim']))
+    frequencies, phase_shifts = generator.siren.mapping_network(torch.randn(1, settings.networks.latent_dim))
     torch.save({'frequencies': frequencies.detach(), 'phase_shifts': phase_shifts.detach()}, folder / 'latent.pt')
     return folder
 

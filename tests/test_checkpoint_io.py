@@ -35,14 +35,14 @@ def test_checkpoints_load_weights_only_and_restore_curriculum(tmp_path):
     path = make_tiny_run(tmp_path, step=123)
     for name in ('generator.pth', 'ema.pth', 'ema2.pth'):
         torch.load(tmp_path / name, weights_only=True)
-    generator, metadata = load_generator(path)
-    assert generator.step == 123 and metadata['img_size'] == 16 and metadata['hidden_dim'] == 16
+    generator, settings = load_generator(path)
+    assert generator.step == 123 and settings.rendering.img_size == 16 and settings.networks.hidden_dim == 16
     raw, _ = load_generator(path, ema=None)
     ema_param = dict(generator.named_parameters())['siren.final_layer.bias']
     raw_param = dict(raw.named_parameters())['siren.final_layer.bias']
     assert torch.allclose(ema_param, raw_param + 0.01)
     _, overridden = load_generator(path, overrides={'fov': 20})
-    assert overridden['fov'] == 20
+    assert overridden.camera.fov == 20
 
 
 def test_bad_checkpoints_are_clear_errors(tmp_path):

@@ -10,7 +10,8 @@ import curriculums
 import train
 from checkpoints.builders import build_discriminator, build_generator
 from discriminators.discriminators import CCSEncoderDiscriminator, NarrowCCSEncoderDiscriminator
-from inference.rendering import inference_options
+from inference.rendering import inference_rendering
+from settings import Settings
 from synthetic.dataset import make_synthetic_dataset
 from training import monitor
 
@@ -20,12 +21,13 @@ def test_curriculum_is_valid_at_every_stage():
     sizes = []
     for step in curriculums.stage_steps(curriculum):
         metadata = curriculums.extract_metadata(curriculum, step)
+        settings = Settings.at_step(curriculum, step)
         sizes.append(metadata['img_size'])
         # Unposed and without a pose loss (bench/RESULTS.md, run 8): it learns from the images alone.
         assert metadata['dataset'] == 'Synthetic' and metadata['pos_lambda'] == 0
         assert not metadata.get('use_real_poses', False)
         assert metadata['img_size'] <= metadata['synthetic_size']
-        generator, discriminator = build_generator(metadata), build_discriminator(metadata)
+        generator, discriminator = build_generator(settings.networks), build_discriminator(settings)
         assert generator.density_scale == 5.0  # opaque heads within minutes (bench/RESULTS.md, run 5)
         images, poses = generator(torch.randn(2, metadata['latent_dim']), **dict(metadata, img_size=8))
         assert images.shape == (2, 3, 8, 8) and poses.shape == (2, 2)
@@ -38,14 +40,14 @@ def test_curriculum_is_valid_at_every_stage():
 def test_recipe_draws_empty_space_as_its_white_background():
     # Trained on heads over pure white with white_back, and rendered the same way at inference:
     # last_back would hand the leftover light to the last sample instead of the white background.
-    metadata = curriculums.extract_metadata(curriculums.get('SYNTHETIC_CPU'), 0)
-    assert metadata['synthetic_background'] == 'white'
-    options = inference_options(metadata, image_size=8)
-    assert options['white_back'] and not options['last_back']
-    generator = build_generator(metadata)
+    settings = Settings.at_step(curriculums.get('SYNTHETIC_CPU'), 0)
+    assert settings.data.synthetic_background == 'white'
+    rendering = inference_rendering(settings, image_size=8)
+    assert rendering.white_back and not rendering.last_back
+    generator = build_generator(settings.networks)
     with torch.no_grad():  # no density anywhere: every pixel is the background
         generator.siren.final_layer.bias[-1] = -1e4
-        images, _ = generator(torch.randn(2, metadata['latent_dim']), **options)
+        images, _ = generator(torch.randn(2, settings.networks.latent_dim), rendering, settings.camera)
     assert torch.allclose(images, torch.ones_like(images), atol=1e-4)
 
 

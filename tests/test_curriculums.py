@@ -145,8 +145,8 @@ def test_scripts_report_a_typo_as_one_line_and_load_old_recorded_keys(tmp_path, 
         run_cli(lambda: render_multiview_images.main(argv))  # as the script's __main__ runs it
     assert exit_info.value.code == ("error: unknown curriculum key 'hierarchical_sampling'; "
                                     "did you mean 'hierarchical_sample'?")
-    generator, metadata = load_generator(run)
-    assert 'learnable_dist' not in metadata and metadata['hidden_dim'] == 16
+    generator, settings = load_generator(run)
+    assert 'learnable_dist' not in settings.as_metadata() and settings.networks.hidden_dim == 16
     assert "sets 'learnable_dist', which no code of this version reads; ignored" in capsys.readouterr().err
 
 
@@ -163,6 +163,7 @@ def test_cpu_face_curriculum_is_the_cpu_recipe_with_celebas_camera():
     (none: unposed, CelebA's 15 collapsed these networks), CelebA's camera, photos from an ImageFolder with flips,
     32x32 at the end."""
     from checkpoints.builders import build_discriminator, build_generator
+    from settings import Settings
     faces, recipe, celeba = (curriculums.get(name) for name in ('CelebA_CPU', 'SYNTHETIC_CPU', 'CelebA'))
     for key in ('fov', 'ray_start', 'ray_end', 'h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist'):
         assert faces[key] == celeba[key], key
@@ -174,5 +175,5 @@ def test_cpu_face_curriculum_is_the_cpu_recipe_with_celebas_camera():
     assert not any(str(key).startswith('synthetic_') for key in faces)
     sizes = [curriculums.extract_metadata(faces, step)['img_size'] for step in curriculums.stage_steps(faces)]
     assert sizes[-1] == 32 and sizes == sorted(sizes)
-    metadata = curriculums.extract_metadata(faces, 0)
-    build_generator(metadata), build_discriminator(metadata)
+    settings = Settings.at_step(faces, 0)
+    build_generator(settings.networks), build_discriminator(settings)

@@ -1,14 +1,14 @@
 """Image datasets: transforms, error messages. Small images made on the fly."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import curriculums
 import datasets
 from datasets import DatasetError
+from settings import Settings
 
 
 def save(path, array_or_image):
@@ -178,13 +178,12 @@ def test_dataset_smaller_than_batch(tmp_path):
 
 # --- items ----------------------------------------------------------------------------------
 
-CURRICULUM_NOISE = {'fov': 12, 'ray_start': 0.88, 'gen_lr': 1e-4, 'model': 'X', 'dataset': 'ImageFolder',
-                    'num_steps': 12, 'h_mean': math.pi / 2}
-
-
-def test_make_dataset_ignores_other_curriculum_keys(tmp_path):
+def test_a_runs_dataset_takes_its_keys_and_make_dataset_no_others(tmp_path):
     random_images(tmp_path, 7)
-    dataset = datasets.make_dataset('ImageFolder', dataset_path=str(tmp_path), img_size=16, **CURRICULUM_NOISE)
-    assert len(dataset) == 7
+    curriculum = {**curriculums.get('CelebA_CPU'), 'dataset_path': str(tmp_path)}
+    dataset = datasets.dataset_from_settings(Settings.at_step(curriculum, 0))
+    assert type(dataset) is datasets.ImageFolder and len(dataset) == 7 and dataset.random_flip
     image, pose = dataset[0]
-    assert image.shape == (3, 16, 16) and pose.shape == (2,)
+    assert image.shape == (3, 16, 16) and pose.shape == (2,)  # the stage's img_size
+    with pytest.raises(TypeError, match="'fov'"):
+        datasets.make_dataset('ImageFolder', 16, str(tmp_path), fov=12)

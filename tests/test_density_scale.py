@@ -1,6 +1,7 @@
 """density_scale: the SIREN's raw density times a constant, the same in every path into the SIREN."""
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -10,18 +11,19 @@ import curriculums
 from checkpoints.builders import build_generator
 from inference.meshing import density_grid
 from inference.rendering import latent_from_seed
+from settings import Settings
 
 
-def metadata(**changes):
-    values = curriculums.extract_metadata(curriculums.get('SYNTHETIC_CPU'), 0)
-    values.update(hidden_dim=16, **changes)
-    return values
+def networks(**changes):
+    """SYNTHETIC_CPU's settings.Networks, 16 wide, with changes (not type-checked: build_generator checks)."""
+    values = Settings.at_step(curriculums.get('SYNTHETIC_CPU'), 0).networks
+    return dataclasses.replace(values, hidden_dim=16, **changes)
 
 
 @pytest.mark.parametrize('fast_path', [True, False])
 def test_scaled_density_equals_a_scaled_density_layer(fast_path):
     torch.manual_seed(0)
-    scaled = build_generator(metadata(density_scale=4.0))
+    scaled = build_generator(networks(density_scale=4.0))
     plain = copy.deepcopy(scaled)
     plain.density_scale = 1.0
     with torch.no_grad():  # the same network with its density layer's weights and bias times 4
@@ -41,7 +43,7 @@ def test_scaled_density_equals_a_scaled_density_layer(fast_path):
 
 def test_meshing_sees_the_scaled_density():
     torch.manual_seed(0)
-    generator = build_generator(metadata(density_scale=2.5))
+    generator = build_generator(networks(density_scale=2.5))
     latent = latent_from_seed(generator, 0, 1.0)
     scaled = density_grid(generator, latent, 8, 0.3, progress=False)
     generator.density_scale = 1.0
@@ -51,14 +53,15 @@ def test_meshing_sees_the_scaled_density():
 
 
 def test_default_is_the_original():
-    unscaled = {key: value for key, value in metadata().items() if key != 'density_scale'}
-    assert build_generator(unscaled).density_scale == 1.0
+    unscaled = curriculums.extract_metadata(curriculums.get('SYNTHETIC_CPU'), 0)
+    del unscaled['density_scale']
+    assert build_generator(Settings.from_metadata(unscaled).networks).density_scale == 1.0
 
 
 @pytest.mark.parametrize('value', [0, -1.0, math.nan, math.inf, '5', True])
 def test_bad_values_are_refused(value):
     with pytest.raises(curriculums.ConfigError, match='density_scale must be a positive number'):
-        build_generator(metadata(density_scale=value))
+        build_generator(networks(density_scale=value))
 
 
 def test_a_stage_cannot_change_it():

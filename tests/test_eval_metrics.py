@@ -113,14 +113,18 @@ def test_calculate_fid_matches_eval_metrics(evaluation, real_dir, monkeypatch):
 
 
 def test_evaluation_settings_use_the_eval_keys():
-    from inference.rendering import eval_keys_used, evaluation_options
-    metadata = {'img_size': 64, 'h_stddev': 0.3, 'h_stddev_eval': 0.1, 'v_stddev': 0.2,
-                'sample_dist': 'gaussian', 'sample_dist_eval': 'uniform', 'last_back': False,
-                'eval_last_back': True, 'nerf_noise': 0.5, 'psi': 0.7}
-    options, used = evaluation_options(metadata, img_size=128, cameras='eval'), eval_keys_used(metadata)
-    assert options['h_stddev'] == 0.1 and options['v_stddev'] == 0.2 and options['sample_dist'] == 'uniform'
-    assert options['last_back'] is True and options['nerf_noise'] == 0 and options['img_size'] == 128
-    assert 'psi' not in options
+    import dataclasses
+    from inference.rendering import eval_keys_used, evaluation_settings
+    from settings import Settings
+    from tiny_checkpoint import tiny_curriculum
+    settings = Settings.at_step(tiny_curriculum(h_stddev=0.3, h_stddev_eval=0.1, v_stddev=0.2, sample_dist='gaussian',
+                                                sample_dist_eval='uniform', last_back=False, eval_last_back=True), 0)
+    settings = dataclasses.replace(settings, rendering=dataclasses.replace(settings.rendering, nerf_noise=0.5))
+    evaluation, used = evaluation_settings(settings, img_size=128, cameras='eval'), eval_keys_used(settings)
+    camera, rendering = evaluation.camera, evaluation.rendering
+    assert camera.h_stddev == 0.1 and camera.v_stddev == 0.2 and camera.sample_dist == 'uniform'
+    assert rendering.last_back is True and rendering.nerf_noise == 0 and rendering.img_size == 128
+    assert evaluation.optimisation == settings.optimisation  # only the renderer's and the camera's change
     assert used == {'h_stddev': 'h_stddev_eval', 'sample_dist': 'sample_dist_eval', 'last_back': 'eval_last_back'}
 
 
@@ -129,11 +133,10 @@ def test_every_evaluation_path_renders_with_eval_last_back(eval_last_back, tmp_p
     """Inference views, evaluation images (eval_metrics.py and training's FID/KID/IS), the training
     sample grids and the geometry metrics' renders all reach the ray marcher with eval_last_back."""
     import contextlib
-    import curriculums
     import generators.renderer
     from checkpoints.builders import build_generator
     from generators.camera_utils import Cameras
-    from inference.rendering import inference_options, latent_from_seed, render_view
+    from inference.rendering import inference_rendering, latent_from_seed, render_view
     from metrics.generate import output_images
     from metrics.heads import GeneratorHeads
     from settings import Settings
@@ -142,9 +145,9 @@ def test_every_evaluation_path_renders_with_eval_last_back(eval_last_back, tmp_p
     from training.run_files import save_sample_grids
 
     curriculum = tiny_curriculum(last_back=False, eval_last_back=eval_last_back, hierarchical_sample=False)
-    metadata = curriculums.extract_metadata(curriculum, 0)
+    settings = Settings.at_step(curriculum, 0)
     torch.manual_seed(0)
-    generator = build_generator(metadata)
+    generator = build_generator(settings.networks)
     seen = []
     marcher = generators.renderer.fancy_integration
 
@@ -156,13 +159,13 @@ def test_every_evaluation_path_renders_with_eval_last_back(eval_last_back, tmp_p
     paths = {
         'inference': lambda: render_view(generator, latent_from_seed(generator, 0),
                                          Cameras(yaw=1.57, pitch=1.57, fov=12),
-                                         inference_options(metadata, 4), 10000),
-        'evaluation images': lambda: output_images(generator, metadata, 0, 1, tmp_path / 'images', num_imgs=1,
+                                         inference_rendering(settings, 4), 10000),
+        'evaluation images': lambda: output_images(generator, settings, 0, 1, tmp_path / 'images', num_imgs=1,
                                                    img_size=4),
         'sample grids': lambda: save_sample_grids(tmp_path, 0, generator, ExponentialMovingAverage(generator, 0.9),
-                                                  torch.randn(1, metadata['latent_dim']),
-                                                  Settings.from_metadata(metadata), 4, contextlib.nullcontext),
-        'geometry metrics': lambda: GeneratorHeads(generator, metadata).render(
+                                                  torch.randn(1, settings.networks.latent_dim),
+                                                  settings, 4, contextlib.nullcontext),
+        'geometry metrics': lambda: GeneratorHeads(generator, settings).render(
             [0], Cameras(yaw=1.57, pitch=1.57, fov=12), 4),
     }
     for name, render in paths.items():
@@ -206,14 +209,14 @@ def test_failed_download_is_one_clear_message(run_folder, real_dir, tmp_path, mo
 
 def test_output_images_interleaves_ranks_and_keeps_the_rng(run_folder, tmp_path):
     from checkpoints import load_generator
-    generator, metadata = load_generator(run_folder / 'generator.pth')
+    generator, settings = load_generator(run_folder / 'generator.pth')
     generator.train()
     wrapped = types.SimpleNamespace(module=generator)  # stands in for DistributedDataParallel
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
     for rank in range(2):
-        fid_evaluation.output_images(wrapped, metadata, rank, 2, tmp_path, num_imgs=5, img_size=8)
+        fid_evaluation.output_images(wrapped, settings, rank, 2, tmp_path, num_imgs=5, img_size=8)
     torch.testing.assert_close(torch.rand(3), expected_next)  # training's random stream is untouched
     assert generator.training
     assert [f.name for f in list_images(tmp_path)] == [f'{i:05d}.png' for i in range(5)]

@@ -14,22 +14,25 @@ import numpy as np
 import pytest
 import torch
 
+import curriculums
 from checkpoints import load_generator
 from metrics import GeneratorInputs, MetricInputs, calc_metric, geometry, multiview, pose_regressor, shape
 from inference.rendering import front_camera
 from generators.camera_utils import Cameras
 from metrics.heads import GeneratorHeads, OccupancyHeads, SphereHeads, TrueHeads, signed_distance_grid
+from settings import Settings
 from synthetic import dataset as synthetic_files
 from synthetic import heads as synthetic_heads
 
 NUM_IMAGES = 200   # 180 train the regressor, 20 are held out
-CAMERA = dict(synthetic_files.DEFAULT_CAMERA)
+SETTINGS = Settings.at_step(curriculums.get(synthetic_files.DEFAULT_CURRICULUM), 0)  # the heads' own camera
+CAMERA = SETTINGS.camera
 
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     folder = tmp_path_factory.mktemp('geometry') / 'synthetic_32'
-    synthetic_files.make_synthetic_dataset(str(folder), NUM_IMAGES, img_size=32, seed=0, progress=False, **CAMERA)
+    synthetic_files.make_synthetic_dataset(str(folder), NUM_IMAGES, img_size=32, seed=0, progress=False, camera=CAMERA)
     return folder
 
 
@@ -41,7 +44,7 @@ def reference(dataset):
 @pytest.fixture(scope='module')
 def new_heads():
     """Heads the dataset never showed (another seed), as a perfect generator would make them."""
-    return TrueHeads(synthetic_heads.sample_head_params(24, np.random.default_rng(123)), CAMERA['fov'])
+    return TrueHeads(synthetic_heads.sample_head_params(24, np.random.default_rng(123)), CAMERA.fov)
 
 
 class WrongYaw:
@@ -55,7 +58,7 @@ class WrongYaw:
 
 
 def pose_values(source, dataset, num_samples=20):
-    return geometry.geometry_metrics(source, CAMERA, dataset, ('pose', 'pose_fd'), num_samples=num_samples)
+    return geometry.geometry_metrics(source, SETTINGS, dataset, ('pose', 'pose_fd'), num_samples=num_samples)
 
 
 # --- pose regressor --------------------------------------------------------------------------
@@ -64,16 +67,16 @@ def test_regressor_is_cached_by_content(dataset, reference):
     regressor = reference.regressor
     files = sorted(dataset.glob('pose_regressor-*.pt'))
     assert len(files) == 1
-    saved = torch.load(files[0], weights_only=True)  # plain state dict and metadata
+    saved = torch.load(files[0], weights_only=True)  # plain state dict, numbers and tensors
     assert saved['format'] == pose_regressor.FORMAT and 'trunk.0.weight' in saved['state_dict']
     # The floor is the held-out error, and well below what a constant guess scores.
     assert saved['info']['num_held_out'] == NUM_IMAGES // 10
-    assert 0 < regressor.info['floor_yaw_deg'] < 10 and 0 < regressor.info['floor_pitch_deg'] < 6
+    assert 0 < regressor.training_record['floor_yaw_deg'] < 10 and 0 < regressor.training_record['floor_pitch_deg'] < 6
 
     mtime = files[0].stat().st_mtime_ns
     again = pose_regressor.load_or_train(dataset, progress=False)
     assert files[0].stat().st_mtime_ns == mtime  # loaded, not trained again
-    assert again.info['floor_yaw_deg'] == regressor.info['floor_yaw_deg']
+    assert again.training_record['floor_yaw_deg'] == regressor.training_record['floor_yaw_deg']
     # Any change to the images is a new dataset: a new hash, so a new file.
     digest = pose_regressor.dataset_digest(dataset, pose_regressor.RegressorSettings())
     image = dataset / '00000.png'
@@ -124,7 +127,7 @@ def test_wrong_yaw_is_caught(dataset, new_heads):
 def test_pose_fd_chance_is_the_frechet_distance_of_one_repeated_image(reference):
     from metrics.pose import frechet_to_train, pose_fd
 
-    image = reference.regressor.info['mean_image'][None].expand(8, -1, -1, -1)
+    image = reference.regressor.training_record['mean_image'][None].expand(8, -1, -1, -1)
     values = pose_fd(reference.regressor, image)
     _, features = reference.regressor.predict(image[:1])
     assert values['pose_fd'] == pytest.approx(values['pose_fd_chance'], rel=1e-3)
@@ -147,7 +150,7 @@ def test_a_bank_head_matches_itself(reference):
 
 
 def test_shape_of_true_heads_is_near_the_floor_and_a_sphere_at_chance(dataset, new_heads):
-    values = geometry.shape_metric(new_heads, CAMERA, dataset, num_samples=4)
+    values = geometry.shape_metric(new_heads, SETTINGS, dataset, num_samples=4)
     assert values['shape_distance'] < 1.5 * values['shape_distance_floor']
     assert values['shape_distance'] < 0.75 * values['shape_distance_chance']
     assert values['shape_missing'] == 0
@@ -156,14 +159,14 @@ def test_shape_of_true_heads_is_near_the_floor_and_a_sphere_at_chance(dataset, n
     assert f"mesh floor {values['shape_distance_floor_mesh']:.4g}" in lines['shape_distance']
     radius = values['shape_chance_sphere_radius']
     assert 0.06 < radius < 0.075
-    sphere = geometry.shape_metric(SphereHeads(radius), CAMERA, dataset, num_samples=2)
+    sphere = geometry.shape_metric(SphereHeads(radius), SETTINGS, dataset, num_samples=2)
     assert sphere['shape_distance'] == pytest.approx(values['shape_distance_chance'], rel=1e-6)
-    wrong_size = geometry.shape_metric(SphereHeads(radius + 0.01), CAMERA, dataset, num_samples=2)
+    wrong_size = geometry.shape_metric(SphereHeads(radius + 0.01), SETTINGS, dataset, num_samples=2)
     assert wrong_size['shape_distance'] > values['shape_distance_chance'] + 0.002
 
 
 def test_no_surface_scores_infinity(dataset):
-    values = geometry.shape_metric(SphereHeads(0.5), CAMERA, dataset, num_samples=2)  # outside the cube
+    values = geometry.shape_metric(SphereHeads(0.5), SETTINGS, dataset, num_samples=2)  # outside the cube
     assert values['shape_missing'] == 1 and values['shape_distance'] == math.inf
     assert values['shape_coverage'] == 0  # no surface is nearest to anything
 
@@ -179,12 +182,12 @@ def test_warp_to_the_same_camera_is_the_identity(new_heads):
 
 
 def test_multiview_floor_chance_and_true_heads(dataset, new_heads):
-    values = geometry.mv_consistency_metric(new_heads, CAMERA, dataset, num_samples=6, img_size=32)
+    values = geometry.mv_consistency_metric(new_heads, SETTINGS, dataset, num_samples=6, img_size=32)
     assert values['mv_consistency'] < 1.5 * values['mv_consistency_floor']
     assert values['mv_consistency_chance'] > 3 * values['mv_consistency_floor']
     assert values['mv_coverage'] > 0.7 and values['mv_coverage_floor'] > 0.7
     front = Cameras(yaw=math.pi / 2, pitch=math.pi / 2, fov=12)
-    fixed = geometry.mv_consistency_metric(geometry.FixedView(new_heads, front), CAMERA, dataset, num_samples=6,
+    fixed = geometry.mv_consistency_metric(geometry.FixedView(new_heads, front), SETTINGS, dataset, num_samples=6,
                                            img_size=32)
     assert fixed['mv_consistency'] > 3 * values['mv_consistency']
 
@@ -194,7 +197,7 @@ def test_multiview_floor_chance_and_true_heads(dataset, new_heads):
 def test_registry_checks_input_kind(dataset, new_heads):
     with pytest.raises(TypeError, match='GeneratorInputs'):
         calc_metric('pose', MetricInputs(None, None, None, None, None))
-    values = calc_metric('pose', GeneratorInputs(new_heads, CAMERA, str(dataset), num_samples=4))
+    values = calc_metric('pose', GeneratorInputs(new_heads, SETTINGS, str(dataset), num_samples=4))
     assert set(values) >= {'pose_yaw_deg', 'pose_yaw_deg_floor', 'pose_yaw_deg_chance'}
 
 
@@ -203,19 +206,20 @@ def test_tiny_generator_renders_and_scores(tmp_path, dataset):
     from tiny_checkpoint import make_tiny_run
 
     path = make_tiny_run(tmp_path)
-    generator, metadata = load_generator(path)
-    heads = GeneratorHeads(generator, metadata)
-    pixels, depth = heads.render([0, 1], Cameras.cat([front_camera(metadata)] * 2), 16)
+    generator, settings = load_generator(path)
+    heads = GeneratorHeads(generator, settings)
+    pixels, depth = heads.render([0, 1], Cameras.cat([front_camera(settings.camera)] * 2), 16)
     assert pixels.shape == (2, 3, 16, 16) and depth.shape == (2, 16, 16)
     assert pixels.min() >= -1 and pixels.max() <= 1
-    bin_width = (metadata['ray_end'] - metadata['ray_start']) / (metadata['num_steps'] - 1)  # ray jitter
-    assert metadata['ray_start'] - bin_width <= depth.min() and depth.max() <= metadata['ray_end'] + bin_width
+    rendering = settings.rendering
+    bin_width = (rendering.ray_end - rendering.ray_start) / (rendering.num_steps - 1)  # ray jitter
+    assert rendering.ray_start - bin_width <= depth.min() and depth.max() <= rendering.ray_end + bin_width
     volume, level = heads.surface_volume(0, 8, 0.24)
     assert volume.shape == (8, 8, 8) and volume.min() >= 0 and level == 10
 
     generator.train()
     rng_before = torch.get_rng_state()
-    values = geometry.pose_metric(generator, metadata, dataset, num_samples=4)
+    values = geometry.pose_metric(generator, settings, dataset, num_samples=4)
     assert torch.equal(torch.get_rng_state(), rng_before)  # training's random stream is untouched
     assert generator.training  # rendered in eval mode, then restored
     # An untrained generator's image barely turns: it scores about chance, far above the floor.
@@ -242,7 +246,7 @@ def test_eval_metrics_prints_values_with_floor_and_chance(tmp_path, dataset, cap
     # --img_size sets mv_consistency's render size: its floor is the true heads' at that size.
     small = eval_metrics.main([str(path), '--metrics', 'mv_consistency', '--geometry_samples', '3',
                                '--dataset_dir', str(dataset), '--device', 'cpu', '--img_size', '16'])
-    camera_a, camera_b = multiview.camera_pair(load_generator(path)[1])
+    camera_a, camera_b = multiview.camera_pair(load_generator(path)[1].camera)
     floor_16, _ = multiview.photometric_error(geometry.reference(dataset).held_out_heads, [0, 1, 2], camera_a,
                                               camera_b, 16)
     assert small['results']['mv_consistency_floor'] == pytest.approx(floor_16)
@@ -264,12 +268,12 @@ def test_eval_metrics_needs_real_images_only_for_inception_metrics(tmp_path, cap
 def test_pose_floor_is_held_out_heads_read_at_the_samples_cameras(dataset, reference):
     held_out = reference.held_out_heads
     for seed in (0, 1):
-        values = geometry.pose_metric(TrueHeads(held_out.heads[:12], held_out.fov), CAMERA, dataset, 12, seed)
+        values = geometry.pose_metric(TrueHeads(held_out.heads[:12], held_out.fov), SETTINGS, dataset, 12, seed)
         # The same heads at the same camera draws and size: exactly the floor, whatever the seed.
         assert values['pose_yaw_deg'] == values['pose_yaw_deg_floor']
         assert values['pose_pitch_deg'] == values['pose_pitch_deg_floor']
     # More samples than held-out heads: the heads come round again, at new cameras.
-    many = geometry.pose_metric(TrueHeads(held_out.heads * 2, held_out.fov), CAMERA, dataset, 2 * len(held_out))
+    many = geometry.pose_metric(TrueHeads(held_out.heads * 2, held_out.fov), SETTINGS, dataset, 2 * len(held_out))
     assert many['pose_yaw_deg'] == many['pose_yaw_deg_floor']
 
 
@@ -277,11 +281,11 @@ def test_shape_floors_and_coverage_references(dataset, reference):
     held_out = reference.held_out_heads
     n = len(held_out) // 2
     floor_heads = TrueHeads(held_out.heads[:n], held_out.fov)
-    values = geometry.shape_metric(floor_heads, CAMERA, dataset, num_samples=n)
+    values = geometry.shape_metric(floor_heads, SETTINGS, dataset, num_samples=n)
     # The floors are these heads scored as samples; the mesh path's floor is them as a sharp density.
     for name in ('shape_distance', 'shape_accuracy', 'shape_coverage'):
         assert values[name] == values[f'{name}_floor']
-    sharp = geometry.shape_metric(OccupancyHeads(held_out.heads[:n], held_out.fov), CAMERA, dataset, num_samples=n)
+    sharp = geometry.shape_metric(OccupancyHeads(held_out.heads[:n], held_out.fov), SETTINGS, dataset, num_samples=n)
     assert sharp['shape_distance'] == values['shape_distance_floor_mesh']
     # The grid's terraces cost something, but far less than the gap to chance.
     assert values['shape_distance_floor'] + 1e-4 < values['shape_distance_floor_mesh']
@@ -290,7 +294,7 @@ def test_shape_floors_and_coverage_references(dataset, reference):
     # The references are the other held-out heads: each is its own nearest, so they cover all of
     # themselves. With more samples than half the held-out heads, coverage takes the first n.
     references = TrueHeads(held_out.heads[n:] + held_out.heads[:2], held_out.fov)
-    capped = geometry.shape_metric(references, CAMERA, dataset, num_samples=n + 2)
+    capped = geometry.shape_metric(references, SETTINGS, dataset, num_samples=n + 2)
     assert capped['shape_coverage'] == 1 and capped['shape_coverage_num'] == n
 
 
@@ -335,7 +339,7 @@ class TwiceApart:
         self.heads = heads
 
     def render(self, indices, cameras, img_size):
-        yaw, pitch = CAMERA['h_mean'], CAMERA['v_mean']
+        yaw, pitch = CAMERA.h_mean, CAMERA.v_mean
         wider = Cameras(yaw=2 * cameras.yaw - yaw, pitch=2 * cameras.pitch - pitch, fov=cameras.fov)
         return self.heads.render(indices, wider, img_size)
 
@@ -355,9 +359,9 @@ def badness(values, names):
 
 
 def broken_source_values(source, dataset):
-    values = geometry.geometry_metrics(source, CAMERA, dataset, ('pose',), num_samples=20)
-    values.update(geometry.shape_metric(source, CAMERA, dataset, num_samples=10))
-    values.update(geometry.mv_consistency_metric(source, CAMERA, dataset, num_samples=6, img_size=32))
+    values = geometry.geometry_metrics(source, SETTINGS, dataset, ('pose',), num_samples=20)
+    values.update(geometry.shape_metric(source, SETTINGS, dataset, num_samples=10))
+    values.update(geometry.mv_consistency_metric(source, SETTINGS, dataset, num_samples=6, img_size=32))
     return values
 
 

@@ -1,6 +1,7 @@
 """Inverse rendering: a known latent and pose are recovered; a head fitted from views meshes to its true surface;
 the scripts' outputs open in their readers."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,11 +17,11 @@ from synthetic import heads as synthetic_heads
 from test_render_scripts import probe_video
 from tiny_checkpoint import make_smooth_run, make_tiny_run
 from checkpoints import atomic_save, load_generator
-from inference.inversion import fit_latent, fitting_options, render_differentiable
+from inference.inversion import fit_latent, fitting_rendering, render_differentiable
 from utils.media import save_image, to_uint8
 from inference.meshing import density_grid, extract_mesh
 from generators.camera_utils import Cameras
-from inference.rendering import Latent, front_camera, inference_options, latent_from_seed, render_view
+from inference.rendering import Latent, front_camera, inference_rendering, latent_from_seed, render_view
 
 
 @pytest.fixture(scope='module')
@@ -30,32 +31,32 @@ def smooth_run(tmp_path_factory):
 
 
 def test_differentiable_render_matches_the_generator(smooth_run):
-    generator, metadata = load_generator(smooth_run, ema=None)
-    options = fitting_options(inference_options(metadata, 12, 2))
+    generator, settings = load_generator(smooth_run, ema=None)
+    rendering = fitting_rendering(inference_rendering(settings, 12, 2))
     latent = latent_from_seed(generator, 1)
     camera = Cameras(yaw=1.4, pitch=1.6, fov=12)
-    expected, _ = render_view(generator, latent, camera, options, 10000)
+    expected, _ = render_view(generator, latent, camera, rendering, 10000)
     with torch.no_grad():
-        pixels = render_differentiable(generator, latent, camera, options)
+        pixels = render_differentiable(generator, latent, camera, rendering)
     torch.testing.assert_close(pixels[0], expected, atol=1e-5, rtol=0)
 
 
 def test_fit_recovers_a_known_latent_and_pose(smooth_run):
-    generator, metadata = load_generator(smooth_run, ema=None)
-    options = inference_options(metadata, 16, 2)
-    truth = Cameras(yaw=metadata['h_mean'] + 0.05, pitch=metadata['v_mean'] - 0.025, fov=metadata['fov'])
-    target, _ = render_view(generator, latent_from_seed(generator, 3), truth, fitting_options(options), 10000)
+    generator, settings = load_generator(smooth_run, ema=None)
+    rendering, camera = inference_rendering(settings, 16, 2), settings.camera
+    truth = Cameras(yaw=camera.h_mean + 0.05, pitch=camera.v_mean - 0.025, fov=camera.fov)
+    target, _ = render_view(generator, latent_from_seed(generator, 3), truth, fitting_rendering(rendering), 10000)
 
-    fit = fit_latent(generator, target[None], options, front_camera(options), num_iterations=200, lr=1e-2,
+    fit = fit_latent(generator, target[None], rendering, front_camera(camera), num_iterations=200, lr=1e-2,
                      pose_lr=5e-3, noise_scale=0.01, optimize_pose=True, progress=False)
     assert fit.final_loss < fit.initial_loss / 20 and fit.final_loss < 1e-4, (fit.initial_loss, fit.final_loss)
     assert abs(fit.camera.yaw - truth.yaw) < 0.01 and abs(fit.camera.pitch - truth.pitch) < 0.01, fit.camera
 
 
 def test_inverse_render_script(smooth_run, tmp_path):
-    generator, metadata = load_generator(smooth_run, ema=None)
-    target, _ = render_view(generator, latent_from_seed(generator, 2), front_camera(metadata),
-                            fitting_options(inference_options(metadata, 24, 2)), 10000)
+    generator, settings = load_generator(smooth_run, ema=None)
+    target, _ = render_view(generator, latent_from_seed(generator, 2), front_camera(settings.camera),
+                            fitting_rendering(inference_rendering(settings, 24, 2)), 10000)
     save_image(to_uint8(target), tmp_path / 'target.png')
     out = tmp_path / 'out'
     args = [str(smooth_run), str(tmp_path / 'target.png'), '--no_ema', '--image_size', '12', '--render_size', '10',
@@ -70,25 +71,25 @@ def test_inverse_render_script(smooth_run, tmp_path):
 
     saved = torch.load(out / 'latent.pt', weights_only=True)
     assert saved['frequencies'].shape == saved['frequency_offsets'].shape == generator.avg_frequencies.shape
-    options = inference_options(metadata, 10, 2)
+    rendering = inference_rendering(settings, 10, 2)
     pixels, _ = render_view(generator, Latent(saved['frequencies'], saved['phase_shifts']),
-                            Cameras(yaw=saved['yaw'], pitch=saved['pitch'], fov=saved['fov']), options, 10000)
+                            Cameras(yaw=saved['yaw'], pitch=saved['pitch'], fov=saved['fov']), rendering, 10000)
     with Image.open(out / 'reconstruction.png') as image:
         assert np.array_equal(np.asarray(image), to_uint8(pixels))  # the saved latent is the one rendered
 
     inverse_render.main(args + ['--no-optimize_pose', '--n_iterations', '2', '--output_dir', str(tmp_path / 'fixed')])
     fixed = torch.load(tmp_path / 'fixed' / 'latent.pt', weights_only=True)
-    assert (fixed['yaw'], fixed['pitch']) == pytest.approx((metadata['h_mean'], metadata['v_mean']))
+    assert (fixed['yaw'], fixed['pitch']) == pytest.approx((settings.camera.h_mean, settings.camera.v_mean))
 
 
 def test_inverse_render_script_with_views_and_tuned_weights(smooth_run, tmp_path):
-    generator, metadata = load_generator(smooth_run, ema=None)
-    latent = latent_from_seed(generator, 2)
-    poses = Cameras.cat([front_camera(metadata), Cameras(yaw=metadata['h_mean'] + 0.4, pitch=metadata['v_mean'] - 0.1,
-                                                         fov=metadata['fov'])])
+    generator, settings = load_generator(smooth_run, ema=None)
+    latent, mean = latent_from_seed(generator, 2), settings.camera
+    poses = Cameras.cat([front_camera(mean), Cameras(yaw=mean.h_mean + 0.4, pitch=mean.v_mean - 0.1, fov=mean.fov)])
     view_yaw, view_pitch, _ = poses.tolist()[1]
     for index, camera in enumerate(poses):
-        pixels, _ = render_view(generator, latent, camera, fitting_options(inference_options(metadata, 24, 2)), 10000)
+        pixels, _ = render_view(generator, latent, camera, fitting_rendering(inference_rendering(settings, 24, 2)),
+                                10000)
         save_image(to_uint8(pixels), tmp_path / f'view{index}.png')
     out = tmp_path / 'out'
     fit = inverse_render.main([str(smooth_run), str(tmp_path / 'view0.png'), '--no_ema', '--image_size', '12',
@@ -104,13 +105,12 @@ def test_inverse_render_script_with_views_and_tuned_weights(smooth_run, tmp_path
         assert image.size == (20, 20)  # targets above reconstructions, one column per view
 
     # The tuned generator loads like a run (its ema.pth holds the same weights) and renders the outputs.
-    tuned, tuned_metadata = load_generator(out / 'generator.pth')
-    assert tuned_metadata['fov'] == metadata['fov'] and tuned.step == generator.step
+    tuned, tuned_settings = load_generator(out / 'generator.pth')
+    assert tuned_settings == settings and tuned.step == generator.step
     name = 'siren.final_layer.weight'
     assert not torch.equal(dict(tuned.named_parameters())[name], dict(generator.named_parameters())[name])
-    options = inference_options(metadata, 10, 2)
     fitted = Latent(saved['frequencies'], saved['phase_shifts'])
-    pixels, _ = render_view(tuned, fitted, poses[0], options, 10000)
+    pixels, _ = render_view(tuned, fitted, poses[0], inference_rendering(settings, 10, 2), 10000)
     with Image.open(out / 'reconstruction.png') as image:
         assert np.array_equal(np.asarray(image), to_uint8(pixels))
 
@@ -209,12 +209,13 @@ def test_multiview_fit_with_tuned_weights_recovers_the_synthetic_heads_surface(s
     """Eight views of a known head, fitted from scratch with tuned weights, mesh to its true surface."""
     head = synthetic_heads.sample_head_params(1, np.random.default_rng(1))[0]
     cameras, targets, seen = ring_of_views(head)
-    generator, metadata = load_generator(scratch_run, ema=None)
-    options = inference_options({**metadata, 'num_steps': 24}, 32, lock_view_dependence=True)
-    options.update(white_back=True, last_back=False)  # the heads' colours do not depend on the view either
+    generator, settings = load_generator(scratch_run, ema=None, overrides={'num_steps': 24})
+    rendering = inference_rendering(settings, 32, lock_view_dependence=True)
+    # the heads' colours do not depend on the view either
+    rendering = dataclasses.replace(rendering, white_back=True, last_back=False)
     before = {name: p.clone() for name, p in generator.named_parameters()}
 
-    fit = fit_latent(generator, targets * 2 - 1, options, cameras, num_iterations=500, noise_scale=0,
+    fit = fit_latent(generator, targets * 2 - 1, rendering, cameras, num_iterations=500, noise_scale=0,
                      fit_weights=True, weight_lr=7e-4, rays_per_step=512, progress=False)
     assert all(torch.equal(p, before[name]) for name, p in generator.named_parameters())  # a copy was tuned
     assert fit.generator is not generator and fit.cameras.tolist() == cameras.tolist()

@@ -309,6 +309,60 @@ def test_no_curriculum_key_is_read_with_a_default_outside_the_settings_modules()
 def test_the_settings_rules_see_violations():
     bad = ast.parse("G(z, patch_grid=grid, **metadata)\nD(imgs, alpha, **curriculum)\n"
                     "generator.staged_forward(z, psi=1, **settings)\nG(z, rendering, camera)\n"
-                    "metadata.get('sample_dist', 'gaussian')\nkwargs.get('num_workers', 4)\n")
+                    "metadata.get('sample_dist', 'gaussian')\nkwargs.get('num_workers', 4)\n"
+                    "options['h_mean'] + 0.5\nfront_camera(settings.camera)\nself.metadata['fov']\n"
+                    "extract_metadata(curriculum, 0)['img_size']\nref.dataset_record['camera']['fov']\n")
     assert splatted_network_calls(bad) == [1, 2, 3]
     assert defaulted_key_reads('anywhere', bad) == [5]
+    assert key_reads('anywhere', bad) == [5, 7, 9, 10, 11]
+    assert key_reads('metrics.geometry', bad) == [5, 9, 10]  # poses.json's record and its own options there
+
+
+# --- no untyped settings bag: past the loading of a curriculum or checkpoint, settings are attributes -----
+
+# Where plain dicts of curriculum keys are the point: the modules that build Settings from curricula and from
+# checkpoints' files, and preprocessing, which writes the camera keys it fits into dataset.json and a command line.
+PLAIN_KEY_PACKAGES = {'curriculums', 'settings', 'checkpoints', 'preprocessing'}
+# (module, receiver): dicts read by a key that shares a curriculum key's name, but no settings.
+NOT_SETTINGS_BAGS = {
+    ('datasets', 'dataset_record'), ('metrics.geometry', 'dataset_record'),  # poses.json (img_size, camera fov)
+    ('metrics.geometry', 'options'), ('eval_metrics', 'options'),  # mv_consistency's own img_size option
+    ('training.run_files', 'state'),  # the modules a checkpoint saves: its generator and discriminator
+    ('training.training_loop', 'overrides'),  # --dataset_path, a --set override of the curriculum
+    ('training.training_loop', 'group'),  # the optimisers' parameter groups: betas, weight_decay
+    ('training.training_loop', 'record'),  # a line of the stats log
+}
+
+
+def receiver(node):
+    """The name a subscript or call is made on, through chained subscripts and calls: metadata for
+    metadata['fov'], dataset_record for self.dataset_record['camera'], extract_metadata for extract_metadata(...)."""
+    while isinstance(node, (ast.Subscript, ast.Call)):
+        node = node.value if isinstance(node, ast.Subscript) else node.func
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
+def key_reads(name, tree):
+    """Lines of x['<a curriculum key>'] and x.get / pop / setdefault('<a curriculum key>'), but on NOT_SETTINGS_BAGS."""
+    import curriculums
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            key, target = node.slice.value, node.value
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args
+              and node.func.attr in ('get', 'pop', 'setdefault') and isinstance(node.args[0], ast.Constant)):
+            key, target = node.args[0].value, node.func.value
+        else:
+            continue
+        if isinstance(key, str) and key in curriculums.KEYS and (name, receiver(target)) not in NOT_SETTINGS_BAGS:
+            lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_settings_are_read_as_attributes_past_the_loading():
+    """From train.py or a script's loading of a checkpoint to the ray marcher (training, inference, metrics,
+    datasets, the generator), settings are a settings.Settings or its groups: no key of the curriculum is read
+    out of a dict (metadata['fov'], options.get('h_mean'))."""
+    offenders = {name: lines for name, tree in library_and_scripts().items()
+                 if name.split('.')[0] not in PLAIN_KEY_PACKAGES and (lines := key_reads(name, tree))}
+    assert offenders == {}

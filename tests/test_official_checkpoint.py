@@ -31,8 +31,9 @@ def official(expected):
     return load_generator(GENERATOR, curriculum='CelebA')
 
 
-def assert_renders_expected(generator, metadata, expected):
-    options = {**metadata, **expected['render_options'], 'sample_dist': None, 'h_stddev': 0, 'v_stddev': 0,
+def assert_renders_expected(generator, settings, expected):
+    # The original's keyword form: the settings' plain keys, as its scripts passed them
+    options = {**settings.as_metadata(), **expected['render_options'], 'sample_dist': None, 'h_stddev': 0, 'v_stddev': 0,
                'hierarchical_sample': False, 'nerf_noise': 0, 'perturb': False, 'white_back': False}
     for render in expected['renders']:
         pixels, depth = generator.staged_forward(expected['z'], psi=1, h_mean=render['h_mean'],
@@ -43,15 +44,15 @@ def assert_renders_expected(generator, metadata, expected):
 
 
 def test_official_checkpoint_renders_like_the_original(official, expected):
-    generator, metadata = official
-    assert_renders_expected(generator, metadata, expected)
+    generator, settings = official
+    assert_renders_expected(generator, settings, expected)
 
 
 def test_step_and_epoch_select_the_curriculum_stage(official):
-    generator, metadata = official
+    generator, settings = official
     assert (generator.step, generator.epoch) == (41000, 7)
-    assert metadata['model'] == 'SPATIALSIRENBASELINE' and metadata['img_size'] == 64  # CelebA's stage at 41k
-    assert metadata['hidden_dim'] == generator.siren.hidden_dim
+    assert settings.networks.model == 'SPATIALSIRENBASELINE' and settings.rendering.img_size == 64  # CelebA at 41k
+    assert settings.networks.hidden_dim == generator.siren.hidden_dim
 
 
 def test_raw_weights_differ_from_ema(official):
@@ -62,13 +63,13 @@ def test_raw_weights_differ_from_ema(official):
 
 
 def test_overrides_apply_to_official_checkpoints():
-    _, metadata = load_generator(GENERATOR, ema=None, curriculum='CelebA', overrides={'fov': 18})
-    assert metadata['fov'] == 18
+    _, settings = load_generator(GENERATOR, ema=None, curriculum='CelebA', overrides={'fov': 18})
+    assert settings.camera.fov == 18
 
 
 def test_original_density_stays_unscaled_under_any_curriculum():
-    generator, metadata = load_generator(GENERATOR, ema=None, curriculum='SYNTHETIC_CPU')
-    assert metadata['density_scale'] == 1.0 and generator.density_scale == 1.0
+    generator, settings = load_generator(GENERATOR, ema=None, curriculum='SYNTHETIC_CPU')
+    assert settings.networks.density_scale == 1.0 and generator.density_scale == 1.0
 
 
 def test_missing_curriculum_is_explained():
@@ -139,9 +140,9 @@ def test_converter_output_loads_with_weights_only_and_renders_the_same(tmp_path,
     assert sorted(p.name for p in converted.iterdir()) == ['ema.pth', 'generator.pth']  # no ema2 in the fixture
     for name in ('generator.pth', 'ema.pth'):
         torch.load(converted / name, weights_only=True)
-    generator, metadata = load_generator(converted / 'generator.pth')  # curriculum recorded: none needed
-    assert (generator.step, generator.epoch, metadata['dataset']) == (41000, 7, 'CelebA')
-    assert_renders_expected(generator, metadata, expected)
+    generator, settings = load_generator(converted / 'generator.pth')  # curriculum recorded: none needed
+    assert (generator.step, generator.epoch, settings.data.dataset) == (41000, 7, 'CelebA')
+    assert_renders_expected(generator, settings, expected)
 
 
 def test_converter_needs_a_curriculum(capsys):

@@ -23,7 +23,7 @@ from training.patches import Patches, patch_grid
 
 from test_render_path import latent_of, tiny_generator
 from test_training import ROOT, TINY, free_port, load_state, stats, synthetic_dir  # noqa: F401  (a fixture)
-from test_training_objective import generated_as_in_step, make_ctx, no_poses, real_images, tiny_settings
+from test_training_objective import generated_as_in_step, make_trainer, no_poses, real_images, tiny_settings
 
 RENDER = dict(ray_start=0.88, ray_end=1.12, num_steps=6, perturb=False, hierarchical_sample=False, white_back=True)
 
@@ -112,14 +112,14 @@ def test_drawn_patches_lie_inside_the_image_at_scales_from_the_minimum_to_one():
 def test_the_discriminator_is_told_the_scale(name):
     """With patch_size, the scale changes D's output (through the newest and the fading adapter: alpha 1 and
     0); no scale means 1. Without it, D is the original (3-channel adapters: its checkpoints load)."""
-    discriminator = build_discriminator({'discriminator': name, 'patch_size': 32})
+    discriminator = build_discriminator(tiny_settings(discriminator=name, patch_size=32))
     images = torch.randn(2, 3, 32, 32)
     for alpha in (1.0, 0.0):
         with torch.no_grad():
             half, whole = (discriminator(images, alpha, scale=torch.full((2,), s))[0] for s in (0.5, 1.0))
             assert not torch.allclose(half, whole)
             assert torch.equal(discriminator(images, alpha)[0], whole)
-    plain = build_discriminator({'discriminator': name})
+    plain = build_discriminator(tiny_settings(discriminator=name))
     assert [adapter.model[0].in_channels for adapter in plain.fromRGB] == [3] * len(plain.fromRGB)
     assert [adapter.model[0].in_channels for adapter in discriminator.fromRGB] == [4] * len(plain.fromRGB)
     assert list(plain.state_dict()) == list(discriminator.state_dict())
@@ -153,19 +153,19 @@ def test_steps_judge_patches_with_their_scales_and_r1_on_the_real_patches():
     """The D step: fakes rendered at one draw of patches, reals resampled at a second, D told each scale,
     R1 on the real patches; the G step: fakes at its own patches. Losses against their closed forms."""
     k, seed = 8, 5
-    metadata = tiny_settings(patch_size=k, r1_lambda=10.0)
-    metadata = dataclasses.replace(metadata, optimisation=dataclasses.replace(metadata.optimisation, batch_split=2))
+    settings = tiny_settings(patch_size=k, r1_lambda=10.0)
+    settings = dataclasses.replace(settings, optimisation=dataclasses.replace(settings.optimisation, batch_split=2))
     critic = PatchCritic(k)
-    ctx = make_ctx(metadata, critic)
+    trainer = make_trainer(settings, critic)
     reals = real_images()
     torch.manual_seed(seed)
-    d_loss = steps.discriminator_step(ctx, reals.clone(), no_poses(), 1.0, metadata).item()
+    d_loss = steps.discriminator_step(trainer, reals.clone(), no_poses(), 1.0, settings).item()
     (fake, fake_scale), (real, real_scale) = critic.seen[1], critic.seen[0]
 
     torch.manual_seed(seed)
-    fake_patches, real_patches = (patches.draw(4, metadata, 'cpu') for _ in range(2))
-    z = torch.randn(4, metadata.networks.latent_dim)
-    expected_fake = render_in_chunks(ctx.generator_ddp, z, fake_patches, metadata)
+    fake_patches, real_patches = (patches.draw(4, settings, 'cpu') for _ in range(2))
+    z = torch.randn(4, settings.networks.latent_dim)
+    expected_fake = render_in_chunks(trainer.generator_ddp, z, fake_patches, settings)
     expected_real = patches.crop(reals, real_patches)
     assert fake.shape == real.shape == (4, 3, k, k)
     torch.testing.assert_close(fake, expected_fake, atol=1e-5, rtol=0)
@@ -178,12 +178,12 @@ def test_steps_judge_patches_with_their_scales_and_r1_on_the_real_patches():
 
     critic.seen.clear()
     torch.manual_seed(seed)
-    g_loss, _ = steps.generator_step(ctx, 4, 1.0, metadata, 0, torch.device('cpu'))
+    g_loss, _ = steps.generator_step(trainer, 4, 1.0, settings, 0, torch.device('cpu'))
     scales_seen = [scale for _, scale in critic.seen]
     torch.manual_seed(seed)
-    gen_patches = patches.draw(4, metadata, 'cpu')
-    z = torch.randn(4, metadata.networks.latent_dim)
-    fake = render_in_chunks(ctx.generator_ddp, z, gen_patches, metadata)
+    gen_patches = patches.draw(4, settings, 'cpu')
+    z = torch.randn(4, settings.networks.latent_dim)
+    fake = render_in_chunks(trainer.generator_ddp, z, gen_patches, settings)
     with torch.no_grad():
         expected = [generator_gan_loss(critic(part, 1, scale)[0]).item()  # the mean over the two chunks
                     for part, scale in zip(fake.split(2), gen_patches.scale.split(2))]
@@ -196,19 +196,19 @@ def test_without_patch_keys_the_steps_are_unchanged(keys):
     """No patch training: D sees the real images themselves and the fakes a step always drew (z first, then
     the cameras: no random numbers drawn for patches), without a scale; G the same. (Against the code
     before patch training, two whole D and G steps with updates gave bit-identical weights and losses.)"""
-    metadata = tiny_settings(**keys)
+    settings = tiny_settings(**keys)
     critic = PatchCritic(16)
-    ctx = make_ctx(metadata, critic)
+    trainer = make_trainer(settings, critic)
     reals = real_images()
     torch.manual_seed(3)
-    steps.discriminator_step(ctx, reals.clone(), no_poses(), 1.0, metadata)
+    steps.discriminator_step(trainer, reals.clone(), no_poses(), 1.0, settings)
     torch.manual_seed(3)
-    steps.generator_step(ctx, 4, 1.0, metadata, 0, torch.device('cpu'))
-    expected = generated_as_in_step(ctx, metadata, 3)
+    steps.generator_step(trainer, 4, 1.0, settings, 0, torch.device('cpu'))
+    expected = generated_as_in_step(trainer, settings, 3)
     (real, real_scale), (fake, fake_scale), (g_fake, g_scale) = critic.seen
     assert torch.equal(real, reals) and torch.equal(fake, expected) and torch.equal(g_fake, expected)
     assert real_scale is fake_scale is g_scale is None
-    assert [adapter.model[0].in_channels for adapter in build_discriminator(metadata.as_metadata()).fromRGB][0] == 3
+    assert [adapter.model[0].in_channels for adapter in build_discriminator(settings).fromRGB][0] == 3
 
 
 def test_fade_in_follows_the_discriminators_input_size():

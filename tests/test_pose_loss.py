@@ -3,7 +3,6 @@ on real ones whose pose the dataset knows; disc_fake_pose=False keeps only the r
 
 import contextlib
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,7 +13,7 @@ import curriculums
 import datasets
 from checkpoints.builders import build_discriminator, build_generator
 from settings import Settings
-from training.steps import discriminator_step
+from training.steps import Trainer, discriminator_step
 
 BATCH = 4
 
@@ -23,30 +22,32 @@ BATCH = 4
 def models():
     metadata = curriculums.extract_metadata(curriculums.get('SYNTHETIC_CPU'), 0)
     metadata.update(hidden_dim=16, num_steps=4, img_size=8, batch_size=BATCH)
+    settings = Settings.from_metadata(metadata)
     torch.manual_seed(0)
-    generator, discriminator = build_generator(metadata), build_discriminator(metadata)
-    ctx = SimpleNamespace(generator_ddp=generator, discriminator_ddp=discriminator,
-                          scaler=torch.amp.GradScaler('cpu', enabled=False), autocast=contextlib.nullcontext)
-    return ctx, metadata
+    generator, discriminator = build_generator(settings.networks), build_discriminator(settings)
+    trainer = Trainer(generator, discriminator, optimizer_G=None, optimizer_D=None,
+                      scaler=torch.amp.GradScaler('cpu', enabled=False), autocast=contextlib.nullcontext,
+                      no_sync=None)  # the discriminator's loss alone: no optimiser steps
+    return trainer, metadata
 
 
 def d_loss(models, real_poses, **changes):
-    ctx, metadata = models
+    trainer, metadata = models
     torch.manual_seed(1)  # the same fakes and ray jitter for every call
     real_imgs = torch.rand(BATCH, 3, 8, 8) * 2 - 1
-    return discriminator_step(ctx, real_imgs, real_poses, 1, Settings.from_metadata({**metadata, **changes})).item()
+    return discriminator_step(trainer, real_imgs, real_poses, 1, Settings.from_metadata({**metadata, **changes})).item()
 
 
 def pose_predictions(models, real):
     """D's (pitch, yaw) for the step's real images (real=True) or for its fakes, and the fakes' camera poses."""
-    ctx, metadata = models
+    trainer, metadata = models
     torch.manual_seed(1)
     real_imgs = torch.rand(BATCH, 3, 8, 8) * 2 - 1
     with torch.no_grad():
         settings = Settings.from_metadata(metadata)
-        fakes, positions = ctx.generator_ddp(torch.randn(BATCH, metadata['latent_dim']), settings.rendering,
+        fakes, positions = trainer.generator_ddp(torch.randn(BATCH, metadata['latent_dim']), settings.rendering,
                                              settings.camera)
-        _, _, predicted = ctx.discriminator_ddp(real_imgs if real else fakes, 1)
+        _, _, predicted = trainer.discriminator_ddp(real_imgs if real else fakes, 1)
     return predicted, positions
 
 

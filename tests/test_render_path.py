@@ -11,10 +11,10 @@ from reference import close, formula_state_dict, load_reference, max_rel
 from generators import renderer
 from generators.camera_utils import CAMERA_KEYS, Cameras
 from generators.generators import ImplicitGenerator3d
-from inference.inversion import fitting_options, render_differentiable
+from inference.inversion import fitting_rendering, render_differentiable
 from inference.meshing import density_grid
 from inference.rendering import Latent, render_view, render_views
-from settings import CameraDistribution, Rendering, from_keywords, group_keys
+from settings import CameraDistribution, Rendering, from_keywords, group_keys, render_settings
 from siren import siren
 
 OPTIONS = dict(img_size=8, fov=12, ray_start=0.88, ray_end=1.12, num_steps=6, clamp_mode='relu',
@@ -61,7 +61,7 @@ def test_render_at_a_camera_equals_the_zero_spread_distribution(fast_path):
         assert torch.equal(pixels, expected) and torch.equal(depth, expected_depth)
         torch.manual_seed(3)
         view, view_depth = render_view(generator, latent, camera,
-                                       dict(OPTIONS, fast_path=fast_path), 50000, seed=3)
+                                       from_keywords(Rendering, dict(OPTIONS, fast_path=fast_path)), 50000, seed=3)
         assert torch.equal(view, pixels[0]) and torch.equal(view_depth, depth[0])
 
 
@@ -88,27 +88,27 @@ def test_render_at_a_camera_matches_the_original():
 def test_a_batch_of_cameras_renders_each_view_as_alone():
     generator = tiny_generator()
     latent = latent_of(generator, 2)
-    options = fitting_options(OPTIONS)  # deterministic: no jitter, noise or fine samples
+    rendering = fitting_rendering(from_keywords(Rendering, OPTIONS))  # deterministic: no jitter, noise or fine samples
     cameras = Cameras(yaw=[1.2, 1.9, math.pi / 2], pitch=[1.5, 1.7, 0.9], fov=[12, 14, 10])
-    pixels, depth = render_views(generator, latent, cameras, options, 10000)
+    pixels, depth = render_views(generator, latent, cameras, rendering, 10000)
     assert pixels.shape == (3, 3, 8, 8) and depth.shape == (3, 8, 8)
     for index, camera in enumerate(cameras):
-        alone, alone_depth = render_view(generator, latent, camera, options, 10000)
+        alone, alone_depth = render_view(generator, latent, camera, rendering, 10000)
         torch.testing.assert_close(pixels[index], alone, atol=1e-5, rtol=0)
         torch.testing.assert_close(depth[index], alone_depth, atol=1e-5, rtol=0)
     assert not torch.allclose(pixels[0], pixels[1], atol=1e-2)
 
 
-def pose_loss(generator, latent, yaw, pitch, weights, options):
-    camera = Cameras(yaw=yaw, pitch=pitch, fov=options['fov'])
-    return (render_differentiable(generator, latent, camera, options) * weights).sum()
+def pose_loss(generator, latent, yaw, pitch, weights, rendering):
+    camera = Cameras(yaw=yaw, pitch=pitch, fov=OPTIONS['fov'])
+    return (render_differentiable(generator, latent, camera, rendering) * weights).sum()
 
 
-def pose_gradient(generator, latent, yaw, pitch, weights, options):
+def pose_gradient(generator, latent, yaw, pitch, weights, rendering):
     """d pose_loss / d (yaw, pitch), [2]."""
     yaw = torch.tensor(yaw, dtype=weights.dtype, requires_grad=True)
     pitch = torch.tensor(pitch, dtype=weights.dtype, requires_grad=True)
-    loss = pose_loss(generator, latent, yaw, pitch, weights, options)
+    loss = pose_loss(generator, latent, yaw, pitch, weights, rendering)
     return torch.stack(torch.autograd.grad(loss, (yaw, pitch)))
 
 
@@ -116,7 +116,7 @@ def test_pose_gradients_are_right_on_both_paths():
     """Gradients w.r.t. yaw and pitch: finite, non-zero, the eager path's equal central differences
     (float64), and the fast path's equal the eager path's."""
     generator = tiny_generator(smooth=True)
-    options = {**fitting_options(OPTIONS), 'img_size': 6}
+    options = dataclasses.replace(fitting_rendering(from_keywords(Rendering, OPTIONS)), img_size=6)
     weights = torch.randn(1, 3, 6, 6, generator=torch.Generator().manual_seed(4))
     yaw, pitch = 1.5, 1.6
     latent = latent_of(generator, 3)
@@ -176,6 +176,24 @@ def test_the_renderer_takes_every_rendering_setting_and_unknown_keys_fail():
         CameraDistribution))
     with pytest.raises(TypeError, match='hierarchical_sampling'):
         generator.staged_forward(torch.randn(1, 8), **OPTIONS, hierarchical_sampling=True)
+
+
+def test_forward_with_frequencies_is_forward_from_given_frequencies():
+    """The original's inverse_render.py fits a latent through forward_with_frequencies(..., **options):
+    it keeps that form, and the typed one, and renders as forward does from the same latent."""
+    generator = tiny_generator()
+    z = torch.randn(2, 8, generator=torch.Generator().manual_seed(5))
+    options = dict(OPTIONS, h_stddev=0.3, v_stddev=0.2, sample_dist='gaussian', h_mean=1.5, v_mean=1.6)
+    rendering, camera = render_settings(options)
+    with torch.no_grad():
+        torch.manual_seed(6)
+        expected, expected_poses = generator(z, rendering, camera)
+        frequencies = generator.siren.mapping_network(z)
+        for call in (lambda: generator.forward_with_frequencies(*frequencies, **options),
+                     lambda: generator.forward_with_frequencies(*frequencies, rendering, camera)):
+            torch.manual_seed(6)
+            pixels, poses = call()
+            assert torch.equal(pixels, expected) and torch.equal(poses, expected_poses)
 
 
 def ball(radius, density=1e4, colour=0.25):

@@ -20,9 +20,9 @@ import render_video
 import shape_extraction
 from tiny_checkpoint import make_tiny_run
 from checkpoints import load_generator
-from inference.meshing import density_grid, vertex_colors
+from inference.meshing import density_grid, vertex_colours
 from generators.camera_utils import Cameras
-from inference.rendering import inference_options, latent_from_seed, render_view
+from inference.rendering import inference_rendering, latent_from_seed, render_view
 from inference.viewer import ViewRenderer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,12 +152,12 @@ def colour_at(generator, latent, point, direction):
 @pytest.mark.parametrize('locked', [True, False])
 def test_lock_view_dependence(run, locked):
     """With the lock, two views give the SIREN the same direction, so a 3D point has one colour."""
-    generator, metadata = load_generator(run)
-    options = inference_options(metadata, 8, 1, lock_view_dependence=locked)
+    generator, settings = load_generator(run)
+    rendering = inference_rendering(settings, 8, 1, lock_view_dependence=locked)
     latent = latent_from_seed(generator, 0)
     seen = spy_view_directions(generator)
-    render_view(generator, latent, Cameras(yaw=1.2, pitch=1.5, fov=12), options, 10000)
-    render_view(generator, latent, Cameras(yaw=1.9, pitch=1.7, fov=12), options, 10000)
+    render_view(generator, latent, Cameras(yaw=1.2, pitch=1.5, fov=12), rendering, 10000)
+    render_view(generator, latent, Cameras(yaw=1.9, pitch=1.7, fov=12), rendering, 10000)
     first, second = seen[0][0], seen[-1][0]  # the same pixel's direction in the two views
     point = torch.tensor([0.01, 0.02, 0.03])
     with torch.no_grad():
@@ -170,14 +170,14 @@ def test_lock_view_dependence(run, locked):
 def test_a_generator_trained_locked_is_rendered_locked(tmp_path):
     """Its colour branch only ever saw -z: renders, mesh colours and the viewer keep the lock unasked."""
     run = make_tiny_run(tmp_path, colour_gain=30, lock_view_dependence=True)
-    generator, metadata = load_generator(run)
-    assert metadata['lock_view_dependence'] is True
+    generator, settings = load_generator(run)
+    assert settings.rendering.lock_view_dependence is True
     seen = spy_view_directions(generator)
     render_view(generator, latent_from_seed(generator, 0), Cameras(yaw=1.2, pitch=1.5, fov=12),
-                inference_options(metadata, 8), 10000)
+                inference_rendering(settings, 8), 10000)
     assert all(torch.equal(d, torch.tensor([0.0, 0.0, -1.0]).expand_as(d)) for d in seen)
 
-    assert ViewRenderer(generator, metadata).default_settings().lock_view_dependence is True
+    assert ViewRenderer(generator, settings).default_settings().lock_view_dependence is True
     generator.evaluate_siren = type(generator).evaluate_siren.__get__(generator)  # the spy off again
     latent = latent_from_seed(generator, 0, 0.7)
     volume = density_grid(generator, latent, 12, 0.3, 500)
@@ -187,8 +187,8 @@ def test_a_generator_trained_locked_is_rendered_locked(tmp_path):
     import trimesh
     mesh = trimesh.load(tmp_path / 'mesh' / 'seed0000.ply', process=False)
     vertices = np.asarray(mesh.vertices, dtype=np.float32)
-    front = Cameras(yaw=metadata['h_mean'], pitch=metadata['v_mean'], fov=metadata['fov'])
-    locked, unlocked = (vertex_colors(generator, latent, vertices, front, 500, lock) for lock in (True, False))
+    front = Cameras(yaw=settings.camera.h_mean, pitch=settings.camera.v_mean, fov=settings.camera.fov)
+    locked, unlocked = (vertex_colours(generator, latent, vertices, front, 500, lock) for lock in (True, False))
     assert not np.array_equal(locked, unlocked)
     np.testing.assert_array_equal(mesh.visual.vertex_colors, locked)
 
@@ -197,7 +197,7 @@ def test_vertex_colours_follow_the_lock(run):
     generator, _ = load_generator(run)
     latent = latent_from_seed(generator, 0)
     vertices = np.array([[0.01, 0.02, 0.03], [-0.02, 0.0, 0.05]], dtype=np.float32)
-    colours = [vertex_colors(generator, latent, vertices, Cameras(yaw=yaw, pitch=1.5, fov=12), 100, locked)
+    colours = [vertex_colours(generator, latent, vertices, Cameras(yaw=yaw, pitch=1.5, fov=12), 100, locked)
                for locked in (True, False) for yaw in (1.2, 1.9)]
     assert np.array_equal(colours[0], colours[1])  # locked: the camera does not matter
     assert np.array_equal(colours[0][:, 3], [255, 255])
@@ -218,17 +218,18 @@ def coloured_run(tmp_path_factory):
 def turntable_frames(producer, run_path, tmp_path):
     """(frames of the turntable video, renderer, settings, start camera) for render_video.py --trajectory orbit
     or the viewer's turntable export, both of the tiny run at 16x16."""
-    generator, metadata = load_generator(run_path)
-    renderer = ViewRenderer(generator, metadata, max_batch_size=100000)
+    generator, run_settings = load_generator(run_path)
+    mean = run_settings.camera
+    renderer = ViewRenderer(generator, run_settings, max_batch_size=100000)
     if producer == 'render_video':
         render_video.main([str(run_path), '--seeds', '2', '--image_size', '16', '--num_frames', str(FRAMES),
                            '--trajectory', 'orbit', '--device', 'cpu', '--output_dir', str(tmp_path)])
         path = tmp_path / 'seed0002.mp4'
         settings = renderer.default_settings(seed=2, psi=0.7)  # the script's default truncation
-        start = Cameras(yaw=metadata['h_mean'], pitch=metadata['v_mean'], fov=metadata['fov'])
+        start = Cameras(yaw=mean.h_mean, pitch=mean.v_mean, fov=mean.fov)
     else:
         settings = renderer.default_settings(seed=2)
-        start = Cameras(yaw=metadata['h_mean'] + 0.4, pitch=metadata['v_mean'] - 0.1, fov=14)  # the view on screen
+        start = Cameras(yaw=mean.h_mean + 0.4, pitch=mean.v_mean - 0.1, fov=14)  # the view on screen
         path = renderer.save_turntable(settings, start, 16, tmp_path, num_frames=FRAMES)
     return read_frames(path).astype(float), renderer, settings, start
 

@@ -11,12 +11,14 @@ from PIL import Image
 
 import datasets
 import synthetic_dataset
+from settings import CameraDistribution
 from synthetic import dataset as synthetic_files
 from synthetic import heads as synthetic_heads
 from utils.media import to_uint8
 
 FRONT = math.pi / 2
 CAMERA = dict(fov=12, h_mean=FRONT, v_mean=FRONT, h_stddev=0.3, v_stddev=0.155, sample_dist='gaussian')
+CAMERA_SETTINGS = CameraDistribution(**CAMERA)  # CAMERA: as poses.json records it
 
 
 def heads(count, seed=0):
@@ -26,7 +28,8 @@ def heads(count, seed=0):
 @pytest.fixture(scope='module')
 def small_dataset(tmp_path_factory):
     folder = tmp_path_factory.mktemp('synthetic') / 'set'
-    synthetic_files.make_synthetic_dataset(str(folder), 6, img_size=32, seed=0, progress=False, batch_size=4, **CAMERA)
+    synthetic_files.make_synthetic_dataset(str(folder), 6, img_size=32, seed=0, progress=False, batch_size=4,
+                                           camera=CAMERA_SETTINGS)
     return folder
 
 
@@ -57,8 +60,9 @@ def test_files_and_metadata(small_dataset):
 
 def test_same_seed_same_bytes_other_seed_differs(small_dataset, tmp_path):
     again, other = tmp_path / 'again', tmp_path / 'other'
-    synthetic_files.make_synthetic_dataset(str(again), 6, img_size=32, seed=0, progress=False, batch_size=3, **CAMERA)
-    synthetic_files.make_synthetic_dataset(str(other), 6, img_size=32, seed=1, progress=False, **CAMERA)
+    synthetic_files.make_synthetic_dataset(str(again), 6, img_size=32, seed=0, progress=False, batch_size=3,
+                                           camera=CAMERA_SETTINGS)
+    synthetic_files.make_synthetic_dataset(str(other), 6, img_size=32, seed=1, progress=False, camera=CAMERA_SETTINGS)
     names = sorted(os.listdir(small_dataset))
     assert names == sorted(os.listdir(again))
     for name in names:  # batch size differs too: results must not depend on it
@@ -67,7 +71,8 @@ def test_same_seed_same_bytes_other_seed_differs(small_dataset, tmp_path):
 
 
 def test_smaller_dataset_is_a_prefix(small_dataset, tmp_path):
-    synthetic_files.make_synthetic_dataset(str(tmp_path), 3, img_size=32, seed=0, progress=False, **CAMERA)
+    synthetic_files.make_synthetic_dataset(str(tmp_path), 3, img_size=32, seed=0, progress=False,
+                                           camera=CAMERA_SETTINGS)
     for i in range(3):
         assert (tmp_path / f'{i:05d}.png').read_bytes() == (small_dataset / f'{i:05d}.png').read_bytes()
     prefix = synthetic_files.load_metadata(str(small_dataset))['images'][:3]
@@ -202,9 +207,8 @@ def test_rendered_surface_is_the_signed_distance_zero_set():
 def test_synthetic_dataset_auto_creates_default_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv('PIGAN_SYNTHETIC_PATH', raising=False)
-    options = dict(CAMERA, img_size=16, synthetic_size=32, synthetic_count=4, ray_start=0.88, batch_size=2,
-                   num_steps=12, dataset='Synthetic', num_workers=0)
-    dataset = datasets.make_dataset('Synthetic', **options)
+    options = dict(synthetic_size=32, synthetic_count=4, camera=CAMERA_SETTINGS)
+    dataset = datasets.make_dataset('Synthetic', 16, **options)
     assert 'generating 4 images' in capsys.readouterr().out
     folder = tmp_path / 'data' / 'synthetic_32'
     metadata = synthetic_files.load_metadata(str(folder))
@@ -214,14 +218,14 @@ def test_synthetic_dataset_auto_creates_default_folder(tmp_path, monkeypatch, ca
     image, pose = dataset[0]
     assert image.shape == (3, 16, 16) and image.min() >= -1 and image.max() <= 1
     assert pose.shape == (2,) and torch.isfinite(pose).all()
-    dataset = datasets.Synthetic(None, **options)
+    dataset = datasets.Synthetic(None, 16, **options)
     stored = torch.tensor([[e['pitch'], e['yaw']] for e in metadata['images']])
     assert torch.equal(torch.stack([dataset[i][1] for i in range(4)]), stored)
     assert 'generating' not in capsys.readouterr().out  # complete folder is reused
 
     # An interrupted folder (no metadata) under the default name is regenerated.
     (folder / synthetic_files.METADATA_FILE).unlink()
-    datasets.Synthetic(None, **options)
+    datasets.Synthetic(None, 16, **options)
     assert 'incomplete' in capsys.readouterr().out
     assert synthetic_files.load_metadata(str(folder)) is not None
 
@@ -242,7 +246,7 @@ def test_synthetic_dataset_from_explicit_path(small_dataset):
 def test_white_background_keeps_the_same_heads(small_dataset, tmp_path):
     white = tmp_path / 'white'
     synthetic_files.make_synthetic_dataset(str(white), 6, img_size=32, seed=0, progress=False, batch_size=4,
-                                           background='white', **CAMERA)
+                                           background='white', camera=CAMERA_SETTINGS)
     grey_meta, white_meta = synthetic_files.load_metadata(str(small_dataset)), synthetic_files.load_metadata(str(white))
     assert white_meta['background'] == 'white' and grey_meta['background'] == 'grey'
     for grey_entry, white_entry in zip(grey_meta['images'], white_meta['images']):
@@ -265,10 +269,10 @@ def test_white_background_keeps_the_same_heads(small_dataset, tmp_path):
 def test_default_folder_follows_background(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv('PIGAN_SYNTHETIC_PATH', raising=False)
-    options = dict(CAMERA, img_size=16, synthetic_size=16, synthetic_count=2)
-    dataset = datasets.make_dataset('Synthetic', synthetic_background='white', **options)
+    options = dict(synthetic_size=16, synthetic_count=2, camera=CAMERA_SETTINGS)
+    dataset = datasets.make_dataset('Synthetic', 16, synthetic_background='white', **options)
     assert dataset.folder == os.path.join('data', 'synthetic_16_white')
     assert (read_png(tmp_path / dataset.folder / '00000.png')[0, 0] == 255).all()
-    assert datasets.make_dataset('Synthetic', **options).folder == os.path.join('data', 'synthetic_16')
+    assert datasets.make_dataset('Synthetic', 16, **options).folder == os.path.join('data', 'synthetic_16')
     with pytest.raises(datasets.DatasetError, match="synthetic_background must be one of grey, white, got 'black'"):
-        datasets.make_dataset('Synthetic', synthetic_background='black', **options)
+        datasets.make_dataset('Synthetic', 16, synthetic_background='black', **options)

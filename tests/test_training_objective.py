@@ -7,7 +7,6 @@ Everything runs on the CPU in fp32 with fixed seeds, on a tiny generator (16x16,
 
 import contextlib
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -39,16 +38,14 @@ def tiny_settings(**changes):
     return Settings.at_step(curriculum, 0)  # nerf_noise 0, as settings.Rendering's default
 
 
-def make_ctx(settings, discriminator=None):
+def make_trainer(settings, discriminator=None):
     torch.manual_seed(0)
-    generator = build_generator(settings.as_metadata())
+    generator = build_generator(settings.networks)
     generator.set_device(CPU)
-    discriminator = discriminator or build_discriminator(settings.as_metadata())
+    discriminator = discriminator or build_discriminator(settings)
     optimizer_G, optimizer_D = make_optimizers(generator, discriminator, settings.optimisation)
-    return SimpleNamespace(generator_ddp=generator, discriminator_ddp=discriminator,
-                           scaler=torch.amp.GradScaler('cpu', enabled=False), optimizer_G=optimizer_G,
-                           optimizer_D=optimizer_D, no_sync=lambda sync: contextlib.nullcontext(),
-                           autocast=make_autocast('fp32', CPU))
+    return steps.Trainer(generator, discriminator, optimizer_G, optimizer_D, torch.amp.GradScaler('cpu', enabled=False),
+                         autocast=make_autocast('fp32', CPU), no_sync=lambda sync: contextlib.nullcontext())
 
 
 def real_images(batch=4):
@@ -59,12 +56,12 @@ def real_images(batch=4):
                         for s in torch.linspace(-0.9, 0.8, batch).tolist()])
 
 
-def generated_as_in_step(ctx, settings, seed, batch=4):
+def generated_as_in_step(trainer, settings, seed, batch=4):
     """The images a step seeded with `seed` generates: it draws z first, then G draws the cameras."""
     torch.manual_seed(seed)
     z = torch.randn(batch, settings.networks.latent_dim)
     with torch.no_grad():
-        return ctx.generator_ddp(z, settings.rendering, settings.camera)[0]
+        return trainer.generator_ddp(z, settings.rendering, settings.camera)[0]
 
 
 def scores(discriminator, images):
@@ -114,10 +111,10 @@ def test_discriminator_step_is_the_gan_loss_plus_r1_in_closed_form():
     losses = {}
     for r1_lambda in (0.0, 10.0):
         settings = tiny_settings(r1_lambda=r1_lambda)
-        ctx = make_ctx(settings, critic)
+        trainer = make_trainer(settings, critic)
         torch.manual_seed(7)
-        losses[r1_lambda] = steps.discriminator_step(ctx, reals.clone(), no_poses(), 1.0, settings).item()
-    fakes = generated_as_in_step(ctx, settings, seed=7)
+        losses[r1_lambda] = steps.discriminator_step(trainer, reals.clone(), no_poses(), 1.0, settings).item()
+    fakes = generated_as_in_step(trainer, settings, seed=7)
     expected_gan = discriminator_gan_loss(scores(critic, fakes), scores(critic, reals)).item()
     gradients = critic.w.detach() + reals  # d D / d real, per image
     expected_r1 = 0.5 * 10.0 * gradients.flatten(1).pow(2).sum(1).mean().item()
@@ -130,14 +127,14 @@ def test_discriminator_step_is_the_gan_loss_plus_r1_in_closed_form():
 def test_a_discriminator_step_raises_real_scores_and_lowers_generated_ones():
     # One Adam step moves each weight by about the learning rate; at 1e-4 the scores move apart.
     settings = tiny_settings(discriminator='CCSEncoderDiscriminator')
-    ctx = make_ctx(settings)
-    D, reals = ctx.discriminator_ddp, real_images()
-    fakes = generated_as_in_step(ctx, settings, seed=3)
+    trainer = make_trainer(settings)
+    D, reals = trainer.discriminator_ddp, real_images()
+    fakes = generated_as_in_step(trainer, settings, seed=3)
     real_before, fake_before = scores(D, reals).mean(), scores(D, fakes).mean()
     torch.manual_seed(3)
-    d_loss = steps.discriminator_step(ctx, reals.clone(), no_poses(), 1.0, settings)
-    steps.apply_discriminator_update(ctx, d_loss, settings)
-    assert torch.equal(fakes, generated_as_in_step(ctx, settings, seed=3))  # the generator did not change
+    d_loss = steps.discriminator_step(trainer, reals.clone(), no_poses(), 1.0, settings)
+    steps.apply_discriminator_update(trainer, d_loss, settings)
+    assert torch.equal(fakes, generated_as_in_step(trainer, settings, seed=3))  # the generator did not change
     real_after, fake_after = scores(D, reals).mean(), scores(D, fakes).mean()
     assert real_after > real_before + 0.1, (real_before, real_after)
     assert fake_after < fake_before - 0.01, (fake_before, fake_after)
@@ -145,15 +142,15 @@ def test_a_discriminator_step_raises_real_scores_and_lowers_generated_ones():
 
 def test_a_generator_step_raises_the_discriminator_score_of_its_images():
     settings = tiny_settings()
-    ctx = make_ctx(settings)
-    D = ctx.discriminator_ddp
-    before = scores(D, generated_as_in_step(ctx, settings, seed=4)).mean()
+    trainer = make_trainer(settings)
+    D = trainer.discriminator_ddp
+    before = scores(D, generated_as_in_step(trainer, settings, seed=4)).mean()
     d_weights = [p.detach().clone() for p in D.parameters()]
     torch.manual_seed(4)
-    steps.generator_step(ctx, 4, 1.0, settings, 0, CPU)
-    steps.apply_generator_update(ctx, settings)
+    steps.generator_step(trainer, 4, 1.0, settings, 0, CPU)
+    steps.apply_generator_update(trainer, settings)
     assert all(torch.equal(p, q) for p, q in zip(D.parameters(), d_weights))  # only G moved
-    after = scores(D, generated_as_in_step(ctx, settings, seed=4)).mean()
+    after = scores(D, generated_as_in_step(trainer, settings, seed=4)).mean()
     assert after > before + 1e-4, (before, after)
 
 
@@ -174,11 +171,11 @@ def test_generator_loss_keeps_the_k_highest_scored_images():
     # The critic scores a fresh generator's images well apart (2.7 to 3.5), unlike a fresh discriminator.
     settings = tiny_settings(topk_interval=100, topk_v=0.5)
     critic = QuadraticCritic()
-    ctx = make_ctx(settings, critic)
+    trainer = make_trainer(settings, critic)
     torch.manual_seed(5)
-    g_loss, topk_num = steps.generator_step(ctx, 8, 1.0, settings, 3000, CPU)
+    g_loss, topk_num = steps.generator_step(trainer, 8, 1.0, settings, 3000, CPU)
     assert topk_num == math.ceil(0.99 ** 30 * 8) == 6
-    preds = scores(critic, generated_as_in_step(ctx, settings, seed=5, batch=8))[:, 0].sort(descending=True).values
+    preds = scores(critic, generated_as_in_step(trainer, settings, seed=5, batch=8))[:, 0].sort(descending=True).values
     assert g_loss.item() == pytest.approx(F.softplus(-preds[:6]).mean().item(), rel=1e-5)
     for other in (preds, preds[-6:]):  # not the whole batch, not the worst six
         assert g_loss.item() != pytest.approx(F.softplus(-other).mean().item(), rel=1e-3)

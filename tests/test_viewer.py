@@ -20,7 +20,7 @@ from PIL import Image
 from checkpoints import load_generator
 from inference.meshing import density_grid
 from generators.camera_utils import Cameras
-from inference.rendering import inference_options, latent_from_seed, render_view
+from inference.rendering import inference_rendering, latent_from_seed, render_view
 from inference.viewer import (ViewRenderer, camera_from_browser, camera_from_position, normal_map,
                               fit_to_canvas, position_from_camera)
 from inference.viewer_server import PortInUseError, RenderSchedule, check_port_free
@@ -39,8 +39,8 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def renderer(run):
-    generator, metadata = load_generator(run)
-    return ViewRenderer(generator, metadata, max_batch_size=100000)
+    generator, settings = load_generator(run)
+    return ViewRenderer(generator, settings, max_batch_size=100000)
 
 
 def position_at(yaw, pitch, distance=1.0):
@@ -75,17 +75,17 @@ def test_a_camera_where_the_viewer_placed_it_is_exact():
 
 
 def test_render_callback_is_render_view_in_each_display(renderer):
-    generator, metadata = renderer.generator, renderer.metadata
+    generator, run_settings = renderer.generator, renderer.run_settings
     camera = Cameras(yaw=1.3, pitch=1.4, fov=15)
     settings = renderer.default_settings(seed=3, psi=0.6, ray_step_multiplier=0.5)
-    options = inference_options(metadata, 12, 0.5, False)
-    pixels, depth = render_view(generator, latent_from_seed(generator, 3, 0.6), camera, options, 100000, 3)
+    rendering = inference_rendering(run_settings, 12, 0.5, False)
+    pixels, depth = render_view(generator, latent_from_seed(generator, 3, 0.6), camera, rendering, 100000, 3)
 
     frame = renderer.render(settings, camera, 12)
     assert frame.image.shape == (12, 12, 3) and frame.image.dtype == np.uint8
     assert np.array_equal(frame.image, to_uint8(pixels))
     depth_frame = renderer.render(replace(settings, display='depth'), camera, 12)
-    assert np.array_equal(depth_frame.image, depth_to_uint8(depth, options['ray_start'], options['ray_end']))
+    assert np.array_equal(depth_frame.image, depth_to_uint8(depth, rendering.ray_start, rendering.ray_end))
     normals = renderer.render(replace(settings, display='normals'), camera, 12).image
     assert normals.shape == (12, 12, 3) and len(np.unique(normals.reshape(-1, 3), axis=0)) > 1
 
@@ -215,10 +215,10 @@ def test_serves_an_original_release_checkpoint(tmp_path):
         port = served.server.get_port()
         with urllib.request.urlopen(f'http://127.0.0.1:{port}/', timeout=30) as page:
             assert page.status == 200 and b'<html' in page.read().lower()
-        generator, metadata = load_generator(path, curriculum='CelebA')
+        generator, settings = load_generator(path, curriculum='CelebA')
         camera = Cameras(yaw=1.4, pitch=1.6, fov=12)
         pixels, _ = render_view(generator, latent_from_seed(generator, 0, 0.7), camera,
-                                inference_options(metadata, 8), 100000, 0)
+                                inference_rendering(settings, 8), 100000, 0)
         renderer = served.renderer
         assert np.array_equal(renderer.render(renderer.default_settings(), camera, 8).image, to_uint8(pixels))
     finally:

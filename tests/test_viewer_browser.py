@@ -20,7 +20,7 @@ from PIL import Image
 import render_multiview_images
 from checkpoints import load_generator
 from generators.camera_utils import Cameras
-from inference.rendering import inference_options, latent_from_seed, render_view
+from inference.rendering import inference_rendering, latent_from_seed, render_view
 from inference.viewer import fit_to_canvas
 from tiny_checkpoint import make_tiny_run
 from utils.media import to_uint8
@@ -93,12 +93,12 @@ def browser():
 @pytest.fixture(scope='module')
 def expected(run):
     """expected(seed): the front view at SIZE as the render scripts draw it, uint8 [S, S, 3]."""
-    generator, metadata = load_generator(run)
-    options = inference_options(metadata, SIZE)
-    camera = Cameras(yaw=metadata['h_mean'], pitch=metadata['v_mean'], fov=metadata['fov'])
+    generator, settings = load_generator(run)
+    rendering = inference_rendering(settings, SIZE)
+    camera = Cameras(yaw=settings.camera.h_mean, pitch=settings.camera.v_mean, fov=settings.camera.fov)
 
     def front_view(seed):
-        pixels, _ = render_view(generator, latent_from_seed(generator, seed, 0.7), camera, options, 100000, seed)
+        pixels, _ = render_view(generator, latent_from_seed(generator, seed, 0.7), camera, rendering, 100000, seed)
         return to_uint8(pixels).astype(int)
     return front_view
 

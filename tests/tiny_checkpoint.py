@@ -6,6 +6,7 @@ import curriculums
 from checkpoints import atomic_save, ema_checkpoint, generator_checkpoint, save_all
 from torch_utils.ema import ExponentialMovingAverage
 from checkpoints.builders import build_generator
+from settings import Settings
 
 TINY_OVERRIDES = {
     0: {'batch_size': 4, 'num_steps': 6, 'img_size': 16, 'batch_split': 1, 'gen_lr': 1e-4, 'disc_lr': 4e-4},
@@ -35,7 +36,8 @@ def make_tiny_run(folder, step=100, seed=0, ema_shift=0.01, colour_gain=1, smoot
     """
     torch.manual_seed(seed)
     curriculum = tiny_curriculum(**overrides)
-    generator = build_generator(curriculums.extract_metadata(curriculum, step))
+    known = {k: v for k, v in curriculum.items() if isinstance(k, int) or k in curriculums.KEYS}  # as loading drops
+    generator = build_generator(Settings.at_step(known, step).networks)
     with torch.no_grad():
         generator.siren.color_layer_linear[0].weight.mul_(colour_gain)
         if smooth:

@@ -21,7 +21,8 @@ from utils.errors import UserError
 
 
 @dataclass
-class ProcessInfo:
+class Process:
+    """This process of the training job: its rank, its device, and the job's size."""
     rank: int
     local_rank: int
     world_size: int
@@ -82,7 +83,7 @@ def launch_plan(nproc, device, n_gpus):
 
 
 def launch(worker, opt):
-    """Runs worker(info, opt) in every process of the job.
+    """Runs worker(process, opt) in every process of the job.
 
     A UserError (bad input) raised in a spawned worker reaches this process as a WorkerError with its
     one-line message, while any other exception keeps its traceback.
@@ -138,38 +139,38 @@ def _run(rank, local_rank, world_size, worker, opt, device_type, init_method):
         backend = 'nccl' if device.type == 'cuda' else 'gloo'
         dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world_size)
     try:
-        worker(ProcessInfo(rank, local_rank, world_size, device), opt)
+        worker(Process(rank, local_rank, world_size, device), opt)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
-def all_finite(value, info):
+def all_finite(value, process):
     """True on every rank iff the scalar is finite on every rank."""
-    flag = torch.tensor([float(torch.isfinite(value).all())], device=info.device)
-    if info.distributed:
+    flag = torch.tensor([float(torch.isfinite(value).all())], device=process.device)
+    if process.distributed:
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
     return bool(flag.item())
 
 
-def any_rank(flag, info):
+def any_rank(flag, process):
     """True on every rank iff flag is true on some rank (so all ranks stop at the same step)."""
-    if not info.distributed:
+    if not process.distributed:
         return bool(flag)
-    value = torch.tensor([float(flag)], device=info.device)
+    value = torch.tensor([float(flag)], device=process.device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
 
 
-def gather_objects(obj, info):
+def gather_objects(obj, process):
     """List of obj from every rank (a one-element list without distribution)."""
-    if not info.distributed:
+    if not process.distributed:
         return [obj]
-    gathered = [None] * info.world_size
+    gathered = [None] * process.world_size
     dist.all_gather_object(gathered, obj)
     return gathered
 
 
-def barrier(info):
-    if info.distributed:
+def barrier(process):
+    if process.distributed:
         dist.barrier()

@@ -24,7 +24,7 @@ from training.distributed import barrier, gather_objects
 from training.run_files import jsonable
 
 
-def metrics_to_log(info, opt, settings):
+def metrics_to_log(process, opt, settings):
     """--eval_metrics, or by default the geometry metrics on Synthetic and FID elsewhere; none
     without --eval_freq, and no image metric when the Inception weights are out of reach."""
     if opt.eval_freq <= 0:
@@ -32,12 +32,12 @@ def metrics_to_log(info, opt, settings):
     names = getattr(opt, 'eval_metrics', None) or (
         list(GEOMETRY_METRICS) if settings.data.dataset == 'Synthetic' else ['fid'])
     image_names, _ = split_metrics(names)
-    if image_names and not inception_available(info, opt, image_names):
+    if image_names and not inception_available(process, opt, image_names):
         return [name for name in names if name not in image_names]
     return names
 
 
-def inception_available(info, opt, image_names):
+def inception_available(process, opt, image_names):
     """Whether the image metrics can run, checked once before training so a run never dies hours in.
 
     A --inception_weights file that is missing or unreadable stops the run now. Without it,
@@ -46,54 +46,53 @@ def inception_available(info, opt, image_names):
     """
     from metrics.inception import build_fid_inception
     problem = fatal = None
-    if info.is_main:
+    if process.is_main:
         try:
             build_fid_inception(opt.inception_weights)
         except InceptionWeightsError as error:
             problem, fatal = one_line(error), bool(opt.inception_weights)
-    problem, fatal = gather_objects((problem, fatal), info)[0]
+    problem, fatal = gather_objects((problem, fatal), process)[0]
     if fatal:
         raise InceptionWeightsError(f"--inception_weights: {problem}")
-    if problem and info.is_main:
+    if problem and process.is_main:
         tqdm.write(f"warning: no {', '.join(name.upper() for name in image_names)} during this run: {problem} "
                    f"Training goes on without them; compute them for its snapshots later with eval_metrics.py, "
                    f"or pass --eval_freq 0 to silence this warning.")
     return not problem
 
 
-def evaluate(info, output_dir, step, generator, ema, settings, opt, names):
+def evaluate(process, output_dir, step, generator, ema, settings, opt, names):
     """The named metrics of the EMA generator, logged by rank 0; every rank takes part.
-    settings: the step's settings.Settings (the metrics read its keys by name, as a plain dict)."""
-    metadata = settings.as_metadata()
+    settings: the step's settings.Settings."""
     image_names, generator_names = split_metrics(names)
     started, results = time.time(), {}
     with averaged_weights(ema, generator):
         if image_names:
-            results.update(image_metrics(info, Path(output_dir), generator, metadata, opt, image_names))
-        if generator_names and info.is_main:
-            results.update(geometry_metrics(generator, metadata, synthetic_folder(metadata), generator_names,
+            results.update(image_metrics(process, Path(output_dir), generator, settings, opt, image_names))
+        if generator_names and process.is_main:
+            results.update(geometry_metrics(generator, settings, synthetic_folder(settings), generator_names,
                                             num_samples=opt.geometry_samples))
-    if info.is_main:
+    if process.is_main:
         log(Path(output_dir), step, started, results)
-    barrier(info)
+    barrier(process)
 
 
-def image_metrics(info, output_dir, generator, metadata, opt, names):
+def image_metrics(process, output_dir, generator, settings, opt, names):
     """fid, kid, is of --fid_images rendered at --fid_size against the real folder ({} on ranks > 0)."""
     generated_dir = output_dir / 'evaluation' / 'generated'
     real_dir = opt.fid_real_dir
-    if info.is_main:
-        real_dir = setup_evaluation(metadata['dataset'], generated_dir, target_size=opt.fid_size,
+    if process.is_main:
+        real_dir = setup_evaluation(settings.data.dataset, generated_dir, target_size=opt.fid_size,
                                     num_imgs=opt.fid_real_images, real_dir=opt.fid_real_dir,
-                                    dataset_path=metadata['dataset_path'])
-    barrier(info)
-    output_images(generator, metadata, info.rank, info.world_size, generated_dir, num_imgs=opt.fid_images,
+                                    dataset_path=settings.data.dataset_path)
+    barrier(process)
+    output_images(generator, settings, process.rank, process.world_size, generated_dir, num_imgs=opt.fid_images,
                   img_size=opt.fid_size)
-    barrier(info)
-    if not info.is_main:
+    barrier(process)
+    if not process.is_main:
         return {}
     results, _ = folder_metrics(real_dir, generated_dir, generated_dir.parent,
-                                load_inception(info.device, opt.inception_weights), names)
+                                load_inception(process.device, opt.inception_weights), names)
     return results
 
 

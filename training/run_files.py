@@ -1,5 +1,6 @@
 """What a training run writes and reads back: options, stats, sample grids, checkpoints."""
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -12,8 +13,7 @@ from torchvision.utils import save_image
 from checkpoints import (CheckpointError, ema_checkpoint, generator_checkpoint, safe_load,
                          save_all, validation, DISCRIMINATOR_FORMAT, EMA_FORMAT, GENERATOR_FORMAT)
 from checkpoints.builders import DISCRIMINATOR_CLASSES
-from inference.rendering import evaluation_options
-from settings import render_settings
+from inference.rendering import evaluation_settings
 from torch_utils.ema import averaged_weights
 
 CHECKPOINT_FILES = ('generator.pth', 'ema.pth', 'ema2.pth', 'discriminator.pth',
@@ -33,9 +33,9 @@ def jsonable(value):
     return str(value)
 
 
-def write_options(output_dir, argv, opt, curriculum, info):
-    options = {'command_line': argv, 'options': vars(opt), 'world_size': info.world_size,
-               'device': str(info.device), 'torch': torch.__version__, 'curriculum': curriculum}
+def write_options(output_dir, argv, opt, curriculum, process):
+    options = {'command_line': argv, 'options': vars(opt), 'world_size': process.world_size,
+               'device': str(process.device), 'torch': torch.__version__, 'curriculum': curriculum}
     (Path(output_dir) / 'options.json').write_text(json.dumps(jsonable(options), indent=2) + '\n')
 
 
@@ -45,25 +45,25 @@ def save_sample_grids(output_dir, step, generator, ema, fixed_z, settings, sampl
     """The original's five grids: fixed, tilted (+0.5 yaw), both with EMA weights, and random at psi 0.7.
 
     settings: the step's settings.Settings. Rendering uses the evaluation settings at the mean camera
-    (inference.rendering.evaluation_options) and its own RNG stream, so that writing samples never
+    (inference.rendering.evaluation_settings) and its own RNG stream, so that writing samples never
     changes training.
     """
-    base = evaluation_options(settings.as_metadata(), sample_size)
-    tilted = dict(base, h_mean=base['h_mean'] + 0.5)
+    evaluation = evaluation_settings(settings, sample_size)
+    rendering, front = evaluation.rendering, evaluation.camera
+    tilted = dataclasses.replace(front, h_mean=front.h_mean + 0.5)
     z = fixed_z.to(generator.device)
     random_z = torch.randn(fixed_z.shape, generator=torch.Generator().manual_seed(step)).to(generator.device)
 
-    def render(latent, options, psi=1):
-        rendering, camera = render_settings(options)
+    def render(latent, camera, psi=1):
         with torch.no_grad(), autocast():
             return generator.staged_forward(latent, psi=psi, rendering=rendering, camera=camera)[0]
 
     devices = [generator.device] if generator.device.type == 'cuda' else []
     with torch.random.fork_rng(devices=devices):
-        grids = {'fixed': render(z, base), 'tilted': render(z, tilted)}
+        grids = {'fixed': render(z, front), 'tilted': render(z, tilted)}
         with averaged_weights(ema, generator):
-            grids.update(fixed_ema=render(z, base), tilted_ema=render(z, tilted),
-                         random=render(random_z, base, psi=0.7))
+            grids.update(fixed_ema=render(z, front), tilted_ema=render(z, tilted),
+                         random=render(random_z, front, psi=0.7))
     nrow = int(math.sqrt(len(fixed_z)))
     for name, images in grids.items():
         save_image(images.float(), Path(output_dir) / f'{step}_{name}.png', nrow=nrow, normalize=True,

@@ -6,6 +6,8 @@ renders the fake ones, the real ones are resampled from the real images, and R1 
 """
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -14,6 +16,19 @@ from training import patches
 from training.loss import (discriminator_gan_loss, generator_gan_loss, identity_penalty, r1_penalty,
                            real_pose_penalty)
 from training.schedules import topk_fraction
+
+
+@dataclass
+class Trainer:
+    """What the steps work with: the networks (DDP-wrapped when distributed), their optimisers, the gradient
+    scaler, autocast() for the run's precision and no_sync(sync), which defers the all-reduce unless sync."""
+    generator_ddp: torch.nn.Module
+    discriminator_ddp: torch.nn.Module
+    optimizer_G: torch.optim.Optimizer
+    optimizer_D: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    autocast: Callable
+    no_sync: Callable
 
 
 def split(tensor, parts):
@@ -25,12 +40,12 @@ def sample_z(settings, batch_size, device):
     return z_sampler((batch_size, settings.networks.latent_dim), device, settings.networks.z_dist)
 
 
-def discriminator_step(ctx, real_imgs, real_poses, alpha, settings):
+def discriminator_step(trainer, real_imgs, real_poses, alpha, settings):
     """Non-saturating D loss + R1 on reals + identity losses; returns the loss (a 0-d tensor).
 
     real_poses [B, 2] (pitch, yaw) enter the loss only under use_real_poses; photos have none.
     """
-    G, D, scaler, autocast = ctx.generator_ddp, ctx.discriminator_ddp, ctx.scaler, ctx.autocast
+    G, D, scaler, autocast = trainer.generator_ddp, trainer.discriminator_ddp, trainer.scaler, trainer.autocast
     losses, noise = settings.losses, settings.losses.instance_noise
     gen_patches, real_patches = (patches.draw(real_imgs.shape[0], settings, real_imgs.device) for _ in range(2))
     real_imgs = patches.crop(real_imgs, real_patches)
@@ -64,28 +79,28 @@ def discriminator_step(ctx, real_imgs, real_poses, alpha, settings):
     return d_loss
 
 
-def apply_discriminator_update(ctx, d_loss, settings):
-    ctx.optimizer_D.zero_grad(set_to_none=True)
-    ctx.scaler.scale(d_loss).backward()
-    ctx.scaler.unscale_(ctx.optimizer_D)
-    torch.nn.utils.clip_grad_norm_(ctx.discriminator_ddp.parameters(), settings.optimisation.grad_clip)
-    ctx.scaler.step(ctx.optimizer_D)
+def apply_discriminator_update(trainer, d_loss, settings):
+    trainer.optimizer_D.zero_grad(set_to_none=True)
+    trainer.scaler.scale(d_loss).backward()
+    trainer.scaler.unscale_(trainer.optimizer_D)
+    torch.nn.utils.clip_grad_norm_(trainer.discriminator_ddp.parameters(), settings.optimisation.grad_clip)
+    trainer.scaler.step(trainer.optimizer_D)
 
 
-def generator_step(ctx, batch_size, alpha, settings, step, device):
+def generator_step(trainer, batch_size, alpha, settings, step, device):
     """Accumulates the top-k non-saturating G loss over batch_split chunks, then steps.
 
     Returns (mean loss over chunks, top-k count of the last chunk).
     """
-    G, D, scaler = ctx.generator_ddp, ctx.discriminator_ddp, ctx.scaler
+    G, D, scaler = trainer.generator_ddp, trainer.discriminator_ddp, trainer.scaler
     gen_patches = patches.draw(batch_size, settings, device)
     z = sample_z(settings, batch_size, device)
     chunks = split(z, settings.optimisation.batch_split)
     losses, topk_num = [], 0
     for index, (subset_z, chunk_patches) in enumerate(zip(chunks, patches.split(gen_patches, chunks))):
         sync = index == len(chunks) - 1
-        with ctx.no_sync(sync):  # gradients are all-reduced once, after the last chunk
-            with ctx.autocast():
+        with trainer.no_sync(sync):  # gradients are all-reduced once, after the last chunk
+            with trainer.autocast():
                 gen_imgs, gen_positions = G(subset_z, settings.rendering, settings.camera,
                                             patch_grid=chunk_patches.grid)
                 g_preds, g_pred_latent, g_pred_position = D(gen_imgs, alpha,
@@ -100,9 +115,9 @@ def generator_step(ctx, batch_size, alpha, settings, step, device):
     return torch.stack(losses).float().mean(), topk_num
 
 
-def apply_generator_update(ctx, settings):
-    ctx.scaler.unscale_(ctx.optimizer_G)
-    torch.nn.utils.clip_grad_norm_(ctx.generator_ddp.parameters(), settings.optimisation.grad_clip)
-    ctx.scaler.step(ctx.optimizer_G)
-    ctx.scaler.update()
-    ctx.optimizer_G.zero_grad(set_to_none=True)
+def apply_generator_update(trainer, settings):
+    trainer.scaler.unscale_(trainer.optimizer_G)
+    torch.nn.utils.clip_grad_norm_(trainer.generator_ddp.parameters(), settings.optimisation.grad_clip)
+    trainer.scaler.step(trainer.optimizer_G)
+    trainer.scaler.update()
+    trainer.optimizer_G.zero_grad(set_to_none=True)

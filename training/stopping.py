@@ -12,7 +12,7 @@ from utils.errors import UserError
 
 class StopRequest:
     """The first Ctrl-C (SIGINT) asks the run to stop after the current step, saving its checkpoint and
-    sample grids; a second one stops at once. `with StopRequest() as stop:` ... `stop.agreed(info)`."""
+    sample grids; a second one stops at once. `with StopRequest() as stop:` ... `stop.agreed(process)`."""
 
     def __init__(self, announce=True):
         self.requested = False
@@ -36,10 +36,10 @@ class StopRequest:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
 
-    def agreed(self, info):
+    def agreed(self, process):
         """True on every rank as soon as any rank was asked to stop (so all save together)."""
-        flag = torch.tensor([float(self.requested)], device=info.device)
-        if info.distributed:
+        flag = torch.tensor([float(self.requested)], device=process.device)
+        if process.distributed:
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 

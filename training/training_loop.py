@@ -5,7 +5,6 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -117,14 +116,14 @@ def check_curriculum(settings, discriminator):
                          f"{type(discriminator).__name__} has no encoder head; use --set pos_lambda=0 --set z_lambda=0")
 
 
-def training_loop(info, opt, stop=None):
+def training_loop(process, opt, stop=None):
     """stop: a StopRequest that Ctrl-C sets (the run then saves and ends)."""
     stop = stop or StopRequest()
     output_dir = Path(opt.output_dir)
     resumed = run_files.load_checkpoint(opt.load_dir) if opt.load_dir else None
     curriculum = run_curriculum(opt, resumed)
     curriculum_name = resumed['generator.pth']['curriculum_name'] if resumed else opt.curriculum
-    precision = opt.precision or ('fp16' if info.device.type == 'cuda' else 'fp32')
+    precision = opt.precision or ('fp16' if process.device.type == 'cuda' else 'fp32')
 
     # Same initial weights on every rank; then a distinct random stream per rank.
     torch.manual_seed(opt.seed)
@@ -136,91 +135,92 @@ def training_loop(info, opt, stop=None):
     settings = Settings.at_step(curriculum, step)  # every stage is checked now, not when training reaches it
     stage_settings = {s: Settings.at_step(curriculum, s) for s in curriculums.stage_steps(curriculum)}
 
-    generator = build_generator(settings.as_metadata()).to(info.device)
-    discriminator = build_discriminator(settings.as_metadata()).to(info.device)
+    generator = build_generator(settings.networks).to(process.device)
+    discriminator = build_discriminator(settings).to(process.device)
     check_curriculum(settings, discriminator)
     ema = ExponentialMovingAverage(generator, decay=0.999)
     ema2 = ExponentialMovingAverage(generator, decay=0.9999)
     optimizer_G, optimizer_D = make_optimizers(generator, discriminator, settings.optimisation)
-    scaler = torch.amp.GradScaler(info.device.type, enabled=precision == 'fp16')
+    scaler = torch.amp.GradScaler(process.device.type, enabled=precision == 'fp16')
     if resumed:
         run_files.restore_checkpoint(resumed, opt.load_dir, generator, discriminator, ema, ema2,
                                      optimizer_G, optimizer_D, scaler)
-    generator.set_device(info.device)
+    generator.set_device(process.device)
 
-    if info.distributed:
+    if process.distributed:
         # Every generator parameter is used; the discriminator skips blocks above the current size.
-        generator_ddp = DDP(generator, device_ids=[info.local_rank] if info.device.type == 'cuda' else None)
-        discriminator_ddp = DDP(discriminator, device_ids=[info.local_rank] if info.device.type == 'cuda' else None,
-                                find_unused_parameters=True)
+        device_ids = [process.local_rank] if process.device.type == 'cuda' else None
+        generator_ddp = DDP(generator, device_ids=device_ids)
+        discriminator_ddp = DDP(discriminator, device_ids=device_ids, find_unused_parameters=True)
     else:
         generator_ddp, discriminator_ddp = generator, discriminator
 
     def no_sync(sync):
-        if sync or not info.distributed:
+        if sync or not process.distributed:
             return contextlib.nullcontext()
         stack = contextlib.ExitStack()
         stack.enter_context(generator_ddp.no_sync())
         stack.enter_context(discriminator_ddp.no_sync())
         return stack
 
-    ctx = SimpleNamespace(generator_ddp=generator_ddp, discriminator_ddp=discriminator_ddp, scaler=scaler,
-                          optimizer_G=optimizer_G, optimizer_D=optimizer_D, no_sync=no_sync,
-                          autocast=make_autocast(precision, info.device))
+    trainer = steps.Trainer(generator_ddp, discriminator_ddp, optimizer_G, optimizer_D, scaler,
+                            autocast=make_autocast(precision, process.device), no_sync=no_sync)
 
-    torch.manual_seed(opt.seed + info.rank)
+    torch.manual_seed(opt.seed + process.rank)
     if resumed and opt.set_step is None:
         states = resumed['training_state.pth']['rng_states']
-        if len(states) == info.world_size:
-            set_rng_state(states[info.rank], info.device)
+        if len(states) == process.world_size:
+            set_rng_state(states[process.rank], process.device)
     fixed_z = torch.randn((25, settings.networks.latent_dim), generator=torch.Generator().manual_seed(opt.seed))
-    sample_size = opt.sample_size or (128 if info.device.type == 'cuda' else min(64, settings.rendering.img_size * 2))
+    on_gpu = process.device.type == 'cuda'
+    sample_size = opt.sample_size or (128 if on_gpu else min(64, settings.rendering.img_size * 2))
 
-    if info.is_main:
+    if process.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
-        run_files.write_options(output_dir, sys.argv, opt, curriculum, info)
-    stats_log = StatsLog(output_dir) if info.is_main else None
-    eval_names = evaluation.metrics_to_log(info, opt, settings)  # Inception checked now, never hours in
+        run_files.write_options(output_dir, sys.argv, opt, curriculum, process)
+    stats_log = StatsLog(output_dir) if process.is_main else None
+    eval_names = evaluation.metrics_to_log(process, opt, settings)  # Inception checked now, never hours in
 
     def checkpoint_state():
         return dict(generator=generator, discriminator=discriminator, ema=ema, ema2=ema2,
                     optimizer_G=optimizer_G, optimizer_D=optimizer_D, scaler=scaler, step=step, epoch=epoch,
                     epoch_position=epoch_position, curriculum=curriculum, curriculum_name=curriculum_name,
-                    options=run_files.jsonable(vars(opt)), rng_states=gather_objects(rng_state(info.device), info),
-                    rank_param_digests=gather_objects(run_files.param_digest(generator, discriminator), info))
+                    options=run_files.jsonable(vars(opt)),
+                    rng_states=gather_objects(rng_state(process.device), process),
+                    rank_param_digests=gather_objects(run_files.param_digest(generator, discriminator), process))
 
     def save(folder):
         state = checkpoint_state()  # every rank takes part in gathering the RNG states
-        if info.is_main:
+        if process.is_main:
             run_files.save_checkpoint(folder, state)
 
     max_steps = opt.max_steps if opt.max_steps is not None else float('inf')
     deadline = monitor.Deadline(getattr(opt, 'started', None) or time.time(), getattr(opt, 'max_minutes', None))
     total_bar = tqdm(total=opt.n_epochs, initial=epoch, desc='Total progress', dynamic_ncols=True,
-                     disable=not info.is_main)
-    stage_bar = tqdm(desc='Progress to next stage', dynamic_ncols=True, disable=not info.is_main)
+                     disable=not process.is_main)
+    stage_bar = tqdm(desc='Progress to next stage', dynamic_ncols=True, disable=not process.is_main)
     dataloader = sampler = loader_settings = None
     finished = step >= max_steps
     interrupted = False
-    loader_generator = torch.Generator().manual_seed(opt.seed + info.rank)
+    loader_generator = torch.Generator().manual_seed(opt.seed + process.rank)
     timer = monitor.StepTimer(step)
 
     while epoch < opt.n_epochs and not finished:
         settings = Settings.at_step(curriculum, step)
         set_learning_rates(optimizer_G, optimizer_D, settings.optimisation)
         if dataloader is None or loader_settings != data_settings(settings):
-            if not info.is_main:
-                barrier(info)  # rank 0 first, so a missing synthetic dataset is generated once
-            dataset = datasets.make_dataset(settings.data.dataset, **settings.as_metadata())
-            if info.is_main:
-                barrier(info)
+            if not process.is_main:
+                barrier(process)  # rank 0 first, so a missing synthetic dataset is generated once
+            dataset = datasets.dataset_from_settings(settings)
+            if process.is_main:
+                barrier(process)
             batch_size = settings.optimisation.batch_size
-            datasets.check_enough_images(dataset, settings.data.dataset, batch_size, info.world_size)
+            datasets.check_enough_images(dataset, settings.data.dataset, batch_size, process.world_size)
             datasets.check_known_poses(dataset, settings.data.dataset,
                                        [settings] + [stage for s, stage in stage_settings.items() if s > step])
-            sampler = ResumableDistributedSampler(dataset, info.world_size, info.rank, seed=opt.seed)
+            sampler = ResumableDistributedSampler(dataset, process.world_size, process.rank, seed=opt.seed)
             dataloader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
-                                    num_workers=opt.num_workers, pin_memory=info.device.type == 'cuda',
+                                    num_workers=opt.num_workers, pin_memory=process.device.type == 'cuda',
                                     generator=loader_generator, persistent_workers=False)
             loader_settings = data_settings(settings)
             step_next_upsample = curriculums.next_upsample_step(curriculum, step)
@@ -246,17 +246,17 @@ def training_loop(info, opt, stop=None):
             nerf_noise = schedules.nerf_noise(step)
             step_settings = dataclasses.replace(
                 settings, rendering=dataclasses.replace(settings.rendering, nerf_noise=nerf_noise))
-            real_imgs = imgs.to(info.device, non_blocking=True)
-            real_poses = poses.to(info.device).float().reshape(real_imgs.shape[0], -1)
+            real_imgs = imgs.to(process.device, non_blocking=True)
+            real_poses = poses.to(process.device).float().reshape(real_imgs.shape[0], -1)
 
-            d_loss = steps.discriminator_step(ctx, real_imgs, real_poses, alpha, step_settings)
-            if not all_finite(d_loss.detach(), info):
+            d_loss = steps.discriminator_step(trainer, real_imgs, real_poses, alpha, step_settings)
+            if not all_finite(d_loss.detach(), process):
                 raise TrainingDiverged(_diverged_message('discriminator', step, output_dir))
-            steps.apply_discriminator_update(ctx, d_loss, step_settings)
-            g_loss, topk_num = steps.generator_step(ctx, imgs.shape[0], alpha, step_settings, step, info.device)
-            if not all_finite(g_loss, info):
+            steps.apply_discriminator_update(trainer, d_loss, step_settings)
+            g_loss, topk_num = steps.generator_step(trainer, imgs.shape[0], alpha, step_settings, step, process.device)
+            if not all_finite(g_loss, process):
                 raise TrainingDiverged(_diverged_message('generator', step, output_dir))
-            steps.apply_generator_update(ctx, step_settings)
+            steps.apply_generator_update(trainer, step_settings)
             ema.update(generator)
             ema2.update(generator)
 
@@ -264,12 +264,12 @@ def training_loop(info, opt, stop=None):
             epoch_position += 1
             generator.step = discriminator.step = step
             stage_bar.update(1)
-            if info.is_main and (step % opt.log_every == 0 or step == 1):
+            if process.is_main and (step % opt.log_every == 0 or step == 1):
                 record = {'step': step, 'epoch': epoch, 'd_loss': d_loss.item(), 'g_loss': g_loss.item(),
                           'alpha': alpha, 'nerf_noise': nerf_noise, 'img_size': settings.rendering.img_size,
                           'batch_size': settings.optimisation.batch_size,
                           'topk': topk_num, 'scale': scaler.get_scale(), 'time': time.time(),
-                          'sec_per_step': timer.lap(step), 'peak_mem_gib': monitor.peak_memory_gib(info.device)}
+                          'sec_per_step': timer.lap(step), 'peak_mem_gib': monitor.peak_memory_gib(process.device)}
                 stats_log.append(record)
                 tqdm.write(f"[Experiment: {output_dir}] [Epoch: {epoch}/{opt.n_epochs}] [D loss: {record['d_loss']:.4f}] "
                            f"[G loss: {record['g_loss']:.4f}] [Step: {step}] [Alpha: {alpha:.2f}] "
@@ -279,18 +279,18 @@ def training_loop(info, opt, stop=None):
             with timer.paused():  # sampling, saving and evaluation are not training speed
                 if step % opt.sample_interval == 0:
                     with deadline.timing_save():
-                        if info.is_main:
+                        if process.is_main:
                             generator_ddp.eval()
                             run_files.save_sample_grids(output_dir, step, generator, ema, fixed_z, settings,
-                                                        sample_size, ctx.autocast)
+                                                        sample_size, trainer.autocast)
                         save(output_dir)
                 if step % opt.model_save_interval == 0:
                     save(run_files.snapshot_folder(output_dir, step))
                 if eval_names and step % opt.eval_freq == 0:
-                    evaluation.evaluate(info, output_dir, step, generator, ema, settings, opt, eval_names)
+                    evaluation.evaluate(process, output_dir, step, generator, ema, settings, opt, eval_names)
             near_end = deadline.reached()
-            out_of_time = deadline.end < float('inf') and any_rank(near_end, info)  # no collective without one
-            stop_requested = stop.agreed(info)  # every rank asks, every step (it is collective)
+            out_of_time = deadline.end < float('inf') and any_rank(near_end, process)  # no collective without one
+            stop_requested = stop.agreed(process)  # every rank asks, every step (it is collective)
             if step >= max_steps or out_of_time or stop_requested:
                 finished = True
                 interrupted = stop_requested and step < max_steps and not out_of_time
@@ -303,18 +303,18 @@ def training_loop(info, opt, stop=None):
         if stage_changed:
             epoch_position = 0  # the new stage's loader starts a fresh pass over the data
 
-    if info.is_main:  # the final grids go with the final checkpoint
+    if process.is_main:  # the final grids go with the final checkpoint
         generator_ddp.eval()
-        run_files.save_final_grids(output_dir, step, generator, ema, fixed_z, settings, sample_size, ctx.autocast)
+        run_files.save_final_grids(output_dir, step, generator, ema, fixed_z, settings, sample_size, trainer.autocast)
     save(output_dir)
     total_bar.close()
     stage_bar.close()
-    if info.is_main:
+    if process.is_main:
         stats_log.close()
     if interrupted:
         raise TrainingInterrupted(f"interrupted at step {step}: checkpoint and sample grids saved in "
                                   f"{output_dir}; continue with --load_dir {output_dir}")
-    if info.is_main:
+    if process.is_main:
         tqdm.write(f"done: step {step}, epoch {epoch}; checkpoint and samples in {output_dir}")
 
 
