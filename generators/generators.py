@@ -26,6 +26,8 @@ whole rays per call, at most max_batch_size points per image, and is not twice
 differentiable.
 """
 
+import functools
+
 import torch
 import torch.nn as nn
 
@@ -166,13 +168,13 @@ class ImplicitGenerator3d(nn.Module):
         if z_vals is None:
             z_vals = sample_depths(*ray_origins.shape[:2], rendering.num_steps, rendering.ray_start,
                                    rendering.ray_end, rendering.perturb, ray_origins.device)
-        return renderer.render_rays(self.evaluate_siren, ray_origins, ray_directions, z_vals, frequencies,
+        evaluate = functools.partial(self.evaluate_siren, max_batch_size=max_batch_size, fast_path=rendering.fast_path)
+        return renderer.render_rays(evaluate, ray_origins, ray_directions, z_vals, frequencies,
                                     phase_shifts, rendering.ray_end, hierarchical_sample=rendering.hierarchical_sample,
                                     lock_view_dependence=rendering.lock_view_dependence,
                                     clamp_mode=rendering.clamp_mode, nerf_noise=rendering.nerf_noise,
                                     white_back=rendering.white_back, last_back=rendering.last_back,
-                                    fill_mode=rendering.fill_mode, max_batch_size=max_batch_size,
-                                    fast_path=rendering.fast_path)
+                                    fill_mode=rendering.fill_mode)
 
     def render_sampled_poses(self, frequencies, phase_shifts, rendering, camera, patch_grid=None,
                              max_batch_size=None):

@@ -23,26 +23,26 @@ def locked_view_directions(ray_directions):
 
 def render_rays(evaluate, ray_origins, ray_directions, z_vals, frequencies, phase_shifts, far,
                 hierarchical_sample=False, lock_view_dependence=False, clamp_mode='relu', nerf_noise=0.0,
-                white_back=False, last_back=False, fill_mode=None, max_batch_size=None, fast_path=None):
+                white_back=False, last_back=False, fill_mode=None):
     """Colours [B, R, 3] in [0, 1] and depths [B, R, 1] of rays [B, R, 3] sampled at z_vals [B, R, S, 1].
 
-    evaluate: ImplicitGenerator3d.evaluate_siren, (points [B, R, S, 3], view directions [B, R, 3],
-    frequencies, phase_shifts [B, F], max_batch_size, fast_path) -> rgb + sigma [B, R, S, 4].
+    evaluate: the SIREN, (points [B, R, S, 3], view directions [B, R, 3], frequencies, phase_shifts [B, F])
+    -> rgb + sigma [B, R, S, 4]; the generator binds how it is evaluated (chunks, fast path), which the
+    renderer need not know.
     hierarchical_sample: S more samples drawn where the coarse pass found density (NeRF).
     far: the sampled range's end (ray_end, before jitter). white_back: the ray's leftover
     transmittance shows white, at depth far.
     Differentiable in the rays, the latent and the SIREN's weights.
     """
     view_directions = locked_view_directions(ray_directions) if lock_view_dependence else ray_directions
-    siren_options = dict(max_batch_size=max_batch_size, fast_path=fast_path)
     outputs = evaluate(points_along_rays(ray_origins, ray_directions, z_vals), view_directions,
-                       frequencies, phase_shifts, **siren_options)
+                       frequencies, phase_shifts)
     if hierarchical_sample:
         with torch.no_grad():
             _, _, weights = fancy_integration(outputs, z_vals, clamp_mode=clamp_mode, noise_std=nerf_noise)
             fine_z_vals = importance_sample(z_vals, weights, z_vals.shape[2])
         fine_outputs = evaluate(points_along_rays(ray_origins, ray_directions, fine_z_vals), view_directions,
-                                frequencies, phase_shifts, **siren_options)
+                                frequencies, phase_shifts)
         z_vals, order = torch.sort(torch.cat([fine_z_vals, z_vals], -2), dim=-2)
         outputs = torch.gather(torch.cat([fine_outputs, outputs], -2), -2, order.expand(-1, -1, -1, 4))
     rgb, depth, weights = fancy_integration(outputs, z_vals, white_back=white_back, last_back=last_back,

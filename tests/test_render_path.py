@@ -166,11 +166,11 @@ def test_the_renderer_takes_every_rendering_setting_and_unknown_keys_fail():
     generator = tiny_generator()
     render_rays = list(inspect.signature(renderer.render_rays).parameters)
     assert render_rays[6] == 'far'  # the generator's ray_end
-    # The generator samples the depths (ray_start, ray_end, num_steps, perturb) and casts the rays (img_size);
-    # every other rendering setting reaches the renderer as its own argument, and max_batch_size per call.
+    # The generator samples the depths (ray_start, ray_end, num_steps, perturb), casts the rays (img_size) and
+    # binds how the SIREN is evaluated (fast_path, and max_batch_size per call) into the `evaluate` it passes;
+    # every other rendering setting reaches the renderer as its own argument.
     fields = {field.name for field in dataclasses.fields(Rendering)}
-    assert set(render_rays[7:]) == fields - {'img_size', 'ray_start', 'ray_end', 'num_steps', 'perturb'} | {
-        'max_batch_size'}
+    assert set(render_rays[7:]) == fields - {'img_size', 'ray_start', 'ray_end', 'num_steps', 'perturb', 'fast_path'}
     # Every setting the generator reads is a curriculum key, but nerf_noise (training's schedule).
     assert fields - {'nerf_noise'} == set(group_keys(Rendering)) and set(CAMERA_KEYS) == set(group_keys(
         CameraDistribution))
