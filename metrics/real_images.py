@@ -19,9 +19,11 @@ def default_real_dir(dataset_name, target_size):
 
 
 def setup_evaluation(dataset_name, generated_dir, target_size=128, num_imgs=8000, dataset_path=None,
-                     real_dir=None):
+                     real_dir=None, dataset=None):
     """Returns the real-image folder, writing num_imgs dataset images into it unless it already holds images.
 
+    dataset: the images to write, at target_size (default: make_dataset(dataset_name, target_size,
+    dataset_path) with the class's defaults; training passes its run's, e.g. the synthetic heads on white).
     The images go to a '.partial' folder first and are renamed when complete, so an
     interrupted run never leaves a folder that looks finished.
     """
@@ -32,7 +34,8 @@ def setup_evaluation(dataset_name, generated_dir, target_size=128, num_imgs=8000
             print(f"WARNING: {real_dir} holds {len(existing)} images, fewer than {num_imgs}; "
                   f"delete it to write them anew", file=sys.stderr)
     else:
-        dataset = datasets.make_dataset(dataset_name, target_size, dataset_path)
+        if dataset is None:
+            dataset = datasets.make_dataset(dataset_name, target_size, dataset_path)
         # Shuffled (so a subset is a fair sample) but reproducible, keeping every image.
         dataloader = torch.utils.data.DataLoader(dataset, batch_size=REAL_BATCH_SIZE, shuffle=True,
                                                  generator=torch.Generator().manual_seed(0),

@@ -248,3 +248,18 @@ def test_setup_evaluation_reports_a_missing_dataset(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match='nothing'):
         fid_evaluation.main(['--dataset', 'CelebA', '--img_size', '8', '--num_imgs', '3',
                              '--dataset_path', str(tmp_path / 'nothing' / '*.jpg')])
+
+
+def test_training_compares_with_real_images_of_its_own_dataset(tmp_path, monkeypatch):
+    """A run on the default synthetic heads on white gets real images on white, in a folder of their own
+    (the grey heads' folder has another name)."""
+    import curriculums
+    from settings import Settings
+    from training.evaluation import real_image_folder
+    monkeypatch.chdir(tmp_path)
+    curriculum = {**curriculums.SYNTHETIC_CPU, 'synthetic_size': 16, 'synthetic_count': 6}
+    real_dir = real_image_folder(Settings.at_step(curriculum, 0), 8, 4)
+    assert Path(real_dir) == Path('EvalImages/synthetic_16_white_real_images_8')
+    images = [np.asarray(Image.open(path)) for path in list_images(real_dir)]
+    assert len(images) == 4 and all(image.shape == (8, 8, 3) for image in images)
+    assert min(int(image[0, 0].min()) for image in images) >= 250  # the white background, not grey

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from datasets import dataset_from_settings
 from metrics import InceptionWeightsError, folder_metrics, load_inception, split_metrics
 from metrics.geometry import GEOMETRY_METRICS, geometry_metrics, summary_lines, synthetic_folder
 from metrics.generate import output_images
-from metrics.real_images import setup_evaluation
+from metrics.real_images import default_real_dir, setup_evaluation
 from utils.cli import one_line
 from torch_utils.ema import averaged_weights
 from training.distributed import barrier, gather_objects
@@ -82,9 +83,7 @@ def image_metrics(process, output_dir, generator, settings, opt, names):
     generated_dir = output_dir / 'evaluation' / 'generated'
     real_dir = opt.fid_real_dir
     if process.is_main:
-        real_dir = setup_evaluation(settings.data.dataset, generated_dir, target_size=opt.fid_size,
-                                    num_imgs=opt.fid_real_images, real_dir=opt.fid_real_dir,
-                                    dataset_path=settings.data.dataset_path)
+        real_dir = real_image_folder(settings, opt.fid_size, opt.fid_real_images, opt.fid_real_dir, generated_dir)
     barrier(process)
     output_images(generator, settings, process.rank, process.world_size, generated_dir, num_imgs=opt.fid_images,
                   img_size=opt.fid_size)
@@ -94,6 +93,18 @@ def image_metrics(process, output_dir, generator, settings, opt, names):
     results, _ = folder_metrics(real_dir, generated_dir, generated_dir.parent,
                                 load_inception(process.device, opt.inception_weights), names)
     return results
+
+
+def real_image_folder(settings, size, num_imgs, real_dir=None, generated_dir=None):
+    """The folder of real images FID, KID and IS compare with, written from the run's own dataset settings
+    (a synthetic run's background, say) unless it holds images already. By default EvalImages/<dataset>_real_
+    images_<size>, as in the original; for the default synthetic heads, named after their folder instead
+    (synthetic_64_white_...), so that heads on grey and on white never share one."""
+    dataset = dataset_from_settings(settings, size)
+    if real_dir is None:
+        folder = getattr(dataset, 'folder', None) if settings.data.dataset_path is None else None
+        real_dir = default_real_dir(Path(folder).name if folder else settings.data.dataset, size)
+    return setup_evaluation(settings.data.dataset, generated_dir, size, num_imgs, real_dir=real_dir, dataset=dataset)
 
 
 def log(output_dir, step, started, results):
