@@ -8,6 +8,7 @@ import argparse
 
 from synthetic.dataset import DEFAULT_CURRICULUM, METADATA_FILE, default_camera, make_synthetic_dataset
 from synthetic.heads import BACKGROUNDS
+from utils.cli import run_cli
 
 
 def main(argv=None):
@@ -31,4 +32,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

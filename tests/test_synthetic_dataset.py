@@ -3,6 +3,9 @@
 import json
 import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -276,3 +279,14 @@ def test_default_folder_follows_background(tmp_path, monkeypatch):
     assert datasets.make_dataset('Synthetic', 16, **options).folder == os.path.join('data', 'synthetic_16')
     with pytest.raises(datasets.DatasetError, match="synthetic_background must be one of grey, white, got 'black'"):
         datasets.make_dataset('Synthetic', 16, synthetic_background='black', **options)
+
+
+def test_an_unknown_curriculum_is_one_line(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, str(root / 'synthetic_dataset.py'), '--curriculum', 'CelebB',
+                             '--output_dir', str(tmp_path / 'out'), '--num_images', '2'],
+                            cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        result.stderr.strip()] and "unknown curriculum 'CelebB'" in result.stderr
+    assert not (tmp_path / 'out').exists()
