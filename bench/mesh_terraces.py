@@ -24,9 +24,8 @@ sys.path.insert(0, str(ROOT / 'bench'))
 from synthetic import heads as synthetic_heads  # noqa: E402
 from checkpoints import load_generator  # noqa: E402
 from convergence import dataset_folder, shaded_mesh  # noqa: E402
-from inference.meshing import density_function, extract_mesh, refine_vertices  # noqa: E402
+from inference.meshing import density_function, extract_mesh, grid_points, refine_vertices  # noqa: E402
 from inference.rendering import latent_from_seed  # noqa: E402
-from metrics.heads import grid_points  # noqa: E402
 from utils.media import image_grid, save_image  # noqa: E402
 
 LEVEL = 10

@@ -20,6 +20,13 @@ def grid_axis(resolution, cube_size):
     return torch.linspace(-cube_size / 2, cube_size / 2, resolution)
 
 
+def grid_points(resolution, cube_size):
+    """World points [resolution^3, 3] (x, y, z) of the grid, in the [z, y, x] order of the volumes."""
+    axis = grid_axis(resolution, cube_size)
+    z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
+    return torch.stack([x, y, z], -1).reshape(-1, 3)
+
+
 def query_siren(generator, latent, points, view_directions, max_batch_size, progress=None):
     """SIREN outputs [N, 4] (rgb in [0, 1], raw sigma) at points [N, 3] seen along view_directions [N, 3].
 
@@ -52,9 +59,7 @@ def density_function(generator, latent, max_batch_size, progress=None):
 
 def density_grid(generator, latent, resolution=256, cube_size=0.3, max_batch_size=2400000, progress=True):
     """Density (relu of the SIREN's sigma, as rendering clamps it) on a resolution^3 grid, float32 [z, y, x]."""
-    axis = grid_axis(resolution, cube_size)
-    z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
-    points = torch.stack([x, y, z], -1).reshape(-1, 3)
+    points = grid_points(resolution, cube_size)
     with tqdm(total=points.shape[0], desc='density', unit='pt', unit_scale=True, leave=False,
               disable=not progress) as bar:
         density = density_function(generator, latent, max_batch_size, bar)(points)

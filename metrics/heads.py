@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from inference.meshing import density_grid, grid_axis
+from inference.meshing import density_grid, grid_points
 from generators.camera_utils import Cameras
 from inference.rendering import inference_rendering, latent_from_seed, render_view
 from synthetic import dataset as synthetic_files
@@ -104,13 +104,6 @@ class SphereHeads:
 
     def surface_volume(self, index, resolution, cube_size):
         return -signed_distance_grid(lambda p: p.norm(dim=-1) - self.radius, resolution, cube_size), 0.0
-
-
-def grid_points(resolution, cube_size):
-    """World points [resolution^3, 3] (x, y, z) of the grid, in the [z, y, x] order of the volumes."""
-    axis = grid_axis(resolution, cube_size)
-    z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
-    return torch.stack([x, y, z], -1).reshape(-1, 3)
 
 
 def signed_distance_grid(signed_distance, resolution, cube_size):

@@ -19,7 +19,7 @@ from tiny_checkpoint import make_smooth_run, make_tiny_run
 from checkpoints import atomic_save, load_generator
 from inference.inversion import fit_latent, fitting_rendering, render_differentiable
 from utils.media import save_image, to_uint8
-from inference.meshing import density_grid, extract_mesh
+from inference.meshing import density_grid, extract_mesh, grid_points
 from generators.camera_utils import Cameras
 from inference.rendering import Latent, front_camera, inference_rendering, latent_from_seed, render_view
 
@@ -127,9 +127,7 @@ def test_meshes_lie_on_the_synthetic_heads_known_surface():
     synthetic = synthetic_heads
     head = synthetic.sample_head_params(1, np.random.default_rng(0))[0]
     resolution, cube_size = 48, 0.3
-    axis = torch.linspace(-cube_size / 2, cube_size / 2, resolution)
-    z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
-    points = torch.stack([x, y, z], -1).reshape(-1, 3)
+    points = grid_points(resolution, cube_size)
     # Density like a generator's: high inside, zero outside, crossing 10 at the surface.
     density = torch.relu(10 - 2000 * synthetic.head_signed_distance(points, head))
     vertices, faces = extract_mesh(density.reshape(resolution, resolution, resolution).numpy(), 10, cube_size)

@@ -8,7 +8,8 @@ import trimesh
 import shape_extraction
 from synthetic import heads as synthetic_heads
 from checkpoints import load_generator
-from inference.meshing import density_function, density_grid, extract_mesh, largest_parts, refine_vertices
+from inference.meshing import (density_function, density_grid, extract_mesh, grid_points, largest_parts,
+                               refine_vertices)
 from inference.rendering import Latent, latent_from_seed
 from tiny_checkpoint import make_tiny_run
 
@@ -21,10 +22,8 @@ def sharp_head_density(head):
 def test_refined_vertices_lie_on_a_sharp_surface():
     head = synthetic_heads.sample_head_params(1, np.random.default_rng(3))[0]
     resolution, cube_size = 32, 0.24
-    axis = torch.linspace(-cube_size / 2, cube_size / 2, resolution)
-    z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
     density = sharp_head_density(head)
-    volume = density(torch.stack([x, y, z], -1).reshape(-1, 3)).reshape((resolution,) * 3).numpy()
+    volume = density(grid_points(resolution, cube_size)).reshape((resolution,) * 3).numpy()
     vertices, faces = extract_mesh(volume, 10, cube_size)
     voxel = cube_size / (resolution - 1)
 
@@ -63,9 +62,7 @@ def test_shape_extraction_puts_vertices_on_the_generators_level(tmp_path):
 def test_largest_parts_keeps_the_head_and_drops_floaters_and_pockets():
     head = synthetic_heads.sample_head_params(1, np.random.default_rng(3))[0]
     resolution, cube_size = 48, 0.24
-    axis = torch.linspace(-cube_size / 2, cube_size / 2, resolution)
-    z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
-    points = torch.stack([x, y, z], -1).reshape(-1, 3)
+    points = grid_points(resolution, cube_size)
     head_only = sharp_head_density(head)(points)
     # A floater in a corner, a smaller one in another, and a hollow pocket in the middle of the head.
     blobs = ((torch.tensor([0.1, 0.1, 0.1]), 0.012, 20.0), (torch.tensor([-0.1, 0.1, -0.1]), 0.008, 20.0),

@@ -12,7 +12,7 @@ from generators import renderer
 from generators.camera_utils import CAMERA_KEYS, Cameras
 from generators.generators import ImplicitGenerator3d
 from inference.inversion import fitting_rendering, render_differentiable
-from inference.meshing import density_grid
+from inference.meshing import density_grid, grid_points
 from inference.rendering import Latent, render_view, render_views
 from settings import CameraDistribution, Rendering, from_keywords, group_keys, render_settings
 from siren import siren
@@ -151,9 +151,7 @@ def test_meshing_goes_through_the_fast_path_and_equals_the_eager_siren(monkeypat
     volume = density_grid(generator, latent, resolution=10, cube_size=0.3, max_batch_size=300)
     assert len(calls) == 4  # 1000 points, 300 per call
 
-    axis = torch.linspace(-0.15, 0.15, 10)
-    z, y, x = torch.meshgrid(axis, axis, axis, indexing='ij')
-    points = torch.stack([x, y, z], -1).reshape(1, -1, 3)
+    points = grid_points(10, 0.3)[None]
     with torch.no_grad():
         eager = generator.siren.forward_with_frequencies_phase_shifts(
             points, *latent, ray_directions=torch.tensor([0.0, 0.0, -1.0]).expand_as(points))
