@@ -19,11 +19,12 @@ def default_real_dir(dataset_name, target_size):
 
 
 def setup_evaluation(dataset_name, generated_dir, target_size=128, num_imgs=8000, dataset_path=None,
-                     real_dir=None, dataset=None):
+                     real_dir=None, make_dataset=None):
     """Returns the real-image folder, writing num_imgs dataset images into it unless it already holds images.
 
-    dataset: the images to write, at target_size (default: make_dataset(dataset_name, target_size,
-    dataset_path) with the class's defaults; training passes its run's, e.g. the synthetic heads on white).
+    make_dataset: returns the images to write, at target_size, called only when they must be written (default:
+    datasets.make_dataset(dataset_name, target_size, dataset_path), the class's defaults; training passes its
+    run's, e.g. the synthetic heads on white).
     The images go to a '.partial' folder first and are renamed when complete, so an
     interrupted run never leaves a folder that looks finished.
     """
@@ -34,8 +35,7 @@ def setup_evaluation(dataset_name, generated_dir, target_size=128, num_imgs=8000
             print(f"WARNING: {real_dir} holds {len(existing)} images, fewer than {num_imgs}; "
                   f"delete it to write them anew", file=sys.stderr)
     else:
-        if dataset is None:
-            dataset = datasets.make_dataset(dataset_name, target_size, dataset_path)
+        dataset = make_dataset() if make_dataset else datasets.make_dataset(dataset_name, target_size, dataset_path)
         # Shuffled (so a subset is a fair sample) but reproducible, keeping every image.
         dataloader = torch.utils.data.DataLoader(dataset, batch_size=REAL_BATCH_SIZE, shuffle=True,
                                                  generator=torch.Generator().manual_seed(0),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from datasets import dataset_from_settings
+from datasets import dataset_from_settings, default_synthetic_folder
 from metrics import InceptionWeightsError, folder_metrics, load_inception, split_metrics
 from metrics.geometry import GEOMETRY_METRICS, geometry_metrics, summary_lines, synthetic_folder
 from metrics.generate import output_images
@@ -100,11 +100,14 @@ def real_image_folder(settings, size, num_imgs, real_dir=None, generated_dir=Non
     (a synthetic run's background, say) unless it holds images already. By default EvalImages/<dataset>_real_
     images_<size>, as in the original; for the default synthetic heads, named after their folder instead
     (synthetic_64_white_...), so that heads on grey and on white never share one."""
-    dataset = dataset_from_settings(settings, size)
+    data = settings.data
     if real_dir is None:
-        folder = getattr(dataset, 'folder', None) if settings.data.dataset_path is None else None
-        real_dir = default_real_dir(Path(folder).name if folder else settings.data.dataset, size)
-    return setup_evaluation(settings.data.dataset, generated_dir, size, num_imgs, real_dir=real_dir, dataset=dataset)
+        default_heads = data.dataset == 'Synthetic' and data.dataset_path is None
+        name = Path(default_synthetic_folder(data.synthetic_size, data.synthetic_background)).name if default_heads \
+            else data.dataset
+        real_dir = default_real_dir(name, size)
+    return setup_evaluation(data.dataset, generated_dir, size, num_imgs, real_dir=real_dir,
+                            make_dataset=lambda: dataset_from_settings(settings, size))
 
 
 def log(output_dir, step, started, results):
