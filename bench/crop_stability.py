@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 from skimage import data
 
@@ -89,6 +90,7 @@ def main():
                         help="include the tight astronaut crops")
     parser.add_argument('--turns', type=float, nargs='+', default=TURNS, help="degrees, counter-clockwise")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # MTCNN's small convolutions: threads cost more than they give (bench/RESULTS.md)
     detector = FaceDetector()
     sides, centres, rejected = [], [], []
     with tempfile.TemporaryDirectory() as folder:
