@@ -154,6 +154,17 @@ def test_a_user_error_in_spawned_workers_is_one_line(tmp_path):
     assert str(tmp_path) in lines[0]
 
 
+def test_a_full_disk_stops_training_with_one_line(small_disk, synthetic_dir):
+    out = small_disk / 'run'  # the first checkpoint (the discriminator alone is 53 MB) cannot fit in 4 MiB
+    result = subprocess.run([sys.executable, 'train.py', '--output_dir', str(out), '--dataset_path', str(synthetic_dir),
+                             '--max_steps', '2', '--sample_interval', '2', *TINY],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f'error: no space left on the disk of {out} ') and 'discriminator.pth' in last, last
+    assert not [name for name in os.listdir(out) if name.endswith('.tmp')]  # no half-written files left
+
+
 def test_a_bug_in_a_spawned_worker_keeps_its_traceback(tmp_path):
     # The launch path of train.py (run_cli around launch) with a worker that has a real bug in
     # rank 1: unlike a user error, it must reach the terminal with the worker's own traceback.

@@ -4,8 +4,11 @@ import os
 
 import pytest
 
+import torch
+
+from checkpoints.format import atomic_save
 from utils.errors import UserError
-from utils.files import atomic_write, atomic_writes
+from utils.files import DiskFullError, atomic_write, atomic_writes
 
 
 def test_atomic_write_replaces_the_file_when_the_block_succeeds(tmp_path):
@@ -47,6 +50,20 @@ def test_atomic_writes_rename_none_when_one_fails(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['x', 'y'] and (tmp_path / 'y').read_text() == 'Y'
 
 
+def test_a_full_disk_is_one_clear_error_and_the_last_checkpoint_stays(small_disk):
+    path = small_disk / 'generator.pth'
+    atomic_save({'weights': torch.ones(10)}, path)
+    # torch.save reports the full disk as a RuntimeError of its zip writer; it must read as a full disk.
+    with pytest.raises(DiskFullError, match=rf'no space left on the disk of {small_disk} .* generator.pth: free'):
+        atomic_save({'weights': torch.zeros(2 ** 21)}, path)  # 8 MiB on a 4 MiB disk
+    assert torch.equal(torch.load(path, weights_only=True)['weights'], torch.ones(10))
+    assert os.listdir(small_disk) == ['generator.pth']  # the temporary file is gone, and its space is free again
+    with pytest.raises(DiskFullError, match='notes.txt'):  # plain writes: an OSError with ENOSPC
+        with atomic_write(small_disk / 'notes.txt', 'w') as file:
+            file.write('x' * 2 ** 23)
+    assert os.listdir(small_disk) == ['generator.pth']
+
+
 def test_the_errors_scripts_report_in_one_line_are_user_errors():
     from checkpoints import CheckpointError
     from checkpoints.format import ForeignPickleError
@@ -59,6 +76,6 @@ def test_the_errors_scripts_report_in_one_line_are_user_errors():
     from training.training_loop import TrainingDiverged
     for error in (CheckpointError, ForeignPickleError, ConfigError, DatasetError, ImageFolderError,
                   InceptionWeightsError, PreparationError, LaunchError, WorkerError, TrainingInterrupted,
-                  TrainingDiverged):
+                  TrainingDiverged, DiskFullError):
         assert issubclass(error, UserError), error
     assert issubclass(ConfigError, ValueError)  # the bases they had stay

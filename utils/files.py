@@ -1,9 +1,21 @@
 """Atomic file writes: a reader sees the old file or the whole new one, never part of one."""
 
 import contextlib
+import errno
 import os
+import shutil
 import uuid
 from pathlib import Path
+
+from utils.errors import UserError
+
+# A write that fails with less free space than this on its disk failed for want of space: torch.save reports a
+# full disk as a RuntimeError of its zip writer ("unexpected pos"), not as an OSError with ENOSPC.
+FULL_BELOW = 1 << 20
+
+
+class DiskFullError(UserError):
+    """Files could not be written for want of space; the files they were to replace are unchanged."""
 
 
 @contextlib.contextmanager
@@ -12,10 +24,11 @@ def atomic_writes(paths, mode='wb'):
     path's folder. When the block ends without an error, each is flushed and fsynced, then all are renamed
     over their paths, in order. On an error nothing is renamed: the temporary files are removed and the
     files at paths stay as they were."""
+    paths = [Path(path) for path in paths]
     temporaries, files = [], []
     try:
         with contextlib.ExitStack() as stack:
-            for path in map(Path, paths):
+            for path in paths:
                 temporary = path.with_name(f'.{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp')
                 temporaries.append((temporary, path))
                 files.append(stack.enter_context(open(temporary, mode.replace('w', 'x'))))  # never an existing file
@@ -23,12 +36,26 @@ def atomic_writes(paths, mode='wb'):
             for file in files:
                 file.flush()
                 os.fsync(file.fileno())
-    except BaseException:
+    except BaseException as error:
+        folder = paths[0].parent if paths else Path('.')
+        free = shutil.disk_usage(folder).free if folder.is_dir() else None  # measured before the cleanup frees it
         for temporary, _ in temporaries:
             temporary.unlink(missing_ok=True)
+        if out_of_space(error, free):
+            names = ', '.join(path.name for path in paths)
+            left = f' ({free / 2**20:.1f} MiB free)' if free is not None else ''
+            raise DiskFullError(f'no space left on the disk of {folder}{left} while writing {names}: free some space '
+                                f'there or write elsewhere; the files already there are unchanged') from error
         raise
     for temporary, path in temporaries:
         os.replace(temporary, path)
+
+
+def out_of_space(error, free):
+    """Whether a failed write failed because its disk is full (free: its bytes free at the failure)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(error, (OSError, RuntimeError)) and free is not None and free < FULL_BELOW
 
 
 @contextlib.contextmanager
