@@ -4,7 +4,11 @@ cameraman, LFW faces): alignment, pose, camera fit, odd files, resume, and train
 import io
 import json
 import math
+import os
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,8 @@ from preprocessing.pose import TEMPLATE, estimate_pose
 from preprocessing.report import default_curriculum, fitted_batch_size
 from test_inverse_render import smooth_run  # noqa: F401  (a fixture: a tiny generator that renders smoothly)
 from test_training import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # LFW faces (25x25 crops) with a clear yaw either way, and how they are made big enough to detect.
 TURNED_FACES = (0, 2, 40, 58)
@@ -122,6 +128,27 @@ def test_whole_command_writes_a_training_set_that_trains_and_resumes(photos, tmp
     assert curriculum['dataset'] == 'ImageFolder' and curriculum['random_flip'] is True
     assert {key: curriculum[key] for key in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')} == {
         key: camera[key] for key in ('h_mean', 'v_mean', 'h_stddev', 'v_stddev', 'sample_dist')}
+
+
+def test_a_full_disk_stops_with_one_line_and_the_run_resumes(small_disk, tmp_path):
+    photos = tmp_path / 'in'
+    photos.mkdir()
+    for index in range(3):
+        astronaut().rotate(5 * index).save(photos / f'{index}.jpg', quality=95)
+    filler = small_disk / 'filler'
+    filler.write_bytes(bytes(shutil.disk_usage(small_disk).free - 200_000))  # room for one image (about 120 kB)
+    command = [sys.executable, 'prepare_dataset.py', str(photos), str(small_disk / 'out'), '--workers', '0']
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    last = result.stderr.splitlines()[-1]
+    assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    assert last.startswith(f"error: no space left on the disk of {small_disk / 'out' / 'images'} "), last
+    filler.unlink()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((small_disk / 'out' / 'dataset.json').read_text())
+    assert sorted(image['source'] for image in record['images']) == ['0.jpg', '1.jpg', '2.jpg']
+    images = sorted(name for name in os.listdir(small_disk / 'out' / 'images') if name != 'dataset.json')  # EG3D's
+    assert images == ['0.png', '1.png', '2.png']  # and no temporary file of the image that did not fit
 
 
 def test_printed_command_fits_a_small_set_and_a_machine_without_gpu(tmp_path, capsys):
