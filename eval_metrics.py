@@ -26,6 +26,7 @@ from inference.rendering import eval_keys_used
 from metrics.image_files import image_size, require_images
 from inference.arguments import add_generator_arguments, load_generator_from_args
 from utils.errors import UserError
+from utils.files import atomic_write
 
 
 def parse_args(argv=None):
@@ -110,7 +111,8 @@ def evaluate(args):
                                                   args.geometry_samples, args.seed, **options))
         report['geometry'] = {'dataset_dir': str(Path(dataset_dir).resolve()), 'num_samples': args.geometry_samples}
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / 'metrics.json').write_text(json.dumps(report, indent=2, default=str) + '\n')
+    with atomic_write(output_dir / 'metrics.json', 'w') as file:
+        file.write(json.dumps(report, indent=2, default=str) + '\n')
     print(f"wrote {output_dir / 'metrics.json'}", file=sys.stderr)
     return report
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from generators.camera_utils import normalize_vecs
+from utils.files import atomic_path
 
 
 def grid_axis(resolution, cube_size):
@@ -67,9 +68,9 @@ def density_grid(generator, latent, resolution=256, cube_size=0.3, max_batch_siz
 
 
 def save_mrc(volume, path):
-    """float32 volume [z, y, x] as an MRC2014 file (voxel size 1: one unit per grid step)."""
+    """float32 volume [z, y, x] as an MRC2014 file (voxel size 1: one unit per grid step), written atomically."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with mrcfile.new(path, overwrite=True) as mrc:
+    with atomic_path(path) as temporary, mrcfile.new(temporary) as mrc:
         mrc.set_data(np.ascontiguousarray(volume, dtype=np.float32))
         mrc.voxel_size = 1.0
 
@@ -183,10 +184,11 @@ def vertex_colours(generator, latent, vertices, camera, max_batch_size, lock_vie
 
 
 def save_mesh(vertices, faces, colours, path):
-    """A vertex-coloured mesh as .ply or .obj (by the file's suffix)."""
+    """A vertex-coloured mesh as .ply or .obj (by the file's suffix), written atomically."""
     import trimesh
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colours, process=False)
-    mesh.export(path)
+    with atomic_path(path) as temporary:
+        mesh.export(temporary, file_type=Path(path).suffix[1:].lower())
     return mesh

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,16 @@ def test_w_interpolation_video(run, tmp_path):
     interpolate_w.main([run, '--seeds', '0', '1', '--num_frames', '6', '--image_size', '16',
                         '--output_dir', str(tmp_path / 'total')])
     assert probe_video(tmp_path / 'total' / 'interpolation.mp4')[0] == 6
+
+
+def test_a_full_disk_leaves_no_half_written_shape(run, small_disk):
+    (small_disk / 'filler').write_bytes(bytes(shutil.disk_usage(small_disk).free - 100_000))
+    out = small_disk / 'shapes'  # a 64^3 float32 volume is 1 MB
+    result = subprocess.run([sys.executable, 'shape_extraction.py', run, '--seed', '0', '--voxel_resolution', '64',
+                             '--output_dir', str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.splitlines()[-1].startswith(f'error: no space left on the disk of {out} ')
+    assert os.listdir(out) == []  # neither a truncated seed0000.mrc nor its temporary file
 
 
 def test_shape_extraction(run, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from checkpoints.format import atomic_save
+from utils.cli import run_cli
 from utils.errors import UserError
 from utils.files import DiskFullError, atomic_write, atomic_writes
 
@@ -62,6 +63,19 @@ def test_a_full_disk_is_one_clear_error_and_the_last_checkpoint_stays(small_disk
         with atomic_write(small_disk / 'notes.txt', 'w') as file:
             file.write('x' * 2 ** 23)
     assert os.listdir(small_disk) == ['generator.pth']
+
+
+def test_scripts_report_a_full_disk_under_any_writer_in_one_line(small_disk):
+    def write_too_much():
+        with open(small_disk / 'big.bin', 'wb') as file:
+            file.write(bytes(2 ** 23))  # a plain write, not an atomic one
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(write_too_much)
+    # A buffered write's OSError names no file (an open's would).
+    assert str(stopped.value) == 'error: no space left on the disk: free some space there or write elsewhere'
+
+    with pytest.raises(FileNotFoundError):  # other OS errors keep their traceback
+        run_cli(lambda: open(small_disk / 'no such folder' / 'x', 'w'))
 
 
 def test_the_errors_scripts_report_in_one_line_are_user_errors():

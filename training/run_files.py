@@ -15,6 +15,7 @@ from checkpoints import (CheckpointError, ema_checkpoint, generator_checkpoint, 
 from checkpoints.builders import DISCRIMINATOR_CLASSES
 from inference.rendering import evaluation_settings
 from torch_utils.ema import averaged_weights
+from utils.files import atomic_write
 
 CHECKPOINT_FILES = ('generator.pth', 'ema.pth', 'ema2.pth', 'discriminator.pth',
                     'optimizer_G.pth', 'optimizer_D.pth', 'scaler.pth', 'training_state.pth')
@@ -36,7 +37,8 @@ def jsonable(value):
 def write_options(output_dir, argv, opt, curriculum, process):
     options = {'command_line': argv, 'options': vars(opt), 'world_size': process.world_size,
                'device': str(process.device), 'torch': torch.__version__, 'curriculum': curriculum}
-    (Path(output_dir) / 'options.json').write_text(json.dumps(jsonable(options), indent=2) + '\n')
+    with atomic_write(Path(output_dir) / 'options.json', 'w') as file:
+        file.write(json.dumps(jsonable(options), indent=2) + '\n')
 
 
 # --- sample grids ------------------------------------------------------------------

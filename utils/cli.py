@@ -2,6 +2,7 @@
 
 import argparse
 import ast
+import errno
 import sys
 
 import torch
@@ -53,8 +54,14 @@ def one_line(error):
 
 
 def run_cli(main, errors=(UserError,)):
-    """Runs main(); the exception classes in `errors` (bad input: UserError) exit with one line, no traceback."""
+    """Runs main(); the exception classes in `errors` (bad input: UserError) exit with one line, no traceback, and
+    so does a full disk under any writer (checkpoints report it as utils.files.DiskFullError, a UserError)."""
     try:
         return main()
     except errors as error:
         sys.exit(f"error: {one_line(error)}")
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f' while writing {error.filename}' if error.filename else ''
+        sys.exit(f'error: no space left on the disk{where}: free some space there or write elsewhere')

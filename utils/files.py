@@ -19,27 +19,18 @@ class DiskFullError(UserError):
 
 
 @contextlib.contextmanager
-def atomic_writes(paths, mode='wb'):
-    """Files open for writing (mode 'wb' or 'w'), one per path, in order; each is a temporary file in its
-    path's folder. When the block ends without an error, each is flushed and fsynced, then all are renamed
-    over their paths, in order. On an error nothing is renamed: the temporary files are removed and the
-    files at paths stay as they were."""
+def replacing(paths):
+    """Temporary paths, one per path, in its folder; when the block ends without an error they are renamed over
+    paths, in order. On an error nothing is renamed and the temporary files are removed, so the files at paths stay
+    as they were; a full disk raises DiskFullError."""
     paths = [Path(path) for path in paths]
-    temporaries, files = [], []
+    temporaries = [path.with_name(f'.{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp') for path in paths]
     try:
-        with contextlib.ExitStack() as stack:
-            for path in paths:
-                temporary = path.with_name(f'.{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp')
-                temporaries.append((temporary, path))
-                files.append(stack.enter_context(open(temporary, mode.replace('w', 'x'))))  # never an existing file
-            yield files
-            for file in files:
-                file.flush()
-                os.fsync(file.fileno())
+        yield temporaries
     except BaseException as error:
         folder = paths[0].parent if paths else Path('.')
         free = shutil.disk_usage(folder).free if folder.is_dir() else None  # measured before the cleanup frees it
-        for temporary, _ in temporaries:
+        for temporary in temporaries:
             temporary.unlink(missing_ok=True)
         if out_of_space(error, free):
             names = ', '.join(path.name for path in paths)
@@ -47,8 +38,28 @@ def atomic_writes(paths, mode='wb'):
             raise DiskFullError(f'no space left on the disk of {folder}{left} while writing {names}: free some space '
                                 f'there or write elsewhere; the files already there are unchanged') from error
         raise
-    for temporary, path in temporaries:
+    for temporary, path in zip(temporaries, paths):
         os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def atomic_writes(paths, mode='wb'):
+    """Files open for writing (mode 'wb' or 'w'), one per path, in order, that replace the files at paths (fsynced
+    first) only once the block ends without an error: see replacing."""
+    with replacing(paths) as temporaries, contextlib.ExitStack() as stack:
+        files = [stack.enter_context(open(temporary, mode.replace('w', 'x'))) for temporary in temporaries]
+        yield files
+        for file in files:
+            file.flush()
+            os.fsync(file.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary path for a library that writes by name (mrcfile, trimesh), renamed over path once the block
+    ends without an error: see replacing."""
+    with replacing([path]) as (temporary,):
+        yield temporary
 
 
 def out_of_space(error, free):
