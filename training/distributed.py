@@ -45,9 +45,6 @@ class WorkerError(UserError):
     """A UserError (bad input) in a spawned worker, as its one-line message."""
 
 
-# Marks a worker's user error in the traceback text mp.spawn hands to the parent.
-WORKER_ERROR_MARK = 'pigan-user-error: '
-
 
 def port_is_free(port, host='localhost'):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -86,7 +83,8 @@ def launch(worker, opt):
     """Runs worker(process, opt) in every process of the job.
 
     A UserError (bad input) raised in a spawned worker reaches this process as a WorkerError with its
-    one-line message, while any other exception keeps its traceback.
+    one-line message, even when another worker failed first because of it (a rank waiting in a collective for
+    rank 0, which stopped on a full disk); any other exception keeps its traceback.
     """
     n_gpus = torch.cuda.device_count()
     device = getattr(opt, 'device', None)
@@ -110,23 +108,27 @@ def launch(worker, opt):
     # mp.spawn nor from c10d's store in the workers (TORCH_CPP_LOG_LEVEL=INFO shows them again).
     logging.getLogger('torch.multiprocessing.spawn').setLevel(logging.ERROR)
     os.environ.setdefault('TORCH_CPP_LOG_LEVEL', 'ERROR')
+    user_errors = mp.get_context('spawn').SimpleQueue()  # (rank, one line) of each worker's UserError; no disk
     try:
         with StopRequest(announce=False):  # Ctrl-C: the workers save and end; this process waits for them
-            mp.spawn(_spawned, args=(world_size, worker, opt, device), nprocs=world_size, join=True)
-    except mp.ProcessRaisedException as error:
-        # A user error becomes one line again; a real bug keeps the worker's full traceback.
-        text = str(error)
-        if WORKER_ERROR_MARK not in text:
+            mp.spawn(_spawned, args=(world_size, worker, opt, device, user_errors), nprocs=world_size, join=True)
+    except (mp.ProcessRaisedException, mp.ProcessExitedException):
+        # A user error becomes one line again (the lowest rank's); a real bug keeps the worker's traceback.
+        reported = []
+        while not user_errors.empty():
+            reported.append(user_errors.get())
+        if not reported:
             raise
-        raise WorkerError(text.rsplit(WORKER_ERROR_MARK, 1)[1].strip()) from None
+        raise WorkerError(min(reported)[1]) from None
 
 
-def _spawned(rank, world_size, worker, opt, device_type):
+def _spawned(rank, world_size, worker, opt, device_type, user_errors):
     from utils.cli import one_line
     try:
         _run(rank, rank, world_size, worker, opt, device_type, init_method=f'tcp://localhost:{opt.port}')
     except UserError as error:
-        raise RuntimeError(WORKER_ERROR_MARK + one_line(error)) from None
+        user_errors.put((rank, one_line(error)))
+        raise
 
 
 def _run(rank, local_rank, world_size, worker, opt, device_type, init_method):

@@ -68,8 +68,8 @@ def save_sample_grids(output_dir, step, generator, ema, fixed_z, settings, sampl
                          random=render(random_z, front, psi=0.7))
     nrow = int(math.sqrt(len(fixed_z)))
     for name, images in grids.items():
-        save_image(images.float(), Path(output_dir) / f'{step}_{name}.png', nrow=nrow, normalize=True,
-                   value_range=(-1, 1))
+        with atomic_write(Path(output_dir) / f'{step}_{name}.png') as file:  # a full disk: DiskFullError, no half PNG
+            save_image(images.float(), file, format='png', nrow=nrow, normalize=True, value_range=(-1, 1))
 
 
 def save_final_grids(output_dir, step, *args):
