@@ -19,13 +19,26 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A folder on a 4 MiB tmpfs of its own, to fill up; skipped where tmpfs cannot be mounted (it needs root)."""
-    folder = tmp_path / 'small_disk'
-    folder.mkdir()
-    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4M', 'tmpfs', str(folder)], capture_output=True,
-                             text=True)
-    if mounted.returncode:
-        pytest.skip(f'cannot mount a tmpfs here: {mounted.stderr.strip()}')
-    yield folder
-    subprocess.run(['umount', '--lazy', str(folder)], check=True)
+def tmpfs(tmp_path):
+    """tmpfs(size): a new folder on a tmpfs of that size ('4M'), to fill up; all unmounted after the test. Skipped
+    where tmpfs cannot be mounted (it needs root)."""
+    folders = []
+
+    def mount(size):
+        folder = tmp_path / f'tmpfs{len(folders)}'
+        folder.mkdir()
+        mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(folder)],
+                                 capture_output=True, text=True)
+        if mounted.returncode:
+            pytest.skip(f'cannot mount a tmpfs here: {mounted.stderr.strip()}')
+        folders.append(folder)
+        return folder
+    yield mount
+    for folder in folders:
+        subprocess.run(['umount', '--lazy', str(folder)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmpfs):
+    """A folder on a 4 MiB tmpfs of its own."""
+    return tmpfs('4M')

@@ -15,7 +15,7 @@ from checkpoints import (CheckpointError, ema_checkpoint, generator_checkpoint, 
 from checkpoints.builders import DISCRIMINATOR_CLASSES
 from inference.rendering import evaluation_settings
 from torch_utils.ema import averaged_weights
-from utils.files import atomic_write
+from utils.files import atomic_write, require_space
 
 CHECKPOINT_FILES = ('generator.pth', 'ema.pth', 'ema2.pth', 'discriminator.pth',
                     'optimizer_G.pth', 'optimizer_D.pth', 'scaler.pth', 'training_state.pth')
@@ -32,6 +32,15 @@ def jsonable(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def require_checkpoint_space(output_dir, generator, discriminator):
+    """Stops the run at its start when the output disk cannot hold the checkpoint files that are certain: the
+    generator, its two averages and the discriminator (the optimisers' states come on top, and each save needs
+    the room for a whole new set before it replaces the old one)."""
+    def tensor_bytes(module):
+        return sum(tensor.numel() * tensor.element_size() for tensor in module.state_dict().values())
+    require_space(output_dir, 3 * tensor_bytes(generator) + tensor_bytes(discriminator), 'a checkpoint')
 
 
 def write_options(output_dir, argv, opt, curriculum, process):

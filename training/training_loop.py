@@ -178,6 +178,7 @@ def training_loop(process, opt, stop=None):
     if process.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
         run_files.write_options(output_dir, sys.argv, opt, curriculum, process)
+        run_files.require_checkpoint_space(output_dir, generator, discriminator)
     stats_log = StatsLog(output_dir) if process.is_main else None
     eval_names = evaluation.metrics_to_log(process, opt, settings)  # Inception checked now, never hours in
 

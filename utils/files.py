@@ -3,7 +3,6 @@
 import contextlib
 import errno
 import os
-import shutil
 import uuid
 from pathlib import Path
 
@@ -29,7 +28,7 @@ def replacing(paths):
         yield temporaries
     except BaseException as error:
         folder = paths[0].parent if paths else Path('.')
-        free = shutil.disk_usage(folder).free if folder.is_dir() else None  # measured before the cleanup frees it
+        free = free_bytes(folder) if folder.is_dir() else None  # measured before the cleanup frees it
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)
         if out_of_space(error, free):
@@ -60,6 +59,20 @@ def atomic_path(path):
     ends without an error: see replacing."""
     with replacing([path]) as (temporary,):
         yield temporary
+
+
+def free_bytes(folder):
+    """Bytes this process can still write on folder's disk (root may also use the blocks reserved for it)."""
+    stats = os.statvfs(folder)
+    return stats.f_frsize * (stats.f_bfree if os.geteuid() == 0 else stats.f_bavail)
+
+
+def require_space(folder, needed, what):
+    """DiskFullError now, rather than hours later, when folder's disk has less than `needed` bytes free."""
+    free = free_bytes(folder)
+    if free < needed:
+        raise DiskFullError(f'no space left on the disk of {folder} for {what}: {free / 2**20:.1f} MiB free, at least '
+                            f'{needed / 2**20:.0f} MiB needed; free some space there or write elsewhere')
 
 
 def out_of_space(error, free):
