@@ -25,6 +25,7 @@ from metrics.generate import output_images, prepare_output_folder
 from inference.rendering import eval_keys_used
 from metrics.image_files import image_size, require_images
 from inference.arguments import add_generator_arguments, load_generator_from_args
+from utils.cli import run_cli
 from utils.errors import UserError
 from utils.files import atomic_write
 
@@ -171,4 +172,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)  # main reports its own user errors; run_cli adds a full disk

@@ -59,12 +59,15 @@ def test_final_grids_and_tensorboard(tmp_path, synthetic_dir):
     assert {'train/g_loss', 'train/sec_per_step', 'train/img_size'} <= set(events.Tags()['scalars'])
 
 
-def test_ctrl_c_saves_a_checkpoint_then_exits(tmp_path, synthetic_dir):
+@pytest.mark.parametrize('nproc', [1, 2])
+def test_ctrl_c_saves_a_checkpoint_then_exits(tmp_path, synthetic_dir, nproc):
+    # With two processes the other rank must not end the job while rank 0 still writes (mp.spawn kills it then).
     out = tmp_path / 'run'
+    spawned = ['--nproc', '2', '--port', str(free_port())] if nproc == 2 else []
     process = subprocess.Popen(
         [sys.executable, 'train.py', '--output_dir', str(out), '--dataset_path', str(synthetic_dir),
-         '--max_steps', '100000', '--sample_interval', '100000', *TINY],
-        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         '--max_steps', '100000', '--sample_interval', '100000', *spawned, *TINY],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     for _ in range(1200):  # a bounded wait for the first logged step (not a speed check)
         if (out / 'stats.jsonl').exists() and (out / 'stats.jsonl').read_text().count('\n') >= 1:
             break
@@ -73,7 +76,7 @@ def test_ctrl_c_saves_a_checkpoint_then_exits(tmp_path, synthetic_dir):
     else:
         process.kill()
         pytest.fail("training logged no step")
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the whole process group
     _, stderr = process.communicate(timeout=240)
     assert process.returncode != 0
     assert 'Traceback' not in stderr
@@ -83,6 +86,7 @@ def test_ctrl_c_saves_a_checkpoint_then_exits(tmp_path, synthetic_dir):
     assert step >= 1
     assert torch.load(out / 'training_state.pth', weights_only=True)['step'] == step
     assert torch.load(out / 'generator.pth', weights_only=True)['step'] == step
+    assert not [name for name in os.listdir(out) if name.endswith('.tmp')]
     with Image.open(out / f'{step}_fixed_ema.png') as image:
         assert image.size[0] > 16
 

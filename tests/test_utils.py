@@ -65,6 +65,22 @@ def test_a_full_disk_is_one_clear_error_and_the_last_checkpoint_stays(small_disk
     assert os.listdir(small_disk) == ['generator.pth']
 
 
+def test_other_errors_on_a_full_disk_stay_what_they_are(small_disk):
+    with open(small_disk / 'filler', 'wb') as filler:  # the disk full to the last byte
+        with pytest.raises(OSError):
+            while True:
+                filler.write(bytes(2 ** 16))
+                filler.flush()
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C while data waits in the buffer: closing cannot flush it
+        with atomic_write(small_disk / 'a.bin') as file:
+            file.write(b'some bytes')
+            raise KeyboardInterrupt
+    with pytest.raises(PermissionError):
+        with atomic_write(small_disk / 'b.bin'):
+            raise PermissionError('not a full disk')
+    assert os.listdir(small_disk) == ['filler']
+
+
 def test_scripts_report_a_full_disk_under_any_writer_in_one_line(small_disk):
     def write_too_much():
         with open(small_disk / 'big.bin', 'wb') as file:

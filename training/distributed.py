@@ -123,15 +123,13 @@ def launch(worker, opt):
 
 
 def _spawned(rank, world_size, worker, opt, device_type, user_errors):
-    from utils.cli import one_line
-    try:
-        _run(rank, rank, world_size, worker, opt, device_type, init_method=f'tcp://localhost:{opt.port}')
-    except UserError as error:
-        user_errors.put((rank, one_line(error)))
-        raise
+    _run(rank, rank, world_size, worker, opt, device_type, init_method=f'tcp://localhost:{opt.port}',
+         user_errors=user_errors)
 
 
-def _run(rank, local_rank, world_size, worker, opt, device_type, init_method):
+def _run(rank, local_rank, world_size, worker, opt, device_type, init_method, user_errors=None):
+    """user_errors: a queue for (rank, one line) of a UserError, put there before the process group is torn
+    down: the teardown is what makes the other ranks fail, and mp.spawn may kill this process as soon as they do."""
     if device_type == 'cuda':
         torch.cuda.set_device(local_rank)
         device = torch.device('cuda', local_rank)
@@ -142,6 +140,11 @@ def _run(rank, local_rank, world_size, worker, opt, device_type, init_method):
         dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world_size)
     try:
         worker(Process(rank, local_rank, world_size, device), opt)
+    except UserError as error:
+        if user_errors is not None:
+            from utils.cli import one_line
+            user_errors.put((rank, one_line(error)))
+        raise
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

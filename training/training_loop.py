@@ -194,6 +194,7 @@ def training_loop(process, opt, stop=None):
         state = checkpoint_state()  # every rank takes part in gathering the RNG states
         if process.is_main:
             run_files.save_checkpoint(folder, state)
+        barrier(process)  # no rank ends the run (Ctrl-C) while rank 0 is still writing: mp.spawn would kill it
 
     max_steps = opt.max_steps if opt.max_steps is not None else float('inf')
     deadline = monitor.Deadline(getattr(opt, 'started', None) or time.time(), getattr(opt, 'max_minutes', None))

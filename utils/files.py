@@ -45,12 +45,22 @@ def replacing(paths):
 def atomic_writes(paths, mode='wb'):
     """Files open for writing (mode 'wb' or 'w'), one per path, in order, that replace the files at paths (fsynced
     first) only once the block ends without an error: see replacing."""
-    with replacing(paths) as temporaries, contextlib.ExitStack() as stack:
-        files = [stack.enter_context(open(temporary, mode.replace('w', 'x'))) for temporary in temporaries]
-        yield files
+    with replacing(paths) as temporaries:
+        files = []
+        try:
+            for temporary in temporaries:
+                files.append(open(temporary, mode.replace('w', 'x')))  # 'x': never an existing file
+            yield files
+            for file in files:
+                file.flush()
+                os.fsync(file.fileno())
+        except BaseException:
+            for file in files:  # closing flushes: on a full disk that fails, and must not hide what ended the block
+                with contextlib.suppress(OSError):
+                    file.close()
+            raise
         for file in files:
-            file.flush()
-            os.fsync(file.fileno())
+            file.close()
 
 
 @contextlib.contextmanager
@@ -59,6 +69,8 @@ def atomic_path(path):
     ends without an error: see replacing."""
     with replacing([path]) as (temporary,):
         yield temporary
+        with open(temporary, 'rb') as written:  # on disk before the rename, as atomic_writes does
+            os.fsync(written.fileno())
 
 
 def free_bytes(folder):
@@ -76,10 +88,11 @@ def require_space(folder, needed, what):
 
 
 def out_of_space(error, free):
-    """Whether a failed write failed because its disk is full (free: its bytes free at the failure)."""
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return isinstance(error, (OSError, RuntimeError)) and free is not None and free < FULL_BELOW
+    """Whether a failed write failed because its disk is full (free: its bytes free at the failure). An OSError says
+    so by its errno; torch.save's RuntimeError does not, and counts when the disk is (nearly) full."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, RuntimeError) and free is not None and free < FULL_BELOW
 
 
 @contextlib.contextmanager
