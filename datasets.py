@@ -50,6 +50,12 @@ def resize(size, antialias=False):
     return transforms.Resize(size, interpolation=InterpolationMode.NEAREST)
 
 
+def synthetic_path(dataset_path):
+    """The synthetic folder a run reads when one is named (dataset_path, else $PIGAN_SYNTHETIC_PATH); None for the
+    default folder, which default_synthetic_folder names."""
+    return dataset_path if dataset_path is not None else os.environ.get(env_var('Synthetic'))
+
+
 def env_var(name):
     return f'PIGAN_{name.upper()}_PATH'
 
@@ -206,8 +212,7 @@ class Synthetic(ImageFiles):
     def __init__(self, dataset_path, img_size, resize_antialias=default('resize_antialias'),
                  synthetic_size=default('synthetic_size'), synthetic_count=default('synthetic_count'),
                  synthetic_background=default('synthetic_background'), camera=None):
-        if dataset_path is None:
-            dataset_path = os.environ.get(env_var('Synthetic'))
+        dataset_path = synthetic_path(dataset_path)
         if dataset_path:
             folder = os.path.expanduser(str(dataset_path))
             dataset_record = synthetic_files.load_metadata(folder) if os.path.isdir(folder) else None
@@ -333,7 +338,7 @@ def check_known_poses(dataset, name, settings):
                                f"camera labels, or set use_real_poses=False")
 
 
-def loader_options(num_workers=None):
-    """DataLoader options: num_workers processes (None: up to 4, one a core)."""
-    workers = min(4, os.cpu_count() or 1) if num_workers is None else int(num_workers)
+def loader_options():
+    """DataLoader options: up to 4 worker processes, one a core."""
+    workers = min(4, os.cpu_count() or 1)
     return {'num_workers': workers, 'pin_memory': torch.cuda.is_available(), 'persistent_workers': workers > 0}

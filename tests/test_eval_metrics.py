@@ -263,3 +263,19 @@ def test_training_compares_with_real_images_of_its_own_dataset(tmp_path, monkeyp
     images = [np.asarray(Image.open(path)) for path in list_images(real_dir)]
     assert len(images) == 4 and all(image.shape == (8, 8, 3) for image in images)
     assert min(int(image[0, 0].min()) for image in images) >= 250  # the white background, not grey
+
+
+def test_a_synthetic_folder_from_the_environment_does_not_borrow_the_default_folders_name(tmp_path, monkeypatch):
+    """$PIGAN_SYNTHETIC_PATH names the folder a run reads, as --dataset_path does: its real images must not be filed
+    under the default heads' name, where the default folder's images would be taken for them."""
+    import curriculums
+    from settings import Settings
+    from synthetic.dataset import make_synthetic_dataset
+    from training.evaluation import real_image_folder
+    make_synthetic_dataset(str(tmp_path / 'heads'), 5, img_size=16, seed=0, progress=False)
+    monkeypatch.setenv('PIGAN_SYNTHETIC_PATH', str(tmp_path / 'heads'))
+    monkeypatch.chdir(tmp_path)
+    curriculum = {**curriculums.SYNTHETIC_CPU, 'synthetic_size': 16}
+    real_dir = real_image_folder(Settings.at_step(curriculum, 0), 8, 4)
+    assert Path(real_dir) == Path('EvalImages/Synthetic_real_images_8')  # as with --dataset_path
+    assert len(list_images(real_dir)) == 4

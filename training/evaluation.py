@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from datasets import dataset_from_settings, default_synthetic_folder
+from datasets import dataset_from_settings, default_synthetic_folder, synthetic_path
 from metrics import InceptionWeightsError, folder_metrics, load_inception, split_metrics
 from metrics.geometry import GEOMETRY_METRICS, geometry_metrics, summary_lines, synthetic_folder
 from metrics.generate import output_images
@@ -102,7 +102,7 @@ def real_image_folder(settings, size, num_imgs, real_dir=None, generated_dir=Non
     (synthetic_64_white_...), so that heads on grey and on white never share one."""
     data = settings.data
     if real_dir is None:
-        default_heads = data.dataset == 'Synthetic' and data.dataset_path is None
+        default_heads = data.dataset == 'Synthetic' and not synthetic_path(data.dataset_path)
         name = Path(default_synthetic_folder(data.synthetic_size, data.synthetic_background)).name if default_heads \
             else data.dataset
         real_dir = default_real_dir(name, size)

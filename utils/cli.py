@@ -2,12 +2,12 @@
 
 import argparse
 import ast
-import errno
 import sys
 
 import torch
 
 from utils.errors import UserError
+from utils.files import out_of_space
 
 
 def parse_overrides(pairs):
@@ -61,7 +61,7 @@ def run_cli(main, errors=(UserError,)):
     except errors as error:
         sys.exit(f"error: {one_line(error)}")
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if not out_of_space(error, None):
             raise
         where = f' while writing {error.filename}' if error.filename else ''
         sys.exit(f'error: no space left on the disk{where}: free some space there or write elsewhere')
